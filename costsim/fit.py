@@ -1,0 +1,632 @@
+"""Fitting a per-class cost model to a pilot log (DESIGN section 2).
+
+`fit_model` takes a validated `PilotLog` and returns a `FittedModel`: per class, a spliced
+distribution (empirical body + GPD tail) for each measured quantity, the rank dependence between
+them, the rates (errors, retries, cold starts), the drift of the unit cost between time windows,
+and the pilot's volume, mix and traffic shape. Pure: no printing, no files.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import special, stats
+
+from .errors import FitError, HeavyTailWarning, SmallSampleWarning
+from .logs import PilotLog
+from .splice import BODY_POINTS, SplicedDistribution
+from .tail import (
+    CI_LEVEL,
+    K_MAX,
+    N_DRAWS,
+    TailFit,
+    candidate_counts,
+    fit_tail,
+    fit_tail_fixed_shape,
+)
+
+QUANTITIES = ("cost_usd", "input_tokens", "output_tokens", "cached_input_tokens", "latency_ms")
+_LOG_FIELDS = {
+    "cost_usd": "cost",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cached_input_tokens": "cached_input_tokens",
+    "latency_ms": "latency_ms",
+}
+SAMPLE_ROWS = 1 << 18  # rows per class used for the body grid, KS and the copula (exact below)
+COPULA_ROWS = 1 << 16
+MIN_CLASS_ROWS = 10
+DEFAULT_CAP_FACTOR = 10.0
+DRIFT_WINDOW_S = 3600.0
+DRIFT_MIN_PER_WINDOW = 10
+DRIFT_MIN_WINDOWS = 6
+DEFAULT_DRIFT_LEVEL_SD = 0.10
+DEFAULT_DRIFT_PHI = 0.9
+RETRY_PMF_MAX = 10
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Options of the fit. ``caps`` maps a quantity name to a physical upper bound."""
+
+    seed: int = 0
+    caps: Mapping[str, float] = field(default_factory=dict)
+    default_cap_factor: float | None = DEFAULT_CAP_FACTOR
+    min_class_rows: int = MIN_CLASS_ROWS
+    drift_window_s: float = DRIFT_WINDOW_S
+
+
+@dataclass(frozen=True)
+class QuantityFit:
+    """One measured quantity of one class: its distribution, uncertainty and diagnostics."""
+
+    name: str
+    n: int
+    dist: SplicedDistribution
+    xi_ci: tuple[float, float] | None
+    xi_draws: np.ndarray | None
+    sigma_draws: np.ndarray | None
+    cap_source: str | None
+    tail_source: str  # "fitted", "borrowed", "none"
+    summary: dict[str, float]
+    diagnostics: dict[str, Any]
+
+    @property
+    def verdict(self) -> str:
+        return tail_verdict(self)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Between-window variation of the log unit cost, beyond sampling (an AR(1) on windows).
+
+    ``level_sd``: standard deviation of the window level about the class mean (log scale, so
+    0.1 means about +-10% on the mean cost per request); ``phi``: correlation of consecutive
+    windows (1 = random walk); ``step_sd``: sd of the window-to-window change.
+    """
+
+    window_s: float
+    windows: int
+    level_sd: float
+    step_sd: float
+    phi: float
+    estimated: bool
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Rates:
+    error_rate: float | None
+    retry_pmf: tuple[float, ...] | None
+    retry_mean: float | None
+    retry_cost_share: float | None
+    cold_start_rate: float | None
+    cold_start_cost_ratio: float | None
+    cold_start_latency_ms: float | None
+
+
+@dataclass(frozen=True)
+class ClassFit:
+    name: str
+    requests: int
+    share: float
+    cost_total: float | None
+    quantities: dict[str, QuantityFit]
+    dependence: tuple[tuple[str, ...], np.ndarray]
+    rates: Rates
+    drift: Drift
+    hourly_profile: tuple[float, ...] | None
+
+
+@dataclass(frozen=True)
+class Traffic:
+    requests: int
+    start: float | None
+    end: float | None
+    duration_s: float | None
+    rate_per_hour: float | None
+    hourly_profile: tuple[float, ...] | None
+    weekday_profile: tuple[float, ...] | None
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    source: str
+    rows_read: int
+    rows_dropped: int
+    columns: dict[str, str]
+    options: FitOptions
+    classes: dict[str, ClassFit]
+    traffic: Traffic
+    concentration: dict[str, float] | None
+    notes: tuple[str, ...]
+
+    @property
+    def seed(self) -> int:
+        return self.options.seed
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def fit_model(log: PilotLog, options: FitOptions | None = None) -> FittedModel:
+    """Fit the per-class model. Raises `FitError` when a class cannot be fitted."""
+    options = options or FitOptions()
+    unknown = sorted(set(options.caps) - set(QUANTITIES))
+    if unknown:
+        raise FitError(f"--cap {unknown[0]}: unknown quantity; allowed: {', '.join(QUANTITIES)}")
+    present = [q for q in QUANTITIES if getattr(log, _LOG_FIELDS[q]) is not None]
+    counts = np.bincount(log.class_index, minlength=len(log.classes))
+    for name, count in zip(log.classes, counts, strict=False):
+        if count < options.min_class_rows:
+            raise FitError(
+                f"class '{name}' has {count} row{'s' if count != 1 else ''}; at least "
+                f"{options.min_class_rows} are needed to fit a class (merge it into another "
+                "class or drop its rows)"
+            )
+    notes: list[str] = list(log.notes)
+    order = np.argsort(log.class_index, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    streams = np.random.SeedSequence(options.seed).spawn(len(log.classes) + 1)
+    pooled_rng = np.random.default_rng(streams[-1])
+
+    # First pass: classes large enough fit their own tails.
+    partial: dict[str, dict[str, Any]] = {}
+    for ci, name in enumerate(log.classes):
+        rows = order[bounds[ci] : bounds[ci + 1]]
+        rng = np.random.default_rng(streams[ci])
+        sample = (
+            rows
+            if rows.size <= SAMPLE_ROWS
+            else np.sort(rng.choice(rows, SAMPLE_ROWS, replace=False))
+        )
+        qfits: dict[str, Any] = {}
+        for q in present:
+            x = np.asarray(getattr(log, _LOG_FIELDS[q]))[rows]
+            xs = np.asarray(getattr(log, _LOG_FIELDS[q]))[sample]
+            qfits[q] = _prepare_quantity(q, x, xs, rng)
+        partial[name] = {"rows": rows, "sample": sample, "rng": rng, "q": qfits}
+
+    # Pooled tail shapes for classes too small to fit their own.
+    pooled = {q: _pooled_shape(q, partial, pooled_rng, notes) for q in present}
+
+    classes: dict[str, ClassFit] = {}
+    total_n = log.n_rows
+    for name in log.classes:
+        part = partial[name]
+        rows, sample = part["rows"], part["sample"]
+        quantities = {
+            q: _finish_quantity(name, q, part["q"][q], pooled[q], options) for q in present
+        }
+        cost = None if log.cost is None else log.cost[rows]
+        classes[name] = ClassFit(
+            name=name,
+            requests=int(rows.size),
+            share=rows.size / total_n,
+            cost_total=None if cost is None else float(cost.sum()),
+            quantities=quantities,
+            dependence=_copula(log, sample, present, part["rng"]),
+            rates=_rates(log, rows),
+            drift=_drift(log, rows, options.drift_window_s),
+            hourly_profile=_hourly_profile(log.timestamp[rows], log)
+            if log.timestamp is not None
+            else None,
+        )
+        for qf in quantities.values():
+            _warn_heavy(name, qf)
+
+    traffic = _traffic(log, notes)
+    return FittedModel(
+        source=log.source,
+        rows_read=log.rows_read,
+        rows_dropped=sum(d.count for d in log.dropped),
+        columns={k: str(v) for k, v in vars(log.columns).items()},
+        options=options,
+        classes=classes,
+        traffic=traffic,
+        concentration=_concentration(log, classes),
+        notes=tuple(notes),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# One quantity
+# ---------------------------------------------------------------------------------------------
+
+
+def _prepare_quantity(
+    name: str, x: np.ndarray, xs: np.ndarray, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Summary statistics and (when the class is large enough) an own tail fit."""
+    n = x.size
+    top_n = min(n, K_MAX + 1)
+    top = np.sort(np.partition(x, n - top_n)[n - top_n :]) if top_n < n else np.sort(x)
+    sample_sorted = np.sort(xs)
+    qs = (
+        np.quantile(x, [0.5, 0.95, 0.99])
+        if n > SAMPLE_ROWS
+        else np.quantile(sample_sorted, [0.5, 0.95, 0.99])
+    )
+    summary = {
+        "total": float(x.sum()),
+        "mean": float(x.mean()),
+        "p50": float(qs[0]),
+        "p95": float(qs[1]),
+        "p99": float(qs[2]),
+        "max": float(top[-1]),
+    }
+    small = candidate_counts(n).size == 0
+    tail = None if small else fit_tail(top, n, rng)
+    return {
+        "n": n,
+        "top": top,
+        "sample": sample_sorted,
+        "summary": summary,
+        "tail": tail,
+        "small": small,
+    }
+
+
+def _pooled_shape(
+    q: str, partial: dict[str, dict[str, Any]], rng: np.random.Generator, notes: list[str]
+) -> dict[str, Any] | None:
+    """Inverse-variance pooled tail shape of the classes that fitted their own tail."""
+    fits: list[TailFit] = [
+        p["q"][q]["tail"] for p in partial.values() if p["q"][q]["tail"] is not None
+    ]
+    needs = [name for name, p in partial.items() if p["q"][q]["small"]]
+    if not needs:
+        return None
+    if fits:
+        xis = np.array([f.xi for f in fits])
+        var = np.array([max(float(np.var(f.xi_draws)), 1e-6) for f in fits])
+        w = 1.0 / var
+        xi = float(np.sum(w * xis) / w.sum())
+        se = float(np.sqrt(1.0 / w.sum() + np.var(xis)))  # between-class spread counts too
+        source = f"pooled from {len(fits)} class{'es' if len(fits) > 1 else ''}"
+    else:
+        xi, se = 0.0, 0.2
+        source = "default (no class has enough rows for its own tail)"
+    z = stats.norm.ppf(0.5 + CI_LEVEL / 2)
+    draws = xi + se * rng.standard_normal(N_DRAWS)
+    notes.append(f"{q}: classes {', '.join(needs)} are small and borrow the tail shape {source}")
+    return {"xi": xi, "ci": (xi - z * se, xi + z * se), "draws": draws, "source": source}
+
+
+def _finish_quantity(
+    cls: str, q: str, prep: dict[str, Any], pooled: dict[str, Any] | None, options: FitOptions
+) -> QuantityFit:
+    n, top, sample = prep["n"], prep["top"], prep["sample"]
+    tail: TailFit | None = prep["tail"]
+    notes: list[str] = []
+    tail_source = "fitted" if tail is not None else "none"
+    if prep["small"] and pooled is not None:
+        k = max(3, int(0.25 * n))
+        tail = fit_tail_fixed_shape(top, n, pooled["xi"], pooled["ci"], pooled["draws"], k)
+        if tail is not None:
+            tail_source = "borrowed"
+            notes.append(f"{n} rows: tail shape borrowed ({pooled['source']})")
+            warnings.warn(
+                f"class '{cls}' {q}: only {n} rows; tail shape borrowed ({pooled['source']})",
+                SmallSampleWarning,
+                stacklevel=3,
+            )
+    elif tail is None:
+        notes.append("no tail fitted: too few distinct large values (empirical distribution)")
+
+    # Body: the conditional distribution below the threshold, on a fixed probability grid.
+    u = tail.threshold if tail is not None else float(top[-1])
+    body = sample[: np.searchsorted(sample, u, side="right")]
+    if body.size == 0:
+        body = np.array([u])
+    body_q = _quantile_grid(body, BODY_POINTS)
+    body_q[-1] = u
+    body_q = np.maximum.accumulate(body_q)
+
+    cap, cap_source = _cap(cls, q, prep["summary"]["max"], u, options)
+    if tail is None:
+        dist = SplicedDistribution(body_q, 0.0, 0.0, 1.0, None)
+        cap, cap_source = None, None
+    else:
+        dist = SplicedDistribution(body_q, tail.k / n, tail.xi, tail.sigma, cap)
+
+    diagnostics: dict[str, Any] = {"notes": notes}
+    if tail is not None:
+        diagnostics.update(
+            {
+                "threshold": tail.threshold,
+                "threshold_quantile": 1.0 - tail.k / n,
+                "exceedances": tail.k,
+                "threshold_method": tail.method,
+                "anderson_darling": tail.ad,
+                "ad_p_value": tail.p_value,
+                "candidates": [
+                    {
+                        "k": c.k,
+                        "threshold": c.threshold,
+                        "xi": c.xi,
+                        "sigma": c.sigma,
+                        "ad": c.ad,
+                        "p_value": c.p_value,
+                    }
+                    for c in tail.candidates
+                ],
+                "tail_qq": _tail_qq(top, tail, dist),
+            }
+        )
+    diagnostics["ks"] = _ks_distance(sample, dist)
+    return QuantityFit(
+        name=q,
+        n=n,
+        dist=dist,
+        xi_ci=None if tail is None else tail.xi_ci,
+        xi_draws=None if tail is None else tail.xi_draws,
+        sigma_draws=None if tail is None else tail.sigma_draws,
+        cap_source=cap_source,
+        tail_source=tail_source,
+        summary=prep["summary"],
+        diagnostics=diagnostics,
+    )
+
+
+def _cap(
+    cls: str, q: str, observed_max: float, u: float, options: FitOptions
+) -> tuple[float | None, str | None]:
+    if q in options.caps:
+        cap = float(options.caps[q])
+        if cap < observed_max:
+            raise FitError(
+                f"--cap {q}={cap:g} is below the largest {q} observed in class '{cls}' "
+                f"({observed_max:g}); a cap must bound the data"
+            )
+        return cap, "user"
+    if options.default_cap_factor is None:
+        return None, None
+    return max(observed_max, u) * options.default_cap_factor, (
+        f"default: {options.default_cap_factor:g}x the largest value in the pilot"
+    )
+
+
+def _quantile_grid(sorted_values: np.ndarray, points: int) -> np.ndarray:
+    """Linear-interpolation quantiles of an ascending array at ``points`` equally spaced probs."""
+    pos = np.linspace(0.0, sorted_values.size - 1, points)
+    return np.interp(pos, np.arange(sorted_values.size), sorted_values)
+
+
+def _ks_distance(sorted_sample: np.ndarray, dist: SplicedDistribution) -> float:
+    m = sorted_sample.size
+    f = dist.cdf(sorted_sample)
+    ecdf_hi = np.arange(1, m + 1) / m
+    ecdf_lo = np.arange(0, m) / m
+    return float(max(np.max(ecdf_hi - f), np.max(f - ecdf_lo), 0.0))
+
+
+def _tail_qq(
+    top: np.ndarray, tail: TailFit, dist: SplicedDistribution, points: int = 20
+) -> list[list[float]]:
+    """(probability, empirical, model) triples over the exceedances, for a tail QQ plot."""
+    exc = top[top > tail.threshold]
+    n_total = tail.k / dist.tail_prob
+    idx = np.unique(np.round(np.geomspace(1, exc.size, min(points, exc.size))).astype(int)) - 1
+    ranks = exc.size - idx  # 1 = the largest
+    probs = 1.0 - (ranks - 0.5) / n_total
+    model = dist.ppf(probs)
+    return [[float(p), float(e), float(m)] for p, e, m in zip(probs, exc[idx], model, strict=False)]
+
+
+def tail_verdict(qf: QuantityFit) -> str:
+    """Plain words for the tail: light, heavy, very heavy (infinite variance) or infinite mean."""
+    if qf.tail_source == "none" or qf.xi_ci is None:
+        return "none"
+    xi = qf.dist.xi
+    if xi >= 1.0:
+        return "infinite mean"
+    if xi >= 0.5:
+        return "very heavy"
+    if qf.xi_ci[0] <= 0.0 or xi <= 0.0:
+        return "light"
+    return "heavy"
+
+
+def _warn_heavy(cls: str, qf: QuantityFit) -> None:
+    verdict = qf.verdict
+    if verdict not in ("very heavy", "infinite mean"):
+        return
+    what = "infinite mean" if verdict == "infinite mean" else "infinite variance"
+    bound = (
+        f"bounded by a cap of {qf.dist.cap:,.6g} ({qf.cap_source})"
+        if qf.dist.cap is not None
+        else "unbounded: set --cap to bound it"
+    )
+    warnings.warn(
+        f"class '{cls}' {qf.name}: tail shape xi = {qf.dist.xi:.2f} >= "
+        f"{'1' if what == 'infinite mean' else '0.5'} ({what}); {bound}",
+        HeavyTailWarning,
+        stacklevel=3,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Dependence, rates, drift, traffic
+# ---------------------------------------------------------------------------------------------
+
+
+def _copula(
+    log: PilotLog, sample: np.ndarray, present: list[str], rng: np.random.Generator
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """Gaussian-copula correlation (of normal scores of ranks) between the quantities."""
+    rows = (
+        sample
+        if sample.size <= COPULA_ROWS
+        else np.sort(rng.choice(sample, COPULA_ROWS, replace=False))
+    )
+    m = rows.size
+    scores = []
+    for q in present:
+        x = np.asarray(getattr(log, _LOG_FIELDS[q]))[rows]
+        r = stats.rankdata(x)
+        scores.append(special.ndtri((r - 0.5) / m))
+    z = np.vstack(scores)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(z) if m > 2 else np.eye(len(present))
+    corr = np.atleast_2d(np.nan_to_num(corr, nan=0.0))
+    np.fill_diagonal(corr, 1.0)
+    return tuple(present), corr
+
+
+def _rates(log: PilotLog, rows: np.ndarray) -> Rates:
+    error_rate = None if log.error is None else float(np.mean(log.error[rows]))
+    retry_pmf = retry_mean = retry_share = None
+    if log.retries is not None:
+        r = log.retries[rows]
+        counts = np.bincount(np.minimum(r, RETRY_PMF_MAX), minlength=1)
+        retry_pmf = tuple(float(c) for c in counts / r.size)
+        retry_mean = float(r.mean())
+        if log.cost is not None:
+            cost = log.cost[rows]
+            total = cost.sum()
+            retry_share = float(np.sum(cost * r / (1.0 + r)) / total) if total > 0 else 0.0
+    cold_rate = cold_cost = cold_lat = None
+    if log.cold_start is not None:
+        cold = log.cold_start[rows]
+        cold_rate = float(cold.mean())
+        if cold.any() and (~cold).any():
+            if log.cost is not None:
+                warm_mean = log.cost[rows][~cold].mean()
+                cold_cost = (
+                    float(log.cost[rows][cold].mean() / warm_mean) if warm_mean > 0 else None
+                )
+            if log.latency_ms is not None:
+                lat = log.latency_ms[rows]
+                cold_lat = float(np.median(lat[cold]) - np.median(lat[~cold]))
+    return Rates(error_rate, retry_pmf, retry_mean, retry_share, cold_rate, cold_cost, cold_lat)
+
+
+def _unit_measure(log: PilotLog, rows: np.ndarray) -> np.ndarray | None:
+    if log.cost is not None:
+        return log.cost[rows]
+    parts = [a[rows] for a in (log.input_tokens, log.output_tokens) if a is not None]
+    return np.sum(parts, axis=0) if parts else None
+
+
+def estimate_drift(
+    timestamp: np.ndarray, value: np.ndarray, window_s: float = DRIFT_WINDOW_S
+) -> Drift:
+    """Between-window variation of mean log unit cost, corrected for sampling noise.
+
+    With window means m_t of y = log(value) over n_t requests and the pooled within-window
+    variance s2, sampling adds s2 / n_t to each window mean's variance, so
+        level variance  tau^2 = var_t(m_t) - mean_t(s2 / n_t)
+        step variance   d^2   = mean_t((m_{t+1} - m_t)^2) - mean_t(s2 * (1/n_t + 1/n_{t+1}))
+    (both floored at 0) and, for an AR(1) between windows, phi = 1 - d^2 / (2 tau^2).
+    """
+    positive = value[value > 0]
+    if timestamp.size == 0 or positive.size == 0:
+        return _default_drift(window_s, 0, "no positive unit costs")
+    floor = 1e-3 * float(np.median(positive))
+    y = np.log(np.maximum(value, floor))
+    w = np.floor((timestamp - timestamp.min()) / window_s).astype(np.int64)
+    n = np.bincount(w).astype(float)
+    s1 = np.bincount(w, weights=y)
+    s2 = np.bincount(w, weights=y * y)
+    used = n >= DRIFT_MIN_PER_WINDOW
+    windows = int(used.sum())
+    pairs = used[1:] & used[:-1]
+    if windows < DRIFT_MIN_WINDOWS or pairs.sum() < DRIFT_MIN_WINDOWS - 1:
+        return _default_drift(
+            window_s,
+            windows,
+            f"pilot too short to estimate drift ({windows} windows of {window_s / 3600:g} h with "
+            f">= {DRIFT_MIN_PER_WINDOW} requests; {DRIFT_MIN_WINDOWS} needed)",
+        )
+    nu, mean = n[used], s1[used] / n[used]
+    within = float(np.sum(s2[used] - nu * mean**2) / max(np.sum(nu - 1.0), 1.0))
+    tau2 = max(float(np.var(mean, ddof=1) - np.mean(within / nu)), 0.0)
+    m_all = np.where(used, s1 / np.maximum(n, 1.0), 0.0)
+    d = (m_all[1:] - m_all[:-1])[pairs]
+    noise = within * (1.0 / n[1:][pairs] + 1.0 / n[:-1][pairs])
+    step2 = max(float(np.mean(d**2) - np.mean(noise)), 0.0)
+    phi = float(np.clip(1.0 - step2 / (2.0 * tau2), 0.0, 1.0)) if tau2 > 0 else 0.0
+    return Drift(window_s, windows, math.sqrt(tau2), math.sqrt(step2), phi, True)
+
+
+def _default_drift(window_s: float, windows: int, why: str) -> Drift:
+    note = (
+        f"{why}; assuming a default drift of {DEFAULT_DRIFT_LEVEL_SD:.0%} level spread with "
+        f"window-to-window correlation {DEFAULT_DRIFT_PHI:g}"
+    )
+    step = DEFAULT_DRIFT_LEVEL_SD * math.sqrt(2 * (1 - DEFAULT_DRIFT_PHI))
+    return Drift(window_s, windows, DEFAULT_DRIFT_LEVEL_SD, step, DEFAULT_DRIFT_PHI, False, note)
+
+
+def _drift(log: PilotLog, rows: np.ndarray, window_s: float) -> Drift:
+    value = _unit_measure(log, rows)
+    if log.timestamp is None or value is None:
+        return _default_drift(window_s, 0, "no timestamps")
+    return estimate_drift(log.timestamp[rows], value, window_s)
+
+
+def _profile(
+    t: np.ndarray, start: float, end: float, period_s: float, bins: int
+) -> tuple[float, ...]:
+    """Relative intensity by phase (hour of day, day of week), per unit of time observed."""
+    phase = ((t // (period_s / bins)) % bins).astype(np.int64)
+    counts = np.bincount(phase, minlength=bins).astype(float)
+    step = period_s / bins
+    slots = np.arange(math.floor(start / step), math.ceil(end / step))
+    exposure = np.bincount((slots % bins).astype(np.int64), minlength=bins).astype(float)
+    rate = np.where(exposure > 0, counts / np.maximum(exposure, 1.0), 0.0)
+    mean = rate.mean()
+    return tuple(float(v) for v in (rate / mean if mean > 0 else np.ones(bins)))
+
+
+def _hourly_profile(t: np.ndarray, log: PilotLog) -> tuple[float, ...] | None:
+    assert log.timestamp is not None
+    start, end = float(log.timestamp.min()), float(log.timestamp.max())
+    if end - start < 86400.0:
+        return None
+    return _profile(t, start, end, 86400.0, 24)
+
+
+def _traffic(log: PilotLog, notes: list[str]) -> Traffic:
+    n = log.n_rows
+    if log.timestamp is None:
+        notes.append("no timestamps: no traffic shape, volume rate or drift from the pilot")
+        return Traffic(n, None, None, None, None, None, None)
+    start, end = float(log.timestamp.min()), float(log.timestamp.max())
+    duration = end - start
+    rate = n / (duration / 3600.0) if duration > 0 else None
+    hourly = weekly = None
+    if duration >= 86400.0:
+        hourly = _profile(log.timestamp, start, end, 86400.0, 24)
+    else:
+        notes.append("pilot shorter than a day: no hour-of-day shape (flat assumed)")
+    # Epoch 0 was a Thursday: shift so that bin 0 is Monday.
+    if duration >= 7 * 86400.0:
+        weekly = _profile(
+            log.timestamp + 3 * 86400.0, start + 3 * 86400.0, end + 3 * 86400.0, 7 * 86400.0, 7
+        )
+    else:
+        notes.append("pilot shorter than a week: no day-of-week shape (flat assumed)")
+    return Traffic(n, start, end, duration, rate, hourly, weekly)
+
+
+def _concentration(log: PilotLog, classes: dict[str, ClassFit]) -> dict[str, float] | None:
+    if log.cost is None:
+        return None
+    cost = log.cost
+    total = float(cost.sum())
+    if total <= 0:
+        return None
+    out: dict[str, float] = {}
+    for label, frac in (("top_1pct", 0.01), ("top_5pct", 0.05)):
+        k = max(1, math.ceil(frac * cost.size))
+        out[label] = float(np.partition(cost, cost.size - k)[cost.size - k :].sum() / total)
+    return out

@@ -1,0 +1,175 @@
+"""The spliced distribution: an empirical body below a threshold and a GPD tail above it.
+
+This is the one object the simulator samples from. With ``zeta = P(X > u)``:
+
+    F(x) = (1 - zeta) * B(x)                               x <= u
+    F(x) = (1 - zeta) + zeta * G(x - u)                    x > u
+
+``B`` is the body's conditional distribution, stored as its quantile function on a fixed grid of
+probabilities and interpolated linearly (so atoms, e.g. zero-cost requests, are kept). ``G`` is a
+GPD, optionally truncated at a ``cap`` (a physical bound such as a context window) and
+renormalised, which keeps every moment finite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+BODY_POINTS = 257  # quantile-grid points of the body; part of the model file format
+_XI_ZERO = 1e-9
+
+
+@dataclass(frozen=True)
+class SplicedDistribution:
+    """Body quantile grid + GPD tail (xi, sigma) above ``threshold`` with mass ``tail_prob``."""
+
+    body_quantiles: np.ndarray
+    tail_prob: float
+    xi: float
+    sigma: float
+    cap: float | None = None
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @property
+    def threshold(self) -> float:
+        return float(self.body_quantiles[-1])
+
+    @property
+    def body_probs(self) -> np.ndarray:
+        return np.linspace(0.0, 1.0, self.body_quantiles.size)
+
+    @property
+    def has_tail(self) -> bool:
+        return self.tail_prob > 0.0
+
+    def with_tail(self, xi: float, sigma: float) -> SplicedDistribution:
+        """The same body with other tail parameters (a draw of parameter uncertainty)."""
+        return replace(self, xi=float(xi), sigma=float(sigma))
+
+    # -- the tail's conditional distribution ----------------------------------------------------
+
+    def _tail_cap_cdf(self) -> float:
+        """G(cap - u): the untruncated GPD's mass below the cap (1 without a cap)."""
+        if self.cap is None:
+            return 1.0
+        yc = max(self.cap - self.threshold, 0.0)
+        return float(stats.genpareto.cdf(yc, c=self.xi, scale=self.sigma))
+
+    def _tail_ppf(self, r: np.ndarray) -> np.ndarray:
+        """Exceedance quantiles for conditional tail probabilities ``r`` in [0, 1]."""
+        return np.asarray(
+            stats.genpareto.ppf(r * self._tail_cap_cdf(), c=self.xi, scale=self.sigma), dtype=float
+        )
+
+    def _tail_mean(self) -> float:
+        """E[Y] of the (truncated) GPD exceedance Y.
+
+        With S the GPD survival function and c the cap on Y:
+            E[Y | Y <= c] = (int_0^c S(y) dy - c * S(c)) / (1 - S(c)),
+            int_0^c S dy = sigma * (1 - (1 + xi c / sigma)^(1 - 1/xi)) / (1 - xi)
+        with the limits sigma * (1 - exp(-c / sigma)) at xi = 0 and sigma * log1p(c / sigma) at
+        xi = 1. Without a cap: sigma / (1 - xi) for xi < 1, infinite otherwise.
+        """
+        xi, sigma = self.xi, self.sigma
+        if self.cap is None:
+            return sigma / (1.0 - xi) if xi < 1.0 else float("inf")
+        c = max(self.cap - self.threshold, 0.0)
+        if c == 0.0:
+            return 0.0
+        if abs(xi) < _XI_ZERO:
+            integral = sigma * -np.expm1(-c / sigma)
+        else:
+            log_base = np.log1p(xi * c / sigma) if xi * c / sigma > -1 else -np.inf
+            if abs(xi - 1.0) < _XI_ZERO:
+                integral = sigma * log_base
+            else:
+                integral = sigma * -np.expm1((xi - 1.0) / xi * log_base) / (1.0 - xi)
+        s_c = float(stats.genpareto.sf(c, c=xi, scale=sigma))
+        mass = 1.0 - s_c
+        return float((integral - c * s_c) / mass) if mass > 0 else 0.0
+
+    # -- the distribution -----------------------------------------------------------------------
+
+    def ppf(self, q: np.ndarray | float) -> np.ndarray:
+        """Quantile function, vectorised."""
+        q = np.asarray(q, dtype=float)
+        body_mass = 1.0 - self.tail_prob
+        r_body = np.clip(q / body_mass, 0.0, 1.0) if body_mass > 0 else np.ones_like(q)
+        out = np.interp(r_body, self.body_probs, self.body_quantiles)
+        if self.has_tail:
+            in_tail = q > body_mass
+            if np.any(in_tail):
+                r = np.clip((q[in_tail] - body_mass) / self.tail_prob, 0.0, 1.0)
+                out = np.array(out, dtype=float, copy=True)
+                out[in_tail] = self.threshold + self._tail_ppf(r)
+        return np.asarray(out, dtype=float)
+
+    def cdf(self, x: np.ndarray | float) -> np.ndarray:
+        """Distribution function, vectorised (right-continuous at the body's atoms)."""
+        x = np.asarray(x, dtype=float)
+        bq, bp = self.body_quantiles, self.body_probs
+        idx = np.searchsorted(bq, x, side="right")
+        lo = np.clip(idx - 1, 0, bq.size - 1)
+        hi = np.clip(idx, 0, bq.size - 1)
+        width = bq[hi] - bq[lo]
+        frac = np.where(width > 0, (x - bq[lo]) / np.where(width > 0, width, 1.0), 0.0)
+        r = np.where(
+            idx <= 0, 0.0, np.where(idx >= bq.size, 1.0, bp[lo] + frac * (bp[hi] - bp[lo]))
+        )
+        out = (1.0 - self.tail_prob) * r
+        if self.has_tail:
+            y = np.maximum(x - self.threshold, 0.0)
+            g = stats.genpareto.cdf(y, c=self.xi, scale=self.sigma) / self._tail_cap_cdf()
+            out = np.where(
+                x > self.threshold,
+                (1.0 - self.tail_prob) + self.tail_prob * np.minimum(g, 1.0),
+                out,
+            )
+        return np.asarray(out, dtype=float)
+
+    def rvs(self, size: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """Random draws by inversion (one uniform per draw, so common random numbers hold)."""
+        return self.ppf(rng.random(size))
+
+    def mean(self) -> float:
+        """Mean: the body's (trapezoid of its quantile function) plus the tail's."""
+        body_mean = float(np.trapezoid(self.body_quantiles, self.body_probs))
+        if not self.has_tail:
+            return body_mean
+        return (1.0 - self.tail_prob) * body_mean + self.tail_prob * (
+            self.threshold + self._tail_mean()
+        )
+
+    @property
+    def upper_bound(self) -> float:
+        """Largest possible value (cap, or the finite end of a xi < 0 tail, or inf)."""
+        if not self.has_tail:
+            return self.threshold
+        end = self.threshold - self.sigma / self.xi if self.xi < 0 else float("inf")
+        return min(end, self.cap) if self.cap is not None else end
+
+    # -- serialisation ----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "body_quantiles": [float(v) for v in self.body_quantiles],
+            "tail_prob": float(self.tail_prob),
+            "xi": float(self.xi),
+            "sigma": float(self.sigma),
+            "cap": None if self.cap is None else float(self.cap),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SplicedDistribution:
+        return cls(
+            body_quantiles=np.asarray(d["body_quantiles"], dtype=float),
+            tail_prob=float(d["tail_prob"]),
+            xi=float(d["xi"]),
+            sigma=float(d["sigma"]),
+            cap=None if d.get("cap") is None else float(d["cap"]),
+        )
