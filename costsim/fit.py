@@ -48,6 +48,7 @@ DRIFT_MIN_WINDOWS = 6
 DEFAULT_DRIFT_LEVEL_SD = 0.10
 DEFAULT_DRIFT_PHI = 0.9
 RETRY_PMF_MAX = 10
+BOUNDED_XI = -0.25  # below this (and an interval under 0) a tail is called bounded, not light
 
 
 @dataclass(frozen=True)
@@ -422,7 +423,11 @@ def _tail_qq(
 
 
 def tail_verdict(qf: QuantityFit) -> str:
-    """Plain words for the tail: light, heavy, very heavy (infinite variance) or infinite mean."""
+    """Plain words for the tail shape xi.
+
+    bounded (xi clearly negative: an upper end point), light (consistent with exponential), heavy (0 < xi < 0.5),
+    very heavy (xi >= 0.5: infinite variance) or infinite mean (xi >= 1).
+    """
     if qf.tail_source == "none" or qf.xi_ci is None:
         return "none"
     xi = qf.dist.xi
@@ -430,9 +435,15 @@ def tail_verdict(qf: QuantityFit) -> str:
         return "infinite mean"
     if xi >= 0.5:
         return "very heavy"
+    if qf.xi_ci[1] < 0.0 and xi < BOUNDED_XI:
+        return "bounded"
     if qf.xi_ci[0] <= 0.0 or xi <= 0.0:
         return "light"
     return "heavy"
+
+
+def _human(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 
 def _warn_heavy(cls: str, qf: QuantityFit) -> None:
@@ -441,7 +452,7 @@ def _warn_heavy(cls: str, qf: QuantityFit) -> None:
         return
     what = "infinite mean" if verdict == "infinite mean" else "infinite variance"
     bound = (
-        f"bounded by a cap of {qf.dist.cap:,.6g} ({qf.cap_source})"
+        f"bounded by a cap of {_human(qf.dist.cap)} ({qf.cap_source})"
         if qf.dist.cap is not None
         else "unbounded: set --cap to bound it"
     )
