@@ -5,6 +5,7 @@ Exit codes: 0 success; 2 bad input or usage (one line on stderr, never a traceba
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import warnings
@@ -35,8 +36,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-stdout = Console(highlight=False)
 stderr = Console(stderr=True, highlight=False)
+WIDE = 160  # width of tables written to a pipe or a CI log, where no terminal sets one
+
+
+def _stdout() -> Console:
+    """A console on the current stdout; wide when it is not a terminal."""
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, width=WIDE)
+    return console
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -203,11 +212,11 @@ def fit(
     with user_errors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CostsimWarning)
         log = read_pilot(pilot, columns, drop_invalid=drop_invalid)
+        for d in log.dropped:
+            more = ", ..." if d.count > len(d.first_rows) else ""
+            rows = ", ".join(str(r) for r in d.first_rows) + more
+            stderr.print(f"[yellow]dropped {d.count:,} rows: {d.reason} (rows {rows})[/]")
         model = fit_model(log, options)
-    for d in log.dropped:
-        more = ", ..." if d.count > len(d.first_rows) else ""
-        rows = ", ".join(str(r) for r in d.first_rows) + more
-        stderr.print(f"[yellow]dropped {d.count:,} rows: {d.reason} (rows {rows})[/]")
     for w in caught:
         if issubclass(w.category, CostsimWarning):
             stderr.print(f"[yellow]warning:[/] {w.message}", soft_wrap=True)
@@ -218,8 +227,9 @@ def fit(
     if json_out is not None:
         _write(lambda: _emit_json(fit_summary_to_dict(summary), json_out), json_out)
     if not quiet and json_out != "-":
-        render_fit(summary, stdout)
-        stdout.print(f"model written to [bold]{out_path}[/]")
+        console = _stdout()
+        render_fit(summary, console)
+        console.print(f"model written to [bold]{out_path}[/]")
 
 
 def _stem(path: Path) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -146,16 +147,13 @@ def fit_summary_to_dict(summary: FitSummary) -> dict[str, Any]:
 
 
 def _usd(v: float | None) -> str:
+    """Dollars, compact: whole dollars from $100, two significant digits below."""
     if v is None:
         return "—"
     if v == 0:
         return "$0"
-    if abs(v) >= 1000:
+    if abs(v) >= 100:
         return f"${v:,.0f}"
-    if abs(v) >= 1:
-        return f"${v:,.2f}"
-    if abs(v) >= 0.01:
-        return f"${v:.3f}"
     return f"${v:.2g}"
 
 
@@ -164,17 +162,18 @@ def _pct(v: float | None, digits: int = 1) -> str:
 
 
 def _num(v: float | None) -> str:
+    """Counts, compact: 950, 9.3k, 41k, 2.6M."""
     if v is None:
         return "—"
-    if abs(v) >= 1e6:
-        return f"{v / 1e6:,.1f}M"
-    if abs(v) >= 10000:
-        return f"{v / 1000:,.0f}k"
-    return f"{v:,.0f}"
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(v) >= size:
+            scaled = v / size
+            return f"{scaled:.1f}{suffix}" if abs(scaled) < 10 else f"{scaled:,.0f}{suffix}"
+    return f"{v:.0f}"
 
 
 def _pair(a: float | None, b: float | None) -> str:
-    return "—" if a is None and b is None else f"{_num(a)} / {_num(b)}"
+    return "—" if a is None and b is None else f"{_num(a)}/{_num(b)}"
 
 
 _VERDICT_STYLE = {
@@ -185,81 +184,78 @@ _VERDICT_STYLE = {
 }
 
 
-def _tail_cell(r: ClassRow) -> Text:
-    if r.tail_xi is None:
-        return Text("no tail", style="dim")
-    ci = f" [{r.tail_xi_ci[0]:.2f}, {r.tail_xi_ci[1]:.2f}]" if r.tail_xi_ci else ""
-    text = Text(f"{r.tail_xi:.2f}{ci} ")
-    text.append(r.tail_verdict, style=_VERDICT_STYLE.get(r.tail_verdict, ""))
-    if r.tail_source == "borrowed":
-        text.append(" (pooled)", style="dim")
-    return text
+def _print_table(
+    console: Console, title: str, columns: list[str], rows: list[list[str | Text]]
+) -> None:
+    """A compact table; numbers never shrink (the class name gives way first)."""
+    table = Table(
+        title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    for i, col in enumerate(columns):
+        if i == 0:
+            table.add_column(col, justify="left", no_wrap=True, overflow="ellipsis", min_width=8)
+        else:
+            width = max(len(str(row[i])) for row in rows) if rows else 0
+            table.add_column(col, justify="right", min_width=width)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def render_fit(summary: FitSummary, console: Console) -> None:
-    """Print the dashboard: a cost table, an operations table, concentration and notes."""
+    """Print the dashboard: cost, operations and tails per class, then concentration and notes."""
     span = f" over {summary.duration_s / 86400:.1f} days" if summary.duration_s else ""
     dropped = f", {summary.rows_dropped:,} invalid rows dropped" if summary.rows_dropped else ""
     console.print(
         f"[bold]{summary.source}[/]: {summary.requests:,} requests{span}, "
         f"{_usd(summary.cost_total)} total{dropped}"
     )
-    cost = Table(title="Cost per class", title_justify="left", header_style="bold")
-    for col, justify in [
-        ("class", "left"),
-        ("requests", "right"),
-        ("req %", "right"),
-        ("cost", "right"),
-        ("cost %", "right"),
-        ("$/req mean", "right"),
-        ("p50", "right"),
-        ("p95", "right"),
-        ("p99", "right"),
-        ("max", "right"),
-        ("tail ξ [90% CI]", "left"),
-    ]:
-        cost.add_column(col, justify=justify)  # type: ignore[arg-type]
+    rows: list[list[str | Text]] = []
     for r in summary.classes:
         style = "bold" if r.name in summary.cost_heavy_classes else ""
-        cost.add_row(
-            Text(r.name, style=style),
-            f"{r.requests:,}",
-            _pct(r.request_share),
-            _usd(r.cost_total),
-            Text(_pct(r.cost_share), style=style),
-            _usd(r.unit_mean),
-            _usd(r.unit_p50),
-            _usd(r.unit_p95),
-            _usd(r.unit_p99),
-            _usd(r.unit_max),
-            _tail_cell(r),
-        )
-    console.print(cost)
-    ops = Table(title="Tokens, latency and reliability", title_justify="left", header_style="bold")
-    for col in (
-        "class",
-        "in tok p50/p99",
-        "out tok p50/p99",
-        "latency ms p50/p99",
-        "errors",
-        "retry $",
-        "cold starts",
-        "drift",
-    ):
-        ops.add_column(col, justify="left" if col == "class" else "right")
-    for r in summary.classes:
-        drift = _pct(r.drift_level_sd) + ("" if r.drift_estimated else " (default)")
-        ops.add_row(
-            r.name,
+        rows.append([
+            Text(r.name, style=style), f"{r.requests:,}", _pct(r.request_share),
+            _usd(r.cost_total), Text(_pct(r.cost_share), style=style), _usd(r.unit_mean),
+            _usd(r.unit_p50), _usd(r.unit_p95), _usd(r.unit_p99), _usd(r.unit_max),
+        ])  # fmt: skip
+    _print_table(
+        console,
+        "Cost per class (unit cost per request: mean, quantiles, max)",
+        ["class", "requests", "req %", "cost", "cost %", "mean", "p50", "p95", "p99", "max"],
+        rows,
+    )
+    rows = [
+        [
+            r.name, _pair(r.latency_p50, r.latency_p99), _pct(r.error_rate),
+            _pct(r.retry_cost_share), _pct(r.cold_start_rate),
             _pair(r.input_tokens_p50, r.input_tokens_p99),
             _pair(r.output_tokens_p50, r.output_tokens_p99),
-            _pair(r.latency_p50, r.latency_p99),
-            _pct(r.error_rate),
-            _pct(r.retry_cost_share),
-            _pct(r.cold_start_rate),
-            drift,
-        )
-    console.print(ops)
+        ]
+        for r in summary.classes
+    ]  # fmt: skip
+    _print_table(
+        console,
+        "Latency, reliability and tokens",
+        ["class", "latency ms p50/p99", "errors", "retry $", "cold", "in tok p50/p99",
+         "out tok p50/p99"],
+        rows,
+    )  # fmt: skip
+    rows = []
+    for r in summary.classes:
+        drift = _pct(r.drift_level_sd) + ("" if r.drift_estimated else " (default)")
+        verdict = Text(r.tail_verdict, style=_VERDICT_STYLE.get(r.tail_verdict, ""))
+        if r.tail_source == "borrowed":
+            verdict.append(" (pooled shape)", style="dim")
+        ci = f" [{r.tail_xi_ci[0]:.2f}, {r.tail_xi_ci[1]:.2f}]" if r.tail_xi_ci else ""
+        xi = "—" if r.tail_xi is None else f"{r.tail_xi:.2f}{ci}"
+        rows.append([r.name, xi, verdict, drift])
+    tail_of = ", ".join(sorted({r.tail_quantity for r in summary.classes}))
+    _print_table(
+        console,
+        f"Tails ({tail_of}, GPD shape ξ) and hourly drift",
+        ["class", "ξ [90% CI]", "verdict", "drift"],
+        rows,
+    )
     if summary.top_1pct_cost_share is not None:
         heavy = ", ".join(summary.cost_heavy_classes) or "none"
         console.print(
