@@ -5,24 +5,36 @@ Exit codes: 0 success; 2 bad input or usage (one line on stderr, never a traceba
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
+from .dashboard import fit_summary_to_dict, render_fit, summarize_fit
 from .errors import CostsimError, CostsimWarning
 from .fit import DRIFT_WINDOW_S, MIN_CLASS_ROWS, QUANTITIES, FitOptions, fit_model
+from .forecast import run_forecast
 from .logs import ColumnMap, read_pilot
-from .modelfile import dumps, save_model, write_atomic
-from .report import fit_summary_to_dict, render_fit, summarize_fit
+from .modelfile import dumps, load_model, model_to_json, save_model, write_atomic
+from .report import (
+    forecast_to_dict,
+    forecast_to_markdown,
+    render_forecast,
+    write_plot,
+    write_samples,
+)
+from .scenario import init_scenario_text, json_schema, load_scenario
 
 EXIT_BAD_INPUT = 2
 
@@ -230,6 +242,136 @@ def fit(
         console = _stdout()
         render_fit(summary, console)
         console.print(f"model written to [bold]{out_path}[/]")
+
+
+def _load_inputs(scenario_path: Path, trials: int | None, seed: int | None) -> tuple[Any, Any, str]:
+    """Scenario, model (loaded, or fitted from `pilot:`) and the model's text (for its hash)."""
+    sc = load_scenario(scenario_path)
+    if trials is not None:
+        if trials < 1:
+            _fail(f"--trials: expected a positive integer, got {trials}")
+        sc = replace(sc, trials=trials)
+    if seed is not None:
+        if seed < 0:
+            _fail(f"--seed: expected an integer >= 0, got {seed}")
+        sc = replace(sc, seed=seed)
+    if sc.model_path is not None:
+        model = load_model(sc.model_path)
+        text = sc.model_path.read_text(encoding="utf-8")
+    else:
+        assert sc.pilot_path is not None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CostsimWarning)
+            model = fit_model(read_pilot(sc.pilot_path))
+        text = model_to_json(model)
+    return sc, model, text
+
+
+def _progress_run(sc: Any, fn: Any) -> Any:
+    """Run ``fn(progress)`` with a progress bar on stderr when it is a terminal and the run long."""
+    if not stderr.is_terminal or sc.trials < 20_000:
+        return fn(None)
+    with Progress(
+        TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=stderr, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("trials", total=sc.trials)
+        return fn(lambda n: bar.advance(task, n))
+
+
+@app.command()
+def forecast(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML).")],
+    json_out: Annotated[
+        str | None,
+        typer.Option("--json", metavar="PATH", help="Write the forecast as JSON ('-' = stdout)."),
+    ] = None,
+    markdown: Annotated[
+        Path | None,
+        typer.Option("--markdown", metavar="PATH", help="Write the report as Markdown."),
+    ] = None,
+    samples: Annotated[
+        Path | None,
+        typer.Option("--samples", metavar="PATH", help="Per-trial totals, .parquet or .csv."),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", metavar="PATH", help="Histogram PNG (needs costsim[plot])."),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="strata (fast) or reference (per request, slow).")
+    ] = "strata",
+    trials: Annotated[
+        int | None, typer.Option("--trials", help="Override the scenario's trials.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Override the scenario's seed.")
+    ] = None,
+    no_bridge: Annotated[
+        bool, typer.Option("--no-bridge", help="Skip the naive-to-forecast bridge (faster).")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Do not print the report.")] = False,
+) -> None:
+    """Forecast the cost of a scenario by Monte Carlo, against the naive linear estimate.
+
+    Example: costsim forecast scenarios/launch_month.yaml --json forecast.json
+    """
+    with user_errors():
+        sc, model, text = _load_inputs(scenario, trials, seed)
+        fc = _progress_run(
+            sc,
+            lambda progress: run_forecast(
+                sc, model, model_text=text, engine=engine, bridge=not no_bridge, progress=progress
+            ),
+        )
+        if json_out is not None:
+            _write(lambda: _emit_json(forecast_to_dict(fc), json_out), json_out)
+        if markdown is not None:
+            _write(lambda: write_atomic(markdown, forecast_to_markdown(fc)), markdown)
+        if samples is not None:
+            _write(lambda: write_samples(fc, samples), samples)
+        if plot is not None:
+            _write(lambda: write_plot(fc, plot), plot)
+    if not quiet and json_out != "-":
+        render_forecast(fc, _stdout())
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the schema here instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of scenario files, for editors to validate and complete them.
+
+    Example: costsim schema -o costsim-scenario.schema.json
+    """
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        _write(lambda: write_atomic(output, text), output)
+
+
+@app.command()
+def init(
+    model: Annotated[Path, typer.Argument(help="Fitted model file (from costsim fit).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Scenario file to write.")] = Path(
+        "scenario.yaml"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starting scenario for a fitted model.
+
+    Example: costsim init pilot.model.json -o scenario.yaml
+    """
+    with user_errors():
+        fitted = load_model(model)
+        if output.exists() and not force:
+            _fail(f"{output} exists; pass --force to overwrite it")
+        rel = os.path.relpath(model.resolve(), output.resolve().parent)
+        _write(lambda: write_atomic(output, init_scenario_text(fitted, rel)), output)
+    stderr.print(f"wrote {output}: edit volume and mix, then run `costsim forecast {output}`")
 
 
 def _stem(path: Path) -> str:

@@ -242,6 +242,24 @@ def fit_model(log: PilotLog, options: FitOptions | None = None) -> FittedModel:
 # ---------------------------------------------------------------------------------------------
 
 
+def fit_values(
+    values: np.ndarray, rng: np.random.Generator, name: str = "cost_usd", cap: float | None = None
+) -> QuantityFit:
+    """Fit a spliced distribution to one array of values (e.g. costs re-priced from tokens).
+
+    The same machinery as a class of the pilot: automatic threshold, GPD tail, profile draws.
+    """
+    x = np.asarray(values, dtype=float)
+    if x.size < MIN_CLASS_ROWS:
+        raise FitError(f"{name}: {x.size} values; at least {MIN_CLASS_ROWS} are needed to fit")
+    sample = x if x.size <= SAMPLE_ROWS else rng.choice(x, SAMPLE_ROWS, replace=False)
+    prep = _prepare_quantity(name, x, sample, rng)
+    options = FitOptions(caps={name: cap} if cap is not None else {}, default_cap_factor=None)
+    if prep["small"]:
+        prep["small"] = False  # no pooled shape here: an empirical distribution
+    return _finish_quantity(name, name, prep, None, options)
+
+
 def _prepare_quantity(
     name: str, x: np.ndarray, xs: np.ndarray, rng: np.random.Generator
 ) -> dict[str, Any]:
@@ -425,8 +443,8 @@ def _tail_qq(
 def tail_verdict(qf: QuantityFit) -> str:
     """Plain words for the tail shape xi.
 
-    bounded (xi clearly negative: an upper end point), light (consistent with exponential), heavy (0 < xi < 0.5),
-    very heavy (xi >= 0.5: infinite variance) or infinite mean (xi >= 1).
+    bounded (xi clearly negative: an upper end point), light (consistent with exponential),
+    heavy (0 < xi < 0.5), very heavy (xi >= 0.5: infinite variance) or infinite mean (xi >= 1).
     """
     if qf.tail_source == "none" or qf.xi_ci is None:
         return "none"

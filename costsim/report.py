@@ -1,268 +1,416 @@
-"""The `fit` dashboard: a summary computed once from a fitted model, and its renderers.
+"""The forecast's renderers (DESIGN section 5): JSON, rich, Markdown, per-trial samples, a plot.
 
-`summarize_fit` computes every number; `fit_summary_to_dict` and `render_fit` only format them.
+A `Forecast` is computed once by `forecast.run_forecast`; every function here only turns it into
+text, a table or a picture. The only arithmetic is formatting and the ratio of a quantile to the
+naive linear estimate. `forecast_to_dict` is the stable JSON contract for CI and other tools.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from rich import box
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 from rich.text import Text
 
-from .fit import FittedModel
+from .dashboard import _num, _pct, _print_table, _usd
+from .errors import CostsimError
+from .forecast import QUANTILES, Forecast, forecast_version
+from .modelfile import _clean, _umask, dumps, write_atomic
 
-
-@dataclass(frozen=True)
-class ClassRow:
-    name: str
-    requests: int
-    request_share: float
-    cost_total: float | None
-    cost_share: float | None
-    unit_mean: float | None
-    unit_p50: float | None
-    unit_p95: float | None
-    unit_p99: float | None
-    unit_max: float | None
-    input_tokens_p50: float | None
-    input_tokens_p99: float | None
-    output_tokens_p50: float | None
-    output_tokens_p99: float | None
-    latency_p50: float | None
-    latency_p99: float | None
-    error_rate: float | None
-    retry_cost_share: float | None
-    cold_start_rate: float | None
-    tail_quantity: str
-    tail_xi: float | None
-    tail_xi_ci: tuple[float, float] | None
-    tail_verdict: str
-    tail_source: str
-    drift_level_sd: float
-    drift_estimated: bool
-
-
-@dataclass(frozen=True)
-class FitSummary:
-    source: str
-    rows_read: int
-    rows_dropped: int
-    requests: int
-    cost_total: float | None
-    duration_s: float | None
-    classes: tuple[ClassRow, ...]
-    top_1pct_cost_share: float | None
-    top_5pct_cost_share: float | None
-    cost_heavy_classes: tuple[str, ...]
-    notes: tuple[str, ...]
-
-
-def _q(model_class: Any, quantity: str, stat: str) -> float | None:
-    qf = model_class.quantities.get(quantity)
-    return None if qf is None else qf.summary[stat]
-
-
-def summarize_fit(model: FittedModel) -> FitSummary:
-    """Every number the dashboard shows, computed once."""
-    total_cost = (
-        sum(c.cost_total or 0.0 for c in model.classes.values())
-        if any(c.cost_total is not None for c in model.classes.values())
-        else None
-    )
-    rows = []
-    notes = list(model.notes)
-    for name, c in model.classes.items():
-        tail_q = "cost_usd" if "cost_usd" in c.quantities else next(iter(c.quantities))
-        tq = c.quantities[tail_q]
-        cost_share = c.cost_total / total_cost if total_cost and c.cost_total is not None else None
-        rows.append(
-            ClassRow(
-                name=name,
-                requests=c.requests,
-                request_share=c.share,
-                cost_total=c.cost_total,
-                cost_share=cost_share,
-                unit_mean=_q(c, "cost_usd", "mean"),
-                unit_p50=_q(c, "cost_usd", "p50"),
-                unit_p95=_q(c, "cost_usd", "p95"),
-                unit_p99=_q(c, "cost_usd", "p99"),
-                unit_max=_q(c, "cost_usd", "max"),
-                input_tokens_p50=_q(c, "input_tokens", "p50"),
-                input_tokens_p99=_q(c, "input_tokens", "p99"),
-                output_tokens_p50=_q(c, "output_tokens", "p50"),
-                output_tokens_p99=_q(c, "output_tokens", "p99"),
-                latency_p50=_q(c, "latency_ms", "p50"),
-                latency_p99=_q(c, "latency_ms", "p99"),
-                error_rate=c.rates.error_rate,
-                retry_cost_share=c.rates.retry_cost_share,
-                cold_start_rate=c.rates.cold_start_rate,
-                tail_quantity=tail_q,
-                tail_xi=tq.dist.xi if tq.tail_source != "none" else None,
-                tail_xi_ci=tq.xi_ci,
-                tail_verdict=tq.verdict,
-                tail_source=tq.tail_source,
-                drift_level_sd=c.drift.level_sd,
-                drift_estimated=c.drift.estimated,
-            )
-        )
-        for qf in c.quantities.values():
-            for note in qf.diagnostics.get("notes", []):
-                notes.append(f"{name} {qf.name}: {note}")
-        if c.drift.note:
-            notes.append(f"{name} drift: {c.drift.note}")
-    heavy = tuple(
-        r.name
-        for r in sorted(rows, key=lambda r: -(r.cost_share or 0.0))
-        if r.cost_share is not None and r.cost_share > r.request_share
-    )
-    conc = model.concentration or {}
-    return FitSummary(
-        source=model.source,
-        rows_read=model.rows_read,
-        rows_dropped=model.rows_dropped,
-        requests=model.traffic.requests,
-        cost_total=total_cost,
-        duration_s=model.traffic.duration_s,
-        classes=tuple(rows),
-        top_1pct_cost_share=conc.get("top_1pct"),
-        top_5pct_cost_share=conc.get("top_5pct"),
-        cost_heavy_classes=heavy,
-        notes=tuple(dict.fromkeys(notes)),
-    )
-
-
-def fit_summary_to_dict(summary: FitSummary) -> dict[str, Any]:
-    d = asdict(summary)
-    d["classes"] = {row["name"]: row for row in d["classes"]}
-    return d
+KIND = "costsim.forecast"
+CURRENCY = "USD"
+QUANTILE_KEYS = (*QUANTILES, "mean")
+SAMPLE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+_TIMES = "\N{MULTIPLICATION SIGN}"
+PLOT_MISSING = "--plot needs matplotlib: pip install 'costsim[plot]'"
 
 
 # ---------------------------------------------------------------------------------------------
-# Rich rendering
+# Small shared pieces
 # ---------------------------------------------------------------------------------------------
 
 
-def _usd(v: float | None) -> str:
-    """Dollars, compact: whole dollars from $100, two significant digits below."""
-    if v is None:
-        return "—"
+def _ratio(value: float, naive: float) -> float | None:
+    """value / naive; None when there is no naive estimate to compare with."""
+    return value / naive if naive > 0 and math.isfinite(naive) else None
+
+
+def _times(r: float | None) -> str:
+    return "—" if r is None else f"{r:.2f}{_TIMES}"
+
+
+def _delta(v: float) -> str:
+    """A signed amount: +$1,234 / -$56."""
     if v == 0:
         return "$0"
-    if abs(v) >= 100:
-        return f"${v:,.0f}"
-    return f"${v:.2g}"
+    return ("+" if v > 0 else "-") + _usd(abs(v))
 
 
-def _pct(v: float | None, digits: int = 1) -> str:
-    return "—" if v is None else f"{100 * v:.{digits}f}%"
+def _unit_usd(v: float) -> str:
+    """A per-request price: four significant digits, so that price times requests ≈ the total."""
+    return f"${v:.4g}"
 
 
-def _num(v: float | None) -> str:
-    """Counts, compact: 950, 9.3k, 41k, 2.6M."""
-    if v is None:
-        return "—"
-    for size, suffix in ((1e6, "M"), (1e3, "k")):
-        if abs(v) >= size:
-            scaled = v / size
-            return f"{scaled:.1f}{suffix}" if abs(scaled) < 10 else f"{scaled:,.0f}{suffix}"
-    return f"{v:.0f}"
+def _days(seconds: float) -> str:
+    d = seconds / 86400
+    return f"{d:,.0f}" if d == round(d) else f"{d:,.1f}"
 
 
-def _pair(a: float | None, b: float | None) -> str:
-    return "—" if a is None and b is None else f"{_num(a)}/{_num(b)}"
+def _label(key: str) -> str:
+    return key.upper() if key in QUANTILES else key
 
 
-_VERDICT_STYLE = {
-    "light": "green",
-    "heavy": "yellow",
-    "very heavy": "red",
-    "infinite mean": "bold red",
-}
+def headline(fc: Forecast) -> str:
+    """One sentence: the P95 against the naive linear estimate."""
+    p95 = fc.quantiles["p95"]
+    r = _ratio(p95, fc.naive_linear)
+    if r is None:
+        return f"P95 {_usd(p95)}; there is no naive estimate ({_usd(fc.naive_linear)})"
+    return f"P95 {_usd(p95)} is {_times(r)} the naive estimate of {_usd(fc.naive_linear)}"
 
 
-def _print_table(
-    console: Console, title: str, columns: list[str], rows: list[list[str | Text]]
-) -> None:
-    """A compact table; numbers never shrink (the class name gives way first)."""
-    table = Table(
-        title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False
+def _context(fc: Forecast) -> str:
+    return (
+        f"{_days(fc.horizon_s)} days, {fc.trials:,} trials, seed {fc.seed}, "
+        f"{_num(fc.projected_requests)} projected requests"
     )
-    for i, col in enumerate(columns):
-        if i == 0:
-            table.add_column(col, justify="left", no_wrap=True, overflow="ellipsis", min_width=8)
-        else:
-            width = max(len(str(row[i])) for row in rows) if rows else 0
-            table.add_column(col, justify="right", min_width=width)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
 
 
-def render_fit(summary: FitSummary, console: Console) -> None:
-    """Print the dashboard: cost, operations and tails per class, then concentration and notes."""
-    span = f" over {summary.duration_s / 86400:.1f} days" if summary.duration_s else ""
-    dropped = f", {summary.rows_dropped:,} invalid rows dropped" if summary.rows_dropped else ""
-    console.print(
-        f"[bold]{summary.source}[/]: {summary.requests:,} requests{span}, "
-        f"{_usd(summary.cost_total)} total{dropped}"
+def _naive_line(fc: Forecast) -> str:
+    return (
+        f"naive linear estimate: {_usd(fc.naive_linear)} = pilot mean "
+        f"{_unit_usd(fc.pilot_mean_cost)}/req {_TIMES} {fc.projected_requests:,.0f} requests"
     )
-    rows: list[list[str | Text]] = []
-    for r in summary.classes:
-        style = "bold" if r.name in summary.cost_heavy_classes else ""
-        rows.append([
-            Text(r.name, style=style), f"{r.requests:,}", _pct(r.request_share),
-            _usd(r.cost_total), Text(_pct(r.cost_share), style=style), _usd(r.unit_mean),
-            _usd(r.unit_p50), _usd(r.unit_p95), _usd(r.unit_p99), _usd(r.unit_max),
-        ])  # fmt: skip
-    _print_table(
-        console,
-        "Cost per class (unit cost per request: mean, quantiles, max)",
-        ["class", "requests", "req %", "cost", "cost %", "mean", "p50", "p95", "p99", "max"],
-        rows,
-    )
-    rows = [
+
+
+def _concentration_parts(fc: Forecast) -> tuple[str, str] | None:
+    top1, top5 = fc.concentration.get("top_1pct"), fc.concentration.get("top_5pct")
+    if top1 is None and top5 is None:
+        return None
+    return _pct(top1), _pct(top5)
+
+
+def _quantile_rows(fc: Forecast) -> list[list[str]]:
+    return [
         [
-            r.name, _pair(r.latency_p50, r.latency_p99), _pct(r.error_rate),
-            _pct(r.retry_cost_share), _pct(r.cold_start_rate),
-            _pair(r.input_tokens_p50, r.input_tokens_p99),
-            _pair(r.output_tokens_p50, r.output_tokens_p99),
+            _label(k),
+            _usd(fc.quantiles[k]),
+            "±" + _usd(fc.quantile_se[k]),
+            _times(_ratio(fc.quantiles[k], fc.naive_linear)),
         ]
-        for r in summary.classes
+        for k in QUANTILE_KEYS
+    ]
+
+
+_QUANTILE_COLUMNS = ["quantile", "forecast", "± MC s.e.", "vs naive"]
+_BRIDGE_COLUMNS = ["driver", "Δ to P50", "Δ to P95", "running P50", "running P95"]
+_CLASS_COLUMNS = [
+    "class", "req %", "cost %", "unit p50", "unit p95", "mean cost", "naive cost", "at P95",
+]  # fmt: skip
+_QUANTILE_TITLE = "Cost over the horizon (Monte Carlo)"
+_BRIDGE_TITLE = "Bridge from naive to forecast (drivers switched on in turn)"
+_CLASS_TITLE = "Per class (unit cost per request; at P95: class cost in trials near the P95)"
+
+
+def _bridge_rows(fc: Forecast) -> list[list[str]]:
+    naive = _usd(fc.naive_linear)
+    rows = [["naive", "", "", naive, naive]]
+    rows += [
+        [s.driver, _delta(s.delta_p50), _delta(s.delta_p95), _usd(s.p50), _usd(s.p95)]
+        for s in fc.bridge
+    ]
+    return rows
+
+
+def _class_marks(fc: Forecast, name: str) -> str:
+    c = fc.per_class[name]
+    marks = []
+    if c.borrowed_from is not None:
+        marks.append(f"like {c.borrowed_from}")
+    if c.repriced:
+        marks.append("re-priced")
+    return f" ({', '.join(marks)})" if marks else ""
+
+
+def _class_numbers(fc: Forecast, name: str) -> list[str]:
+    c = fc.per_class[name]
+    return [
+        _pct(c.request_share), _pct(c.cost_share), _usd(c.unit_cost_p50), _usd(c.unit_cost_p95),
+        _usd(c.mean_cost), _usd(c.naive_cost), _usd(c.p95_contribution),
     ]  # fmt: skip
-    _print_table(
-        console,
-        "Latency, reliability and tokens",
-        ["class", "latency ms p50/p99", "errors", "retry $", "cold", "in tok p50/p99",
-         "out tok p50/p99"],
-        rows,
-    )  # fmt: skip
-    rows = []
-    for r in summary.classes:
-        drift = _pct(r.drift_level_sd) + ("" if r.drift_estimated else " (default)")
-        verdict = Text(r.tail_verdict, style=_VERDICT_STYLE.get(r.tail_verdict, ""))
-        if r.tail_source == "borrowed":
-            verdict.append(" (pooled shape)", style="dim")
-        ci = f" [{r.tail_xi_ci[0]:.2f}, {r.tail_xi_ci[1]:.2f}]" if r.tail_xi_ci else ""
-        xi = "—" if r.tail_xi is None else f"{r.tail_xi:.2f}{ci}"
-        rows.append([r.name, xi, verdict, drift])
-    tail_of = ", ".join(sorted({r.tail_quantity for r in summary.classes}))
-    _print_table(
-        console,
-        f"Tails ({tail_of}, GPD shape ξ) and hourly drift",
-        ["class", "ξ [90% CI]", "verdict", "drift"],
-        rows,
-    )
-    if summary.top_1pct_cost_share is not None:
-        heavy = ", ".join(summary.cost_heavy_classes) or "none"
+
+
+def _cost_heavy(fc: Forecast, name: str) -> bool:
+    c = fc.per_class[name]
+    return c.cost_share > c.request_share
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON
+# ---------------------------------------------------------------------------------------------
+
+
+def forecast_to_dict(fc: Forecast) -> dict[str, Any]:
+    """The stable JSON contract (keys in a fixed order; floats to 10 significant digits)."""
+    version = forecast_version()
+    per_class = {}
+    for name in fc.classes:
+        row = asdict(fc.per_class[name])
+        del row["name"]
+        per_class[name] = row
+    out = {
+        "kind": KIND,
+        "schema_version": version["schema_version"],
+        "costsim_version": version["costsim_version"],
+        "scenario": {"name": fc.scenario_name, "hash": fc.scenario_hash},
+        "model_hash": fc.model_hash,
+        "seed": fc.seed,
+        "trials": fc.trials,
+        "engine": fc.engine,
+        "horizon_s": fc.horizon_s,
+        "resolution_s": fc.resolution_s,
+        "projected_requests": fc.projected_requests,
+        "currency": CURRENCY,
+        "quantiles": {k: fc.quantiles[k] for k in QUANTILE_KEYS},
+        "quantile_se": {k: fc.quantile_se[k] for k in QUANTILE_KEYS},
+        "quantile_ci95": {k: list(fc.quantile_ci[k]) for k in QUANTILE_KEYS},
+        "naive_linear": fc.naive_linear,
+        "ratio_to_naive": {k: _ratio(fc.quantiles[k], fc.naive_linear) for k in QUANTILE_KEYS},
+        "pilot_mean_cost": fc.pilot_mean_cost,
+        "per_class": per_class,
+        "bridge": [asdict(step) for step in fc.bridge],
+        "concentration": {
+            "top_1pct": fc.concentration.get("top_1pct"),
+            "top_5pct": fc.concentration.get("top_5pct"),
+        },
+        "notes": list(fc.notes),
+    }
+    return dict(_clean(out))
+
+
+def forecast_to_json(fc: Forecast) -> str:
+    return dumps(forecast_to_dict(fc)) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Rich
+# ---------------------------------------------------------------------------------------------
+
+
+def _rich_rows(rows: list[list[str]]) -> list[list[str | Text]]:
+    return [list[str | Text](row) for row in rows]
+
+
+def render_forecast(fc: Forecast, console: Console) -> None:
+    """Print the forecast: headline, quantiles, naive estimate, bridge, classes, concentration."""
+    console.print(Text(headline(fc), style="bold"))
+    console.print(f"[bold]{escape(fc.scenario_name)}[/]: {_context(fc)}")
+    _print_table(console, _QUANTILE_TITLE, _QUANTILE_COLUMNS, _rich_rows(_quantile_rows(fc)))
+    console.print(_naive_line(fc))
+    if fc.bridge:
+        _print_table(console, _BRIDGE_TITLE, _BRIDGE_COLUMNS, _rich_rows(_bridge_rows(fc)))
+    rows: list[list[str | Text]] = []
+    for name in fc.classes:
+        style = "bold" if _cost_heavy(fc, name) else ""
+        label = Text(name, style=style)
+        label.append(_class_marks(fc, name), style="dim")
+        numbers: list[str | Text] = [*_class_numbers(fc, name)]
+        numbers[1] = Text(str(numbers[1]), style=style)
+        rows.append([label, *numbers])
+    _print_table(console, _CLASS_TITLE, _CLASS_COLUMNS, rows)
+    conc = _concentration_parts(fc)
+    if conc is not None:
         console.print(
-            f"Concentration: the costliest 1% of requests carry "
-            f"[bold]{_pct(summary.top_1pct_cost_share)}[/] of the cost, the costliest 5% carry "
-            f"[bold]{_pct(summary.top_5pct_cost_share)}[/]. Classes whose share of cost exceeds "
-            f"their share of requests: [bold]{heavy}[/]."
+            f"Concentration: the costliest 1% of requests carry [bold]{conc[0]}[/] of the cost, "
+            f"5% carry [bold]{conc[1]}[/]."
         )
-    for note in summary.notes:
+    for note in fc.notes:
         console.print(Text(f"note: {note}", style="dim"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+# ---------------------------------------------------------------------------------------------
+
+
+def _md(text: str) -> str:
+    """Escape what GitHub would misread: `|` splits table cells, two `$` make inline maths."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("$", "\\$")
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _md_table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A table: first column left-aligned, numbers right-aligned; every cell escaped."""
+    align = ["---"] + ["---:"] * (len(columns) - 1)
+    body = [_md_row([_md(c) for c in row]) for row in rows]
+    return [_md_row([_md(c) for c in columns]), _md_row(align), *body]
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def forecast_to_markdown(fc: Forecast) -> str:
+    """GitHub-flavoured Markdown with the same content as the rich report."""
+    out = [
+        f"### costsim forecast: {_md(fc.scenario_name)}",
+        "",
+        f"**{_md(headline(fc))}.**",
+        "",
+        _md(_context(fc)) + ".",
+        "",
+        f"**{_QUANTILE_TITLE}**",
+        "",
+        *_md_table(_QUANTILE_COLUMNS, _quantile_rows(fc)),
+        "",
+        _md(_sentence(_naive_line(fc))) + ".",
+    ]
+    if fc.bridge:
+        out += ["", f"**{_md(_BRIDGE_TITLE)}**", "", *_md_table(_BRIDGE_COLUMNS, _bridge_rows(fc))]
+    rows = [[name + _class_marks(fc, name), *_class_numbers(fc, name)] for name in fc.classes]
+    out += ["", f"**{_md(_CLASS_TITLE)}**", "", *_md_table(_CLASS_COLUMNS, rows)]
+    conc = _concentration_parts(fc)
+    if conc is not None:
+        out += [
+            "",
+            f"Concentration: the costliest 1% of requests carry **{_md(conc[0])}** of the cost, "
+            f"5% carry **{_md(conc[1])}**.",
+        ]
+    if fc.notes:
+        out += ["", "Notes:", "", *(f"- {_md(note)}" for note in fc.notes)]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: per-trial samples and the plot
+# ---------------------------------------------------------------------------------------------
+
+
+def _replace_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Let ``write`` fill a temporary file in the same folder, then rename it onto ``path``."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _sample_columns(fc: Forecast) -> dict[str, np.ndarray]:
+    taken = {"trial", "total_usd"} & set(fc.classes)
+    if taken:
+        raise CostsimError(
+            f"samples: class name {sorted(taken)[0]!r} collides with a fixed column "
+            "('trial', 'total_usd'); rename the class in the scenario"
+        )
+    columns = {
+        "trial": np.arange(fc.trials, dtype=np.int64),
+        "total_usd": np.asarray(fc.totals, dtype=float),
+    }
+    for j, name in enumerate(fc.classes):
+        columns[name] = np.asarray(fc.class_totals[:, j], dtype=float)
+    return columns
+
+
+def write_samples(fc: Forecast, path: str | Path) -> None:
+    """Per-trial totals (trial, total_usd, one column per class), Parquet or CSV by suffix.
+
+    Trials are numbered from 0 in simulation order. The Parquet file also carries the scenario
+    hash, seed and engine in its schema metadata.
+    """
+    path = Path(path)
+    fmt = SAMPLE_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        allowed = ", ".join(SAMPLE_SUFFIXES)
+        raise CostsimError(
+            f"samples file {str(path)!r}: unknown suffix {path.suffix!r}; expected one of {allowed}"
+        )
+    columns = _sample_columns(fc)
+    if fmt == "csv":
+        import pandas as pd
+
+        write_atomic(path, pd.DataFrame(columns).to_csv(index=False, lineterminator="\n"))
+        return
+    meta = {
+        "costsim.kind": "costsim.forecast.samples",
+        "costsim.scenario_hash": fc.scenario_hash,
+        "costsim.model_hash": fc.model_hash,
+        "costsim.seed": str(fc.seed),
+        "costsim.engine": fc.engine,
+        "costsim.currency": CURRENCY,
+    }
+    table = pa.table(columns).replace_schema_metadata(meta)
+    _replace_atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def write_plot(fc: Forecast, path: str | Path, budget: float | None = None) -> None:
+    """A PNG histogram of per-trial totals with the naive estimate, P50, P95 and the budget.
+
+    Uses matplotlib's Agg canvas directly (no pyplot, no global backend switch). A long right
+    tail is cut at 1.5 P99 (or the budget, if further out); the trials beyond are counted in
+    the legend.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import FuncFormatter
+    except ImportError:
+        raise CostsimError(PLOT_MISSING) from None
+    if budget is not None and not math.isfinite(budget):
+        raise CostsimError(f"--budget: expected a finite amount in USD, got {budget!r}")
+    path = Path(path)
+    totals = np.asarray(fc.totals, dtype=float)
+    marks = [
+        ("naive", fc.naive_linear, "grey", "--"),
+        ("P50", fc.quantiles["p50"], "tab:blue", "-"),
+        ("P95", fc.quantiles["p95"], "tab:red", "-"),
+    ]
+    if budget is not None:
+        marks.append(("budget", budget, "black", ":"))
+    lo = min(float(totals.min()), *(m[1] for m in marks))
+    hi = max(min(float(totals.max()), 1.5 * fc.quantiles["p99"]), *(m[1] for m in marks))
+    if hi <= lo:
+        hi = lo + max(abs(lo), 1.0) * 0.01
+    pad = 0.02 * (hi - lo)
+    beyond = int(np.count_nonzero(totals > hi))
+
+    fig = Figure(figsize=(9, 5), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.hist(totals, bins=60, range=(lo, hi), color="tab:gray", alpha=0.45, label="trials")
+    for label, value, color, style in marks:
+        ax.axvline(
+            value, color=color, linestyle=style, linewidth=1.6, label=f"{label} {_usd(value)}"
+        )
+    if beyond:
+        ax.plot([], [], " ", label=f"{beyond:,} trials above {_usd(hi)} not shown")
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: _usd(x)))
+    ax.set_xlabel(f"total cost over {_days(fc.horizon_s)} days (USD)")
+    ax.set_ylabel("trials")
+    ax.set_title(f"{fc.scenario_name}: {fc.trials:,} trials, seed {fc.seed}")
+    ax.legend(loc="upper right", frameon=False)
+    info = {
+        "Software": f"costsim {forecast_version()['costsim_version']}",
+        "Comment": f"scenario {fc.scenario_hash}, seed {fc.seed}, engine {fc.engine}",
+    }
+    _replace_atomic(path, lambda tmp: fig.savefig(tmp, format="png", metadata=info))

@@ -23,6 +23,40 @@ BODY_POINTS = 257  # quantile-grid points of the body; part of the model file fo
 _XI_ZERO = 1e-9
 
 
+def tail_exceedance(
+    r: np.ndarray,
+    xi: float | np.ndarray,
+    sigma: float | np.ndarray,
+    cap_excess: float | None = None,
+) -> np.ndarray:
+    """GPD exceedance quantiles at conditional tail probabilities ``r``, element-wise parameters.
+
+    With a cap c on the exceedance the GPD is truncated: y = G^-1(r * G(c)). Writing
+    s = 1 - r * G(c) for the untruncated survival probability,
+        y = sigma * expm1(-xi * log(s)) / xi        (xi != 0)
+        y = -sigma * log(s)                         (xi == 0)
+    which is ``scipy.stats.genpareto.isf(s, xi, scale=sigma)`` (tested against it), written out
+    so that per-element parameters vectorise without scipy's overhead.
+    """
+    r = np.asarray(r, dtype=float)
+    xi_a = np.asarray(xi, dtype=float)
+    sigma_a = np.asarray(sigma, dtype=float)
+    small = np.abs(xi_a) < _XI_ZERO
+    safe_xi = np.where(small, 1.0, xi_a)
+    if cap_excess is None:
+        log_s = np.log1p(-r)
+    else:
+        # log G(c) mass below the cap: G(c) = 1 - (1 + xi c / sigma)^(-1/xi), or 1 - exp(-c/sigma)
+        z = np.maximum(safe_xi * cap_excess / sigma_a, -1.0 + 1e-15)
+        log_sf_cap = np.where(small, -cap_excess / sigma_a, -np.log1p(z) / safe_xi)
+        mass = -np.expm1(log_sf_cap)
+        log_s = np.log1p(-r * mass)
+    log_s = np.maximum(log_s, -745.0)
+    with np.errstate(over="ignore"):
+        general = sigma_a * np.expm1(-safe_xi * log_s) / safe_xi
+    return np.asarray(np.where(small, -sigma_a * log_s, general), dtype=float)
+
+
 @dataclass(frozen=True)
 class SplicedDistribution:
     """Body quantile grid + GPD tail (xi, sigma) above ``threshold`` with mass ``tail_prob``."""
@@ -62,9 +96,26 @@ class SplicedDistribution:
 
     def _tail_ppf(self, r: np.ndarray) -> np.ndarray:
         """Exceedance quantiles for conditional tail probabilities ``r`` in [0, 1]."""
-        return np.asarray(
-            stats.genpareto.ppf(r * self._tail_cap_cdf(), c=self.xi, scale=self.sigma), dtype=float
-        )
+        return tail_exceedance(r, self.xi, self.sigma, self.cap_excess)
+
+    @property
+    def cap_excess(self) -> float | None:
+        return None if self.cap is None else max(self.cap - self.threshold, 0.0)
+
+    def ppf_params(self, q: np.ndarray, xi: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """Quantiles at ``q`` with per-element tail parameters (one parameter draw per value)."""
+        q = np.asarray(q, dtype=float)
+        body_mass = 1.0 - self.tail_prob
+        r_body = np.clip(q / body_mass, 0.0, 1.0) if body_mass > 0 else np.ones_like(q)
+        out = np.interp(r_body, self.body_probs, self.body_quantiles)
+        if self.has_tail:
+            in_tail = q > body_mass
+            if np.any(in_tail):
+                r = np.clip((q[in_tail] - body_mass) / self.tail_prob, 0.0, 1.0)
+                xi_t = np.broadcast_to(xi, q.shape)[in_tail]
+                sigma_t = np.broadcast_to(sigma, q.shape)[in_tail]
+                out[in_tail] = self.threshold + tail_exceedance(r, xi_t, sigma_t, self.cap_excess)
+        return np.asarray(out, dtype=float)
 
     def _tail_mean(self) -> float:
         """E[Y] of the (truncated) GPD exceedance Y.
@@ -97,17 +148,8 @@ class SplicedDistribution:
 
     def ppf(self, q: np.ndarray | float) -> np.ndarray:
         """Quantile function, vectorised."""
-        q = np.asarray(q, dtype=float)
-        body_mass = 1.0 - self.tail_prob
-        r_body = np.clip(q / body_mass, 0.0, 1.0) if body_mass > 0 else np.ones_like(q)
-        out = np.interp(r_body, self.body_probs, self.body_quantiles)
-        if self.has_tail:
-            in_tail = q > body_mass
-            if np.any(in_tail):
-                r = np.clip((q[in_tail] - body_mass) / self.tail_prob, 0.0, 1.0)
-                out = np.array(out, dtype=float, copy=True)
-                out[in_tail] = self.threshold + self._tail_ppf(r)
-        return np.asarray(out, dtype=float)
+        q = np.atleast_1d(np.asarray(q, dtype=float))
+        return self.ppf_params(q, np.asarray(self.xi), np.asarray(self.sigma))
 
     def cdf(self, x: np.ndarray | float) -> np.ndarray:
         """Distribution function, vectorised (right-continuous at the body's atoms)."""

@@ -39,36 +39,44 @@ import pyarrow.parquet as pq
 START = np.datetime64("2026-10-05T00:00", "ms")
 CONTEXT_WINDOW = 200_000
 CHUNK_ROWS = 1 << 20
-SCHEMA = pa.schema([
-    ("timestamp", pa.timestamp("ms", tz="UTC")),
-    ("query_class", pa.string()),
-    ("cost_usd", pa.float64()),
-    ("input_tokens", pa.int64()),
-    ("output_tokens", pa.int64()),
-    ("cached_input_tokens", pa.int64()),
-    ("latency_ms", pa.float64()),
-    ("status", pa.string()),
-    ("retries", pa.int64()),
-    ("cold_start", pa.bool_()),
-])
+SCHEMA = pa.schema(
+    [
+        ("timestamp", pa.timestamp("ms", tz="UTC")),
+        ("query_class", pa.string()),
+        ("cost_usd", pa.float64()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("cached_input_tokens", pa.int64()),
+        ("latency_ms", pa.float64()),
+        ("status", pa.string()),
+        ("retries", pa.int64()),
+        ("cold_start", pa.bool_()),
+    ]
+)
 
 # One entry per class; every per-row parameter is looked up with the row's class index.
-CLASSES = ["lookup", "rag_single_hop", "rag_multi_hop", "long_context_summary",
-           "agent_tool_use", "embedding_ingest"]
+CLASSES = [
+    "lookup",
+    "rag_single_hop",
+    "rag_multi_hop",
+    "long_context_summary",
+    "agent_tool_use",
+    "embedding_ingest",
+]
 SHARE = np.array([0.45, 0.25, 0.10, 0.05, 0.05, 0.10])
-IN_MEDIAN = np.array([350, 3_000, 9_000, 40_000, 6_000, 20_000])    # per call / per step
+IN_MEDIAN = np.array([350, 3_000, 9_000, 40_000, 6_000, 20_000])  # per call / per step
 IN_SIGMA = np.array([0.4, 0.5, 0.6, 0.8, 0.5, 0.8])
 OUT_MEDIAN = np.array([80, 250, 500, 1_200, 400, 0])
 OUT_SIGMA = np.array([0.5, 0.5, 0.6, 0.5, 0.6, 0.0])
-XI = np.array([0.05, 0.15, 0.30, 0.40, 0.20, 0.10])                 # GPD tail shape per call
-OUT_CAP = np.array([8_192, 8_192, 8_192, 16_384, 8_192, 0])         # max_tokens per call
-CACHED_MEAN = np.array([0.0, 0.35, 0.50, 0.10, 0.0, 0.0])           # agent: from its steps
-PRICE_IN = np.array([3.0, 3.0, 3.0, 3.0, 3.0, 0.02]) / 1e6          # USD per token
+XI = np.array([0.05, 0.15, 0.30, 0.40, 0.20, 0.10])  # GPD tail shape per call
+OUT_CAP = np.array([8_192, 8_192, 8_192, 16_384, 8_192, 0])  # max_tokens per call
+CACHED_MEAN = np.array([0.0, 0.35, 0.50, 0.10, 0.0, 0.0])  # agent: from its steps
+PRICE_IN = np.array([3.0, 3.0, 3.0, 3.0, 3.0, 0.02]) / 1e6  # USD per token
 PRICE_OUT = np.array([15.0, 15.0, 15.0, 15.0, 15.0, 0.0]) / 1e6
 PRICE_CACHED = np.array([0.30, 0.30, 0.30, 0.30, 0.30, 0.02]) / 1e6
 TTFT_MS = np.array([250, 450, 700, 1_500, 600, 40])
 MS_PER_OUT_TOKEN = np.array([14, 16, 18, 20, 18, 0])
-RETRY_P = np.array([0.02, 0.03, 0.05, 0.06, 0.15, 0.01])            # P(another attempt)
+RETRY_P = np.array([0.02, 0.03, 0.05, 0.06, 0.15, 0.01])  # P(another attempt)
 MAX_RETRIES = np.array([3, 3, 3, 3, 5, 3])
 ERROR_P = np.array([0.005, 0.008, 0.015, 0.025, 0.035, 0.006])
 COLD_P = np.array([0.015, 0.015, 0.02, 0.02, 0.02, 0.01])
@@ -80,9 +88,9 @@ def _intensity(rng: np.random.Generator, n_hours: int) -> tuple[np.ndarray, np.n
     """Expected share of requests per (hour, class), and each hour's relative busyness."""
     hours = np.arange(n_hours)
     hod = hours % 24 + 0.5
-    weekday = (hours // 24) % 7                              # START is a Monday
+    weekday = (hours // 24) % 7  # START is a Monday
     week = np.where(weekday < 5, 1.0, np.where(weekday == 5, 0.5, 0.42))
-    diurnal = 0.12 + np.exp(-0.5 * ((hod - 14.5) / 4.0) ** 2)   # EU + US working hours
+    diurnal = 0.12 + np.exp(-0.5 * ((hod - 14.5) / 4.0) ** 2)  # EU + US working hours
     daily = np.exp(rng.normal(0.0, 0.1, n_hours // 24 + 1))[hours // 24]
     busy = diurnal * week * daily
     lam = busy[:, None] * SHARE / np.mean(busy)
@@ -91,23 +99,24 @@ def _intensity(rng: np.random.Generator, n_hours: int) -> tuple[np.ndarray, np.n
     burst = rng.lognormal(0.0, 0.6, n_hours // 24 + 1)[hours // 24]
     embed = 0.9 * night * burst / np.mean(night * burst) + 0.1
     lam[:, EMBED] = SHARE[EMBED] * embed
-    lam *= rng.gamma(40.0, 1 / 40.0, lam.shape)              # overdispersed hourly counts
+    lam *= rng.gamma(40.0, 1 / 40.0, lam.shape)  # overdispersed hourly counts
     return lam / lam.sum(), busy / busy.max()
 
 
 def _drift(rng: np.random.Generator, n_hours: int) -> np.ndarray:
     """Log-multiplier of output verbosity per (hour, class): slow AR(1) walks + hourly jitter."""
-    phi, step = 1 - 1 / 500, 0.006                          # ~3%/day, forgets in ~3 weeks
+    phi, step = 1 - 1 / 500, 0.006  # ~3%/day, forgets in ~3 weeks
     shocks = rng.normal(0.0, step, (n_hours, 1 + len(CLASSES)))
     walk = np.empty_like(shocks)
     walk[0] = shocks[0] * 10
-    for t in range(1, n_hours):                              # loop over hours, not rows
+    for t in range(1, n_hours):  # loop over hours, not rows
         walk[t] = phi * walk[t - 1] + shocks[t]
     return walk[:, :1] + walk[:, 1:] + rng.normal(0.0, 0.03, (n_hours, len(CLASSES)))
 
 
-def _spliced(rng: np.random.Generator, cls: np.ndarray, median: np.ndarray,
-             sigma: np.ndarray) -> np.ndarray:
+def _spliced(
+    rng: np.random.Generator, cls: np.ndarray, median: np.ndarray, sigma: np.ndarray
+) -> np.ndarray:
     """Lognormal body; above its 95th percentile the excess is generalized Pareto(XI[cls])."""
     mu, s, xi = np.log(np.maximum(median[cls], 1)), sigma[cls], XI[cls]
     body = np.exp(mu + s * rng.standard_normal(cls.size))
@@ -116,8 +125,9 @@ def _spliced(rng: np.random.Generator, cls: np.ndarray, median: np.ndarray,
     return np.where(body > u, u + excess, body)
 
 
-def _rows(rng: np.random.Generator, hour: np.ndarray, cls: np.ndarray, busy: np.ndarray,
-          drift: np.ndarray) -> pa.Table:
+def _rows(
+    rng: np.random.Generator, hour: np.ndarray, cls: np.ndarray, busy: np.ndarray, drift: np.ndarray
+) -> pa.Table:
     """All columns for the requests of one chunk (given their hour and class), sorted by time."""
     n = cls.size
     agent = cls == AGENT
@@ -131,8 +141,9 @@ def _rows(rng: np.random.Generator, hour: np.ndarray, cls: np.ndarray, busy: np.
     inp = np.rint(first * steps * (1 + 0.25 * (steps - 1))).astype(np.int64)
     out_call = _spliced(rng, cls, OUT_MEDIAN, OUT_SIGMA) * np.exp(drift[hour, cls])
     out = np.rint(np.minimum(out_call, OUT_CAP[cls]) * steps)
-    cached_frac = np.where(agent, 0.8 * (1 - 1 / steps) + 0.1,
-                           rng.beta(4, 4, n) * 2 * CACHED_MEAN[cls])
+    cached_frac = np.where(
+        agent, 0.8 * (1 - 1 / steps) + 0.1, rng.beta(4, 4, n) * 2 * CACHED_MEAN[cls]
+    )
     cached = np.rint(inp * np.minimum(cached_frac, 0.95)).astype(np.int64)
 
     # Retries: failed attempts before the last one; errors likelier when retries ran out.
@@ -144,11 +155,15 @@ def _rows(rng: np.random.Generator, hour: np.ndarray, cls: np.ndarray, busy: np.
     cost = attempt * (1 + retries)
 
     # Latency: time to first token + prefill + decoding (+ tool calls), lognormal noise.
-    lat = (TTFT_MS[cls] * steps + inp * 0.02 + out * MS_PER_OUT_TOKEN[cls]
-           + np.where(agent, rng.lognormal(np.log(1500), 0.8, n) * steps, 0.0))
+    lat = (
+        TTFT_MS[cls] * steps
+        + inp * 0.02
+        + out * MS_PER_OUT_TOKEN[cls]
+        + np.where(agent, rng.lognormal(np.log(1500), 0.8, n) * steps, 0.0)
+    )
     lat *= rng.lognormal(0.0, 0.3, n)
-    lat *= 1 + retries * rng.uniform(0.2, 1.0, n)           # failed attempts, partly
-    lat += retries * 500.0 * 2.0 ** np.minimum(retries, 3)   # exponential backoff
+    lat *= 1 + retries * rng.uniform(0.2, 1.0, n)  # failed attempts, partly
+    lat += retries * 500.0 * 2.0 ** np.minimum(retries, 3)  # exponential backoff
     cold = rng.random(n) < COLD_P[cls] * (0.4 + 1.6 * (1 - busy[hour]))  # idle hours: colder
     lat += np.where(cold, rng.uniform(2_000, 8_000, n), 0.0)
 
@@ -169,8 +184,9 @@ def _rows(rng: np.random.Generator, hour: np.ndarray, cls: np.ndarray, busy: np.
     return pa.table(cols, schema=SCHEMA)
 
 
-def iter_chunks(n_rows: int = 60_000, days: int = 14, seed: int = 20261005,
-                chunk_rows: int = CHUNK_ROWS) -> Iterator[pa.Table]:
+def iter_chunks(
+    n_rows: int = 60_000, days: int = 14, seed: int = 20261005, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[pa.Table]:
     """Yield the log as time-ordered tables of about ``chunk_rows`` rows (whole hours each)."""
     traffic_ss, drift_ss, counts_ss, rows_ss = np.random.SeedSequence(seed).spawn(4)
     n_hours = 24 * days
@@ -185,7 +201,7 @@ def iter_chunks(n_rows: int = 60_000, days: int = 14, seed: int = 20261005,
         cells = counts[h0:h1].ravel()
         hour = np.repeat(np.arange(h0, h1).repeat(len(CLASSES)), cells)
         cls = np.repeat(np.tile(np.arange(len(CLASSES)), h1 - h0), cells)
-        rng = np.random.default_rng(rows_ss.spawn(1)[0])     # next child: one per chunk
+        rng = np.random.default_rng(rows_ss.spawn(1)[0])  # next child: one per chunk
         yield _rows(rng, hour, cls, busy, drift)
 
 
@@ -197,9 +213,14 @@ def generate(n_rows: int = 60_000, days: int = 14, seed: int = 20261005) -> pa.T
 def write(path: Path, n_rows: int = 60_000, days: int = 14, seed: int = 20261005) -> None:
     """Write the log as one parquet file, chunk by chunk, with reproducible bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with pq.ParquetWriter(path, SCHEMA, compression="zstd", compression_level=3,
-                          use_dictionary=["query_class", "status"],
-                          write_statistics=True) as writer:
+    with pq.ParquetWriter(
+        path,
+        SCHEMA,
+        compression="zstd",
+        compression_level=3,
+        use_dictionary=["query_class", "status"],
+        write_statistics=True,
+    ) as writer:
         for table in iter_chunks(n_rows, days, seed):
             writer.write_table(table, row_group_size=CHUNK_ROWS)
 

@@ -1,0 +1,610 @@
+"""The forecast (DESIGN sections 4 and 5): a scenario and a fitted model in, a `Forecast` out.
+
+`run_forecast` prepares each production class (its per-request cost distribution, re-priced from
+tokens when the scenario has a price sheet; its rates and drift), draws the traffic of each chunk
+of trials, turns it into per-class totals with the stratified engine (or the per-request
+reference), and summarises: quantiles with their Monte Carlo error, the naive linear estimate,
+the per-class view, tail concentration and the bridge from naive to forecast. Pure: no printing,
+no files (the model is passed in).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from . import __version__
+from .engine import Strata, UnitCost, aggregate, build_strata, reference_sum
+from .errors import ScenarioError
+from .fit import ClassFit, FittedModel, fit_values
+from .scenario import Price, Scenario, validate_against_model
+from .traffic import (
+    ALL_DRIVERS,
+    Drivers,
+    TrafficPlan,
+    TrialTraffic,
+    ar1_average_variance,
+    build_plan,
+    draw_traffic,
+)
+
+FORECAST_SCHEMA_VERSION = 1
+CHUNK_TRIALS = 2000  # part of reproducibility: results depend on it, so it is fixed
+BRIDGE_TRIALS = 4000  # trials of the bridge's intermediate steps
+QUANTILES = {"p5": 0.05, "p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+REPRICE_MIN_SAMPLE = 20_000
+CONCENTRATION_SAMPLE = 1 << 17
+ENGINES = ("strata", "reference")
+_Z95 = 1.959963984540054
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassForecast:
+    name: str
+    request_share: float
+    cost_share: float
+    mean_cost: float
+    naive_cost: float
+    unit_cost_mean: float
+    unit_cost_p5: float
+    unit_cost_p50: float
+    unit_cost_p95: float
+    p95_contribution: float
+    repriced: bool
+    borrowed_from: str | None
+
+
+@dataclass(frozen=True)
+class BridgeStep:
+    driver: str
+    p50: float
+    p95: float
+    delta_p50: float
+    delta_p95: float
+
+
+@dataclass(frozen=True)
+class Forecast:
+    scenario_name: str
+    scenario_hash: str
+    model_hash: str
+    seed: int
+    trials: int
+    engine: str
+    horizon_s: float
+    resolution_s: float
+    classes: tuple[str, ...]
+    totals: np.ndarray  # (trials,)
+    class_totals: np.ndarray  # (trials, classes)
+    class_requests: np.ndarray  # (trials, classes)
+    projected_requests: float
+    naive_linear: float
+    pilot_mean_cost: float
+    quantiles: dict[str, float]
+    quantile_se: dict[str, float]
+    quantile_ci: dict[str, tuple[float, float]]
+    per_class: dict[str, ClassForecast]
+    bridge: tuple[BridgeStep, ...]
+    concentration: dict[str, float]
+    notes: tuple[str, ...]
+
+
+def quantile_with_error(x: np.ndarray, q: float) -> tuple[float, float, float, float]:
+    """Sample quantile with a distribution-free 95% interval from order statistics.
+
+    The number of draws below the true quantile is Binomial(T, q), so the order statistics at
+    ranks T*q -+ 1.96 * sqrt(T*q*(1-q)) bound it with about 95% confidence; the standard error
+    is the interval's half-width / 1.96.
+    """
+    xs = np.sort(x)
+    n = xs.size
+    est = float(np.quantile(xs, q))
+    half = _Z95 * np.sqrt(n * q * (1 - q))
+    lo = xs[int(np.clip(np.floor(n * q - half), 0, n - 1))]
+    hi = xs[int(np.clip(np.ceil(n * q + half), 0, n - 1))]
+    return est, float((hi - lo) / (2 * _Z95)), float(lo), float(hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparation: production classes and their unit costs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProductionClass:
+    name: str
+    source: ClassFit
+    unit: UnitCost
+    pilot_mean: float  # empirical mean cost per request (re-priced, scaled)
+    repriced: bool
+    borrowed_from: str | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    scenario: Scenario
+    model: FittedModel
+    classes: tuple[ProductionClass, ...]
+    plan: TrafficPlan
+    pilot_mean_cost: float
+    notes: tuple[str, ...]
+    strata: tuple[Strata, ...]
+
+
+def _effective_price(scenario: Scenario, name: str) -> Price | None:
+    pricing = scenario.pricing
+    if pricing is None:
+        return None
+    own = pricing.classes.get(name)
+    default = pricing.default
+    if own is None and default is None:
+        return None
+    fields = ("input_per_mtok", "output_per_mtok", "cached_per_mtok", "per_request")
+    merged = {}
+    for f in fields:
+        value = getattr(own, f) if own is not None else None
+        if value is None and default is not None:
+            value = getattr(default, f)
+        merged[f] = value
+    return Price(**merged)
+
+
+def _copula_sample(cf: ClassFit, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Joint draws of a class's quantities through its Gaussian copula."""
+    names, corr = cf.dependence
+    w, v = np.linalg.eigh((corr + corr.T) / 2)
+    root = v * np.sqrt(np.clip(w, 0.0, None))
+    z = rng.standard_normal((n, len(names))) @ root.T
+    u = np.clip(special.ndtr(z), 1e-12, 1 - 1e-12)
+    return {q: cf.quantities[q].dist.ppf(u[:, j]) for j, q in enumerate(names)}
+
+
+def _reprice(cf: ClassFit, price: Price, rng: np.random.Generator) -> tuple[UnitCost, float]:
+    """Per-request cost under a price sheet: copula draws of tokens, priced, then refitted."""
+    have = set(cf.quantities)
+    if not have & {"input_tokens", "output_tokens"}:
+        raise ScenarioError(
+            f"pricing.classes.{cf.name}: the model has no token columns for class '{cf.name}', "
+            "so it cannot be re-priced; remove its price or refit with token columns"
+        )
+    n = max(cf.requests, REPRICE_MIN_SAMPLE)
+    draws = _copula_sample(cf, n, rng)
+    zero = np.zeros(n)
+    inp = draws.get("input_tokens", zero)
+    out = draws.get("output_tokens", zero)
+    cached = (
+        np.minimum(draws.get("cached_input_tokens", zero), inp) if "input_tokens" in draws else zero
+    )
+    p_in = (price.input_per_mtok or 0.0) / 1e6
+    p_out = (price.output_per_mtok or 0.0) / 1e6
+    p_cached = (
+        price.cached_per_mtok if price.cached_per_mtok is not None else price.input_per_mtok or 0.0
+    ) / 1e6
+    fee = price.per_request or 0.0
+    cost = (inp - cached) * p_in + cached * p_cached + out * p_out + fee
+    caps = {q: cf.quantities[q].dist.cap for q in cf.quantities}
+    cap = None
+    if all(caps.get(q) is not None for q in ("input_tokens", "output_tokens") if q in caps):
+        cap = (
+            (caps.get("input_tokens") or 0.0) * max(p_in, p_cached)
+            + (caps.get("output_tokens") or 0.0) * p_out
+            + fee
+        )
+        cap = max(cap, float(cost.max()))
+    qf = fit_values(cost, rng, cap=cap)
+    return UnitCost.from_fit(qf.dist, qf.xi_draws, qf.sigma_draws), float(cost.mean())
+
+
+def prepare(scenario: Scenario, model: FittedModel) -> Prepared:
+    """Production classes, their unit costs and the deterministic traffic plan."""
+    validate_against_model(scenario, tuple(model.classes))
+    notes: list[str] = []
+    names = list(model.classes)
+    sources: dict[str, tuple[ClassFit, float, str | None]] = {
+        n: (model.classes[n], 1.0, None) for n in names
+    }
+    for new, spec in scenario.mix.new_classes.items():
+        sources[new] = (model.classes[spec.like], spec.cost_scale, spec.like)
+        names.append(new)
+    pilot_share = np.array([model.classes[n].share if n in model.classes else 0.0 for n in names])
+    if scenario.mix.shares is None:
+        mix = pilot_share
+    elif scenario.mix.relative:  # weights on the pilot shares (a new class: on its `like`'s)
+        base = np.array([model.classes[sources[n][2] or n].share for n in names])
+        weights = np.array([scenario.mix.shares.get(n, 1.0) for n in names])
+        mix = base * weights / np.sum(base * weights)
+    else:
+        mix = np.array([scenario.mix.shares.get(n, 0.0) for n in names])
+        mix = mix / mix.sum()
+    root = np.random.SeedSequence(scenario.seed, spawn_key=(2**31,))  # preparation stream
+    class_ss = root.spawn(len(names))
+    classes: list[ProductionClass] = []
+    for i, name in enumerate(names):
+        cf, scale, like = sources[name]
+        price = _effective_price(scenario, name)
+        if price is not None:
+            unit, mean = _reprice(cf, price, np.random.default_rng(class_ss[i]))
+            unit = replace(unit, scale=scale)
+            mean *= scale
+        else:
+            if "cost_usd" not in cf.quantities:
+                raise ScenarioError(
+                    f"pricing: the model has no cost column for class '{cf.name}'; give a price "
+                    "sheet (pricing.default or pricing.classes) to price its tokens"
+                )
+            qf = cf.quantities["cost_usd"]
+            unit = UnitCost.from_fit(qf.dist, qf.xi_draws, qf.sigma_draws, scale)
+            mean = qf.summary["mean"] * scale
+        classes.append(ProductionClass(name, cf, unit, mean, price is not None, like))
+    if all(c.cost_total is not None for c in model.classes.values()):
+        pilot_mean = (
+            sum(c.cost_total or 0.0 for c in model.classes.values()) / model.traffic.requests
+        )
+    else:
+        pilot_mean = float(np.dot(pilot_share, [c.pilot_mean for c in classes]))
+        notes.append("the pilot log had no cost column: the naive estimate uses re-priced tokens")
+    plan = build_plan(
+        scenario,
+        tuple(names),
+        mix,
+        {n: sources[n][0].hourly_profile for n in names},
+        model.traffic.hourly_profile,
+        model.traffic.weekday_profile,
+    )
+    strata = tuple(build_strata(pc.unit) for pc in classes)
+    return Prepared(scenario, model, tuple(classes), plan, pilot_mean, tuple(notes), strata)
+
+
+# ---------------------------------------------------------------------------------------------
+# Multipliers computed on intensities: retries, cold starts, drift
+# ---------------------------------------------------------------------------------------------
+
+
+def _attempts(f: np.ndarray, max_attempts: int, billed_failures: bool) -> np.ndarray:
+    """Billed attempts per request when each attempt fails with probability f and a request
+    makes at most ``max_attempts``: (1 - f^m) / (1 - f) attempts, of which 1 - f^m succeed."""
+    f = np.minimum(f, 0.999)
+    succeeded = 1.0 - f**max_attempts
+    return succeeded / (1.0 - f) if billed_failures else succeeded
+
+
+def _retry_policy(pc: ProductionClass, rel: Any) -> tuple[float, float, int]:
+    """The pilot's per-attempt failure probability, the scenario's, and the attempt limit.
+
+    The pilot's is read off its mean retries (geometric attempts: f = r / (1 + r)); the limit
+    defaults to the most attempts the pilot made.
+    """
+    rates = pc.source.rates
+    retry_mean = rates.retry_mean or 0.0
+    f_pilot = retry_mean / (1.0 + retry_mean)
+    pilot_max = len(rates.retry_pmf) if rates.retry_pmf else 1
+    max_attempts = rel.max_attempts if rel.max_attempts is not None else max(pilot_max, 1)
+    f = rel.error_rate if rel.error_rate is not None else f_pilot
+    return f_pilot, f, max_attempts
+
+
+def _reliability_changed(scenario: Scenario) -> bool:
+    r = scenario.reliability
+    return not (
+        r.error_rate is None
+        and r.load_exponent == 0
+        and r.max_attempts is None
+        and r.billed_failures
+    )
+
+
+def _cold_changed(scenario: Scenario) -> bool:
+    r = scenario.reliability
+    return not (
+        r.cold_start_rate is None and r.cold_start_cost_ratio is None and r.spike_cold_share == 0
+    )
+
+
+def _multipliers(
+    prep: Prepared, traffic: TrialTraffic, drivers: Drivers, z_drift: np.ndarray
+) -> np.ndarray:
+    """Per-trial, per-class cost multipliers: retries x cold starts x drift.
+
+    A scenario that leaves reliability alone gets exactly 1 for retries and cold starts: the
+    pilot's cost already includes its own. Otherwise the multiplier is the scenario's billed
+    attempts (or cold-start cost) over the pilot's, averaged over the buckets with the class's
+    intensity as weights when it depends on load.
+    """
+    sc = prep.scenario
+    rel = sc.reliability
+    plan = prep.plan
+    n_trials, n_classes = traffic.intensity.shape
+    mult = np.ones((n_trials, n_classes))
+    base = plan.base if drivers.spikes else plan.base_no_events
+    retries_on = drivers.retries and _reliability_changed(sc)
+    cold_on = drivers.cold_starts and _cold_changed(sc)
+    per_bucket = (retries_on and rel.load_exponent != 0) or (cold_on and rel.spike_cold_share > 0)
+    spike = traffic.spikes
+    if per_bucket:
+        # total load per bucket relative to the mean expected load: (trials, buckets)
+        mixed = traffic.mix_factor @ base.T
+        if spike is not None:
+            mixed = mixed + (spike - 1.0) * ((traffic.mix_factor * plan.spike_hit) @ base.T)
+        load = traffic.volume[:, None] * mixed / max(float(base.sum(axis=1).mean()), 1e-300)
+        if retries_on and rel.load_exponent != 0:
+            load_k = load if rel.load_exponent == 1 else load**rel.load_exponent
+    for j, pc in enumerate(prep.classes):
+        lam = None
+        if per_bucket:  # this class's intensity per bucket, up to a per-trial factor
+            lam = np.broadcast_to(base[:, j], (n_trials, base.shape[0]))
+            if spike is not None and plan.spike_hit[j]:
+                lam = lam * spike
+        if retries_on:
+            f_pilot, f, m = _retry_policy(pc, rel)
+            pilot = float(_attempts(np.asarray(f_pilot), m, True))
+            if rel.load_exponent != 0 and lam is not None:
+                a = _attempts(f * load_k, m, rel.billed_failures)
+                mult[:, j] *= _weighted(lam, a) / pilot
+            else:
+                mult[:, j] *= float(_attempts(np.asarray(f), m, rel.billed_failures)) / pilot
+        if cold_on:
+            r = pc.source.rates
+            c_p, rho_p = r.cold_start_rate or 0.0, r.cold_start_cost_ratio or 1.0
+            c_s = rel.cold_start_rate if rel.cold_start_rate is not None else c_p
+            rho_s = rel.cold_start_cost_ratio if rel.cold_start_cost_ratio is not None else rho_p
+            pilot = 1.0 + c_p * (rho_p - 1.0)
+            if rel.spike_cold_share > 0 and lam is not None:
+                prev = np.concatenate([lam[:, :1], lam[:, :-1]], axis=1)
+                rise = np.clip(1.0 - prev / np.maximum(lam, 1e-300), 0.0, 1.0)
+                c_b = np.clip(c_s + rel.spike_cold_share * rise, 0.0, 1.0)
+                mult[:, j] *= _weighted(lam, 1.0 + c_b * (rho_s - 1.0)) / pilot
+            else:
+                mult[:, j] *= (1.0 + c_s * (rho_s - 1.0)) / pilot
+        if drivers.uncertainty:
+            d = pc.source.drift
+            weights = base[:, j] / max(float(base[:, j].sum()), 1e-300)
+            phi = d.phi ** (sc.resolution_s / d.window_s) if d.phi > 0 else 0.0
+            v = ar1_average_variance(weights, d.level_sd, phi)
+            mult[:, j] *= np.exp(np.sqrt(v) * z_drift[:, j] - 0.5 * v)
+    return mult
+
+
+def _weighted(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per-trial average of ``values`` over buckets with ``weights``."""
+    return np.sum(weights * values, axis=1) / np.maximum(weights.sum(axis=1), 1e-300)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------------------------
+
+
+def _chunk_streams(seed: int, chunk: int, n_classes: int) -> list[np.random.Generator]:
+    """Independent streams of one chunk: volume, mix, spikes, drift, parameters, each class."""
+    ss = np.random.SeedSequence(seed, spawn_key=(chunk,))
+    return [np.random.default_rng(s) for s in ss.spawn(5 + n_classes)]
+
+
+def simulate(
+    prep: Prepared,
+    drivers: Drivers = ALL_DRIVERS,
+    engine: str = "strata",
+    trials: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-trial class totals and request counts, chunk by chunk (bounded memory)."""
+    if engine not in ENGINES:
+        raise ScenarioError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    sc = prep.scenario
+    n_total = trials or sc.trials
+    n_classes = len(prep.classes)
+    totals = np.empty((n_total, n_classes))
+    requests = np.empty((n_total, n_classes))
+    for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS)):
+        n = min(CHUNK_TRIALS, n_total - start)
+        rngs = _chunk_streams(sc.seed, chunk, n_classes)
+        traffic = draw_traffic(prep.plan, sc, n, drivers, rngs[0], rngs[1], rngs[2])
+        z_drift = rngs[3].standard_normal((n, n_classes))
+        mult = _multipliers(prep, traffic, drivers, z_drift)
+        rows_u = rngs[4].random((n, n_classes))
+        for j, pc in enumerate(prep.classes):
+            n_draws = pc.unit.n_params - 1
+            rows = (
+                1 + (rows_u[:, j] * n_draws).astype(np.int64)
+                if drivers.uncertainty and n_draws > 0
+                else np.zeros(n, dtype=np.int64)
+            )
+            lam = traffic.intensity[:, j]
+            if engine == "strata":
+                tot, req = aggregate(prep.strata[j], lam, rows, rngs[5 + j])
+            else:
+                tot, req = _reference_class(prep, traffic, j, rows, drivers, rngs[5 + j])
+            totals[start : start + n, j] = tot * mult[:, j]
+            requests[start : start + n, j] = req
+        if progress is not None:
+            progress(n)
+    return totals, requests
+
+
+def _reference_class(
+    prep: Prepared,
+    traffic: TrialTraffic,
+    j: int,
+    rows: np.ndarray,
+    drivers: Drivers,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-request reference for one class: Poisson counts per bucket, every request drawn."""
+    plan = prep.plan
+    base = plan.base if drivers.spikes else plan.base_no_events
+    lam = traffic.volume[:, None] * traffic.mix_factor[:, j : j + 1] * base[None, :, j]
+    if traffic.spikes is not None and plan.spike_hit[j]:
+        lam = lam * traffic.spikes
+    counts = rng.poisson(lam)
+    tot = reference_sum(prep.classes[j].unit, counts, np.ones(counts.shape), rows, rng)
+    return tot, counts.sum(axis=1).astype(float)
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    text = json.dumps(scenario.raw, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def model_hash(model_text: str) -> str:
+    return hashlib.sha256(model_text.encode()).hexdigest()[:16]
+
+
+def _quantiles(
+    totals: np.ndarray,
+) -> tuple[dict[str, float], dict[str, float], dict[str, tuple[float, float]]]:
+    qs: dict[str, float] = {}
+    se: dict[str, float] = {}
+    ci: dict[str, tuple[float, float]] = {}
+    for key, q in QUANTILES.items():
+        est, err, lo, hi = quantile_with_error(totals, q)
+        qs[key], se[key], ci[key] = est, err, (lo, hi)
+    mean = float(totals.mean())
+    sd_mean = float(totals.std(ddof=1) / np.sqrt(totals.size)) if totals.size > 1 else 0.0
+    qs["mean"], se["mean"], ci["mean"] = (
+        mean,
+        sd_mean,
+        (mean - _Z95 * sd_mean, mean + _Z95 * sd_mean),
+    )
+    return qs, se, ci
+
+
+def _bridge(prep: Prepared, full: np.ndarray, engine: str) -> tuple[BridgeStep, ...]:
+    """Naive -> forecast, switching each driver on in turn (common random numbers).
+
+    The intermediate steps run on the first ``BRIDGE_TRIALS`` trials (the same random numbers
+    as the forecast's); the last step ends at the forecast's own quantiles, so the bridge adds
+    up to the headline figures.
+    """
+    sc = prep.scenario
+    naive = prep.pilot_mean_cost * prep.plan.projected_requests
+    mix_value = float(
+        sum(
+            pc.pilot_mean * prep.plan.base_no_events[:, j].sum()
+            for j, pc in enumerate(prep.classes)
+        )
+    )
+    has_spikes = sc.traffic.spikes.rate_per_day > 0 or bool(sc.traffic.events)
+    steps = [
+        ("mix shift & pricing" if sc.pricing is not None else "mix shift", None),
+        ("unseen tail", Drivers(True, False, False, False, False)),
+        ("spikes & events", Drivers(True, True, False, False, False) if has_spikes else None),
+        ("retries", Drivers(True, True, True, False, False) if _reliability_changed(sc) else None),
+        ("cold starts", Drivers(True, True, True, True, False) if _cold_changed(sc) else None),
+        ("uncertainty", ALL_DRIVERS),
+    ]
+    out = []
+    prev50 = prev95 = naive
+    cur50 = cur95 = naive
+    for name, drivers in steps:
+        if name.startswith("mix"):
+            cur50 = cur95 = mix_value
+        elif drivers is ALL_DRIVERS:
+            cur50, cur95 = float(np.quantile(full, 0.5)), float(np.quantile(full, 0.95))
+        elif drivers is not None:
+            t, _ = simulate(prep, drivers, engine, trials=min(BRIDGE_TRIALS, full.size))
+            tot = t.sum(axis=1)
+            cur50, cur95 = float(np.quantile(tot, 0.5)), float(np.quantile(tot, 0.95))
+        out.append(BridgeStep(name, cur50, cur95, cur50 - prev50, cur95 - prev95))
+        prev50, prev95 = cur50, cur95
+    return tuple(out)
+
+
+def _concentration(prep: Prepared, rng: np.random.Generator) -> dict[str, float]:
+    """Share of cost from the costliest 1% / 5% of requests, over the production mix."""
+    mix = prep.plan.mix
+    counts = np.floor(mix * CONCENTRATION_SAMPLE).astype(int)
+    values = []
+    for j, pc in enumerate(prep.classes):
+        if counts[j] == 0:
+            continue
+        q = (np.arange(counts[j]) + rng.random(counts[j])) / counts[j]
+        values.append(pc.unit.dist.ppf(q) * pc.unit.scale)
+    x = np.sort(np.concatenate(values))
+    total = x.sum()
+    out = {}
+    for key, frac in (("top_1pct", 0.01), ("top_5pct", 0.05)):
+        k = max(1, round(frac * x.size))
+        out[key] = float(x[-k:].sum() / total) if total > 0 else 0.0
+    return out
+
+
+def run_forecast(
+    scenario: Scenario,
+    model: FittedModel,
+    *,
+    model_text: str = "",
+    engine: str = "strata",
+    bridge: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> Forecast:
+    """The whole forecast of a scenario."""
+    prep = prepare(scenario, model)
+    class_totals, class_requests = simulate(prep, ALL_DRIVERS, engine, progress=progress)
+    totals = class_totals.sum(axis=1)
+    qs, se, ci = _quantiles(totals)
+    naive = prep.pilot_mean_cost * prep.plan.projected_requests
+    _p95, _, lo95, hi95 = quantile_with_error(totals, 0.95)
+    window = (totals >= lo95) & (totals <= hi95)
+    mean_total = float(totals.mean())
+    req_total = class_requests.sum(axis=1)
+    per_class = {}
+    for j, pc in enumerate(prep.classes):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            unit = class_totals[:, j] / class_requests[:, j]
+        unit = unit[np.isfinite(unit)]
+        u = np.quantile(unit, [0.05, 0.5, 0.95]) if unit.size else np.zeros(3)
+        per_class[pc.name] = ClassForecast(
+            name=pc.name,
+            request_share=float(np.mean(class_requests[:, j] / np.maximum(req_total, 1.0))),
+            cost_share=float(class_totals[:, j].mean() / mean_total) if mean_total > 0 else 0.0,
+            mean_cost=float(class_totals[:, j].mean()),
+            naive_cost=float(pc.pilot_mean * prep.plan.base_no_events[:, j].sum()),
+            unit_cost_mean=float(unit.mean()) if unit.size else 0.0,
+            unit_cost_p5=float(u[0]),
+            unit_cost_p50=float(u[1]),
+            unit_cost_p95=float(u[2]),
+            p95_contribution=float(class_totals[window, j].mean()) if window.any() else 0.0,
+            repriced=pc.repriced,
+            borrowed_from=pc.borrowed_from,
+        )
+    steps = _bridge(prep, totals, engine) if bridge else ()
+    conc_rng = np.random.default_rng(np.random.SeedSequence(scenario.seed, spawn_key=(2**31 + 1,)))
+    return Forecast(
+        scenario_name=scenario.path.name if scenario.path is not None else "<scenario>",
+        scenario_hash=scenario_hash(scenario),
+        model_hash=model_hash(model_text) if model_text else "",
+        seed=scenario.seed,
+        trials=int(totals.size),
+        engine=engine,
+        horizon_s=scenario.horizon_s,
+        resolution_s=scenario.resolution_s,
+        classes=tuple(pc.name for pc in prep.classes),
+        totals=totals,
+        class_totals=class_totals,
+        class_requests=class_requests,
+        projected_requests=prep.plan.projected_requests,
+        naive_linear=naive,
+        pilot_mean_cost=prep.pilot_mean_cost,
+        quantiles=qs,
+        quantile_se=se,
+        quantile_ci=ci,
+        per_class=per_class,
+        bridge=steps,
+        concentration=_concentration(prep, conc_rng),
+        notes=prep.notes,
+    )
+
+
+def forecast_version() -> dict[str, Any]:
+    return {"schema_version": FORECAST_SCHEMA_VERSION, "costsim_version": __version__}

@@ -1,0 +1,128 @@
+"""The stratified engine against the per-request reference and against closed-form truths."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+from synth import SplicedTruth, make_log
+
+from costsim.engine import UnitCost, aggregate, build_strata, reference_sum
+from costsim.errors import HeavyTailWarning
+from costsim.fit import FitOptions, fit_model
+from costsim.forecast import quantile_with_error
+from costsim.splice import SplicedDistribution
+
+TRIALS = 2000
+LAMBDA = 1e5
+
+
+def _fitted_unit(xi: float) -> UnitCost:
+    x = SplicedTruth(xi).sample(
+        20_000, np.random.default_rng(np.random.SeedSequence([31, int(10 * xi)]))
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HeavyTailWarning)
+        qf = fit_model(make_log({"c": x}), FitOptions(seed=1)).classes["c"].quantities["cost_usd"]
+    return UnitCost.from_fit(qf.dist, qf.xi_draws, qf.sigma_draws)
+
+
+def _within_mc_error(a: np.ndarray, b: np.ndarray, q: float) -> None:
+    qa, sa, _, _ = quantile_with_error(a, q)
+    qb, sb, _, _ = quantile_with_error(b, q)
+    assert abs(qa - qb) <= 3 * np.hypot(sa, sb), (q, qa, qb, sa, sb)
+
+
+@pytest.mark.parametrize("xi", [0.1, 0.6])
+def test_engine_matches_per_request_reference(xi: float) -> None:
+    unit = _fitted_unit(xi)
+    rows = 1 + np.random.default_rng(5).integers(0, unit.n_params - 1, TRIALS)  # parameter draws
+    lam = np.full(TRIALS, LAMBDA)
+    fast, n_fast = aggregate(build_strata(unit), lam, rows, np.random.default_rng(2))
+    counts = np.random.default_rng(3).poisson(lam)[:, None]
+    ref = reference_sum(unit, counts, np.ones((TRIALS, 1)), rows, np.random.default_rng(4))
+    assert stats.ks_2samp(fast, ref).pvalue >= 0.01
+    for q in (0.5, 0.95, 0.99):
+        _within_mc_error(fast, ref, q)
+    # request counts are Poisson(Lambda) in both
+    assert abs(n_fast.mean() - LAMBDA) <= 4 * np.sqrt(LAMBDA / TRIALS)
+
+
+def _exponential(mean: float) -> UnitCost:
+    dist = SplicedDistribution(np.array([0.0, 0.0]), 1.0, 0.0, mean, None)
+    return UnitCost.from_fit(dist, None, None)
+
+
+def _compound_poisson_exponential_cdf(s: np.ndarray, lam: float, mean: float) -> np.ndarray:
+    """P(sum of Poisson(lam) exponential(mean) costs <= s): a Poisson mixture of gammas."""
+    n = np.arange(max(1, int(lam - 12 * np.sqrt(lam))), int(lam + 12 * np.sqrt(lam)))
+    w = stats.poisson.pmf(n, lam)
+    return np.array([np.sum(w * stats.gamma.cdf(v, n, scale=mean)) for v in np.atleast_1d(s)])
+
+
+def test_exponential_costs_with_poisson_counts_match_closed_form() -> None:
+    lam, mean = 20_000.0, 0.01
+    totals, _ = aggregate(
+        build_strata(_exponential(mean)),
+        np.full(TRIALS, lam),
+        np.zeros(TRIALS, int),
+        np.random.default_rng(9),
+    )
+    for q in (0.05, 0.5, 0.95, 0.99):
+        est, se, _, _ = quantile_with_error(totals, q)
+        lo, hi = est - 4 * se, est + 4 * se
+        cdf = _compound_poisson_exponential_cdf(np.array([lo, hi]), lam, mean)
+        assert cdf[0] <= q <= cdf[1], (q, est, se, cdf)
+
+
+def test_mix_of_two_classes_has_the_compound_poisson_moments() -> None:
+    lam, (m1, m2), w = 50_000.0, (0.002, 0.05), 0.3  # 30% of requests in the costly class
+    rng = np.random.default_rng(10)
+    a, _ = aggregate(
+        build_strata(_exponential(m1)), np.full(TRIALS, lam * (1 - w)), np.zeros(TRIALS, int), rng
+    )
+    b, _ = aggregate(
+        build_strata(_exponential(m2)), np.full(TRIALS, lam * w), np.zeros(TRIALS, int), rng
+    )
+    total = a + b
+    mean = lam * ((1 - w) * m1 + w * m2)
+    var = lam * ((1 - w) * 2 * m1**2 + w * 2 * m2**2)  # E[X^2] = 2 mean^2 for the exponential
+    assert abs(total.mean() - mean) <= 4 * np.sqrt(var / TRIALS)
+    # sample variance of a near-normal sum: relative standard error sqrt(2 / (T - 1))
+    assert abs(total.var(ddof=1) / var - 1) <= 4 * np.sqrt(2 / (TRIALS - 1))
+
+
+def test_cost_does_not_depend_on_the_number_of_requests() -> None:
+    unit = _fitted_unit(0.3)
+    strata = build_strata(unit)
+    rows = np.zeros(200, int)
+    for lam in (1e5, 1e7, 1e9):
+        totals, n = aggregate(strata, np.full(200, lam), rows, np.random.default_rng(1))
+        # the law of large numbers at any volume: the mean per request approaches the unit mean
+        rel = abs(totals.sum() / n.sum() / unit.dist.mean() - 1)
+        assert rel < 0.02, (lam, rel)
+
+
+def test_common_random_numbers_scale_exactly() -> None:
+    unit = _fitted_unit(0.3)
+    doubled = UnitCost(unit.dist, unit.xi, unit.sigma, scale=2.0)
+    lam, rows = np.full(500, 3e5), np.zeros(500, int)
+    a, _ = aggregate(build_strata(unit), lam, rows, np.random.default_rng(4))
+    b, _ = aggregate(build_strata(doubled), lam, rows, np.random.default_rng(4))
+    np.testing.assert_allclose(b, 2 * a, rtol=1e-12)
+
+
+def test_gpd_ppf_matches_scipy() -> None:
+    from costsim.splice import tail_exceedance
+
+    r = np.linspace(0, 0.999999, 201)
+    for xi in (-0.3, 0.0, 0.4, 1.2):
+        np.testing.assert_allclose(
+            tail_exceedance(r, xi, 2.0), stats.genpareto.ppf(r, xi, scale=2.0), rtol=1e-10
+        )
+        g = stats.genpareto.cdf(5.0, xi, scale=2.0)
+        np.testing.assert_allclose(
+            tail_exceedance(r, xi, 2.0, 5.0), stats.genpareto.ppf(r * g, xi, scale=2.0), rtol=1e-10
+        )
