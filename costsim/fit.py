@@ -582,8 +582,39 @@ def estimate_drift(
     d = (m_all[1:] - m_all[:-1])[pairs]
     noise = within * (1.0 / n[1:][pairs] + 1.0 / n[:-1][pairs])
     step2 = max(float(np.mean(d**2) - np.mean(noise)), 0.0)
-    phi = float(np.clip(1.0 - step2 / (2.0 * tau2), 0.0, 1.0)) if tau2 > 0 else 0.0
+    tau2, phi = _correct_level_variance(tau2, step2, windows)
     return Drift(window_s, windows, math.sqrt(tau2), math.sqrt(step2), phi, True)
+
+
+def _correct_level_variance(tau2_raw: float, step2: float, windows: int) -> tuple[float, float]:
+    """Undo the downward bias of the spread of correlated window levels about their own mean.
+
+    For an AR(1) with variance tau^2 and correlation phi seen over T windows,
+        E[sample variance] = tau^2 * (1 - c / T),  c = 1 + 2 sum_{k<T} (1 - k/T) phi^k,
+    and phi = 1 - step^2 / (2 tau^2); a few fixed-point rounds solve both. The correction is
+    capped at 4x (a near random walk over a short pilot cannot pin its level variance down).
+    """
+    if tau2_raw <= 0:
+        return 0.0, 0.0
+    tau2 = tau2_raw
+    k = np.arange(1, windows)
+    for _ in range(20):
+        phi = float(np.clip(1.0 - step2 / (2.0 * tau2), 0.0, 1.0))
+        c = 1.0 + 2.0 * float(np.sum((1.0 - k / windows) * phi**k))
+        tau2 = tau2_raw / max(1.0 - c / windows, 0.25)
+    return tau2, float(np.clip(1.0 - step2 / (2.0 * tau2), 0.0, 1.0))
+
+
+def pilot_level_variance(drift: Drift) -> float:
+    """Variance of the pilot's own mean log level: the drift makes the pilot mean uncertain.
+
+    tau^2 * c / T for T windows of an AR(1) with correlation phi (see _correct_level_variance).
+    """
+    if drift.level_sd <= 0 or drift.windows <= 0:
+        return 0.0
+    k = np.arange(1, drift.windows)
+    c = 1.0 + 2.0 * float(np.sum((1.0 - k / drift.windows) * drift.phi**k))
+    return drift.level_sd**2 * min(c / drift.windows, 1.0)
 
 
 def _default_drift(window_s: float, windows: int, why: str) -> Drift:

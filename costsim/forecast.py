@@ -22,7 +22,7 @@ from scipy import special
 from . import __version__
 from .engine import Strata, UnitCost, aggregate, build_strata, reference_sum
 from .errors import ScenarioError
-from .fit import ClassFit, FittedModel, fit_values
+from .fit import ClassFit, FittedModel, fit_values, pilot_level_variance
 from .scenario import Price, Scenario, validate_against_model
 from .traffic import (
     ALL_DRIVERS,
@@ -370,7 +370,8 @@ def _multipliers(
             d = pc.source.drift
             weights = base[:, j] / max(float(base[:, j].sum()), 1e-300)
             phi = d.phi ** (sc.resolution_s / d.window_s) if d.phi > 0 else 0.0
-            v = ar1_average_variance(weights, d.level_sd, phi)
+            # the horizon's average level, and the pilot's own mean level, are both uncertain
+            v = ar1_average_variance(weights, d.level_sd, phi) + pilot_level_variance(d)
             mult[:, j] *= np.exp(np.sqrt(v) * z_drift[:, j] - 0.5 * v)
     return mult
 

@@ -49,9 +49,9 @@ def _times(r: float | None) -> str:
     return "—" if r is None else f"{r:.2f}{_TIMES}"
 
 
-def _delta(v: float) -> str:
-    """A signed amount: +$1,234 / -$56."""
-    if v == 0:
+def _delta(v: float, scale: float = 0.0) -> str:
+    """A signed amount: +$1,234 / -$56; floating-point dust relative to ``scale`` is $0."""
+    if abs(v) <= 1e-9 * abs(scale):
         return "$0"
     return ("+" if v > 0 else "-") + _usd(abs(v))
 
@@ -126,7 +126,7 @@ def _bridge_rows(fc: Forecast) -> list[list[str]]:
     naive = _usd(fc.naive_linear)
     rows = [["naive", "", "", naive, naive]]
     rows += [
-        [s.driver, _delta(s.delta_p50), _delta(s.delta_p95), _usd(s.p50), _usd(s.p95)]
+        [s.driver, _delta(s.delta_p50, s.p50), _delta(s.delta_p95, s.p95), _usd(s.p50), _usd(s.p95)]
         for s in fc.bridge
     ]
     return rows
