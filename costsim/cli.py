@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -18,13 +17,34 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
+from .check import (
+    DEFAULT_COMPARE,
+    STATS,
+    CheckConfig,
+    CheckResult,
+    CheckSpec,
+    Exceedance,
+    Limit,
+    check_baseline_compatible,
+    evaluate,
+    exit_code,
+    load_baseline,
+    parse_config,
+    parse_exceed,
+    parse_stat_amount,
+    parse_tolerance,
+    trials_needed,
+)
+from .check_report import check_to_dict, check_to_junit, check_to_markdown, render_check
+from .check_report import lines as check_lines
 from .dashboard import fit_summary_to_dict, render_fit, summarize_fit
 from .errors import CostsimError, CostsimWarning
 from .fit import DRIFT_WINDOW_S, MIN_CLASS_ROWS, QUANTITIES, FitOptions, fit_model
-from .forecast import run_forecast
+from .forecast import CHUNK_TRIALS, run_forecast
 from .logs import ColumnMap, read_pilot
 from .modelfile import dumps, load_model, model_to_json, save_model, write_atomic
 from .report import (
@@ -34,9 +54,11 @@ from .report import (
     write_plot,
     write_samples,
 )
-from .scenario import init_scenario_text, json_schema, load_scenario
+from .scenario import init_scenario_text, json_schema, load_scenario, parse_duration, read_yaml
 
 EXIT_BAD_INPUT = 2
+DEFAULT_CONFIG = "costsim.yaml"
+AUTO_TRIALS_CAP = 500_000
 
 app = typer.Typer(
     name="costsim",
@@ -61,7 +83,7 @@ def _stdout() -> Console:
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -92,15 +114,11 @@ def _root(
     """Forecast what AI inference will cost in production from the logs of a pilot."""
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
-_UNIT_S = {None: 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str, option: str) -> float:
-    m = _DURATION.match(text)
-    if not m or float(m.group(1)) <= 0:
-        _fail(f"{option}: expected a positive duration such as 1h, 30m or 3600s, got {text!r}")
-    return float(m.group(1)) * _UNIT_S[m.group(2)]
+def parse_duration_option(text: str, option: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        _fail(f"{option}: {exc}")
 
 
 def parse_caps(items: list[str], max_tokens: int | None) -> dict[str, float]:
@@ -205,7 +223,7 @@ def fit(
         seed=seed,
         caps=parse_caps(cap or [], max_tokens),
         min_class_rows=min_class_rows,
-        drift_window_s=parse_duration(drift_window, "--drift-window"),
+        drift_window_s=parse_duration_option(drift_window, "--drift-window"),
     )
     columns = ColumnMap(
         query_class=class_col,
@@ -227,11 +245,14 @@ def fit(
         for d in log.dropped:
             more = ", ..." if d.count > len(d.first_rows) else ""
             rows = ", ".join(str(r) for r in d.first_rows) + more
-            stderr.print(f"[yellow]dropped {d.count:,} rows: {d.reason} (rows {rows})[/]")
+            stderr.print(
+                f"[yellow]dropped {d.count:,} rows: {escape(d.reason)} (rows {rows})[/]",
+                soft_wrap=True,
+            )
         model = fit_model(log, options)
     for w in caught:
         if issubclass(w.category, CostsimWarning):
-            stderr.print(f"[yellow]warning:[/] {w.message}", soft_wrap=True)
+            stderr.print(f"[yellow]warning:[/] {escape(str(w.message))}", soft_wrap=True)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     summary = summarize_fit(model)
@@ -241,7 +262,7 @@ def fit(
     if not quiet and json_out != "-":
         console = _stdout()
         render_fit(summary, console)
-        console.print(f"model written to [bold]{out_path}[/]")
+        console.print(f"model written to [bold]{escape(str(out_path))}[/]", soft_wrap=True)
 
 
 def _load_inputs(scenario_path: Path, trials: int | None, seed: int | None) -> tuple[Any, Any, str]:
@@ -371,7 +392,220 @@ def init(
             _fail(f"{output} exists; pass --force to overwrite it")
         rel = os.path.relpath(model.resolve(), output.resolve().parent)
         _write(lambda: write_atomic(output, init_scenario_text(fitted, rel)), output)
-    stderr.print(f"wrote {output}: edit volume and mix, then run `costsim forecast {output}`")
+    stderr.print(
+        escape(f"wrote {output}: edit volume and mix, then run `costsim forecast {output}`"),
+        soft_wrap=True,
+    )
+
+
+CHECK_HELP = """Run scenarios as a CI budget-regression gate.
+
+Checks budgets (quantiles or the mean, with warn levels), the probability of exceeding an
+amount, and regressions against a stored baseline forecast (`costsim forecast --json`), with
+Monte Carlo error taken into account so that CI never flakes on noise.
+
+Exit codes: 0 all checks pass (warnings never fail); 1 a budget is broken; 3 a regression
+beyond tolerance (budgets met); 2 bad input or usage.
+
+Example: costsim check scenarios/launch_month.yaml --max p95=120000 --baseline base.json
+"""
+
+
+def _gather_specs(
+    scenarios: list[Path], config: Path | None, baseline: Path | None, tolerance: str | None,
+    compare: str | None, max_: list[str], warn: list[str], exceed: list[str],
+) -> tuple[list[CheckSpec], CheckConfig | None]:  # fmt: skip
+    """The checks to run: from the config file and/or the scenarios on the command line."""
+    cfg = None
+    if config is None and not scenarios and Path(DEFAULT_CONFIG).is_file():
+        config = Path(DEFAULT_CONFIG)
+    if config is not None:
+        cfg = parse_config(read_yaml(config, "check config"), config)
+    if not scenarios and cfg is None:
+        _fail(f"give one or more scenario files, or --config (none found at ./{DEFAULT_CONFIG})")
+    if baseline is not None and len(scenarios) != 1:
+        _fail("--baseline goes with exactly one scenario; list several in a config file instead")
+    limits: dict[str, Limit] = {}
+    for text in max_:
+        stat, amount = parse_stat_amount(text, "--max")
+        limits[stat] = Limit(stat, amount, limits.get(stat, Limit(stat, None)).warn)
+    for text in warn:
+        stat, amount = parse_stat_amount(text, "--warn")
+        limits[stat] = Limit(stat, limits.get(stat, Limit(stat, None)).fail, amount)
+    rules = tuple(parse_exceed(t) for t in exceed)
+    tol = parse_tolerance(tolerance) if tolerance is not None else None
+    stats: tuple[str, ...] = DEFAULT_COMPARE
+    if compare is not None:
+        stats = tuple(c.strip() for c in compare.split(",") if c.strip())
+        bad = [c for c in stats if c not in STATS]
+        if bad or not stats:
+            _fail(
+                f"--compare: expected a comma-separated list of {', '.join(STATS)}, got {compare!r}"
+            )
+    specs = list(cfg.checks) if cfg is not None else []
+    specs = [
+        replace(
+            sp,
+            limits=tuple({**{x.stat: x for x in sp.limits}, **limits}.values()),
+            exceed=sp.exceed + rules,
+            tolerance=tol or sp.tolerance,
+            compare=stats if compare is not None else sp.compare,
+        )
+        for sp in specs
+    ]
+    specs += [CheckSpec(p, baseline, tol, stats, tuple(limits.values()), rules) for p in scenarios]
+    return specs, cfg
+
+
+def _run_check(
+    spec: CheckSpec, trials: str | None, precision: float, seed: int | None,
+    allow_model_change: bool,
+) -> CheckResult:  # fmt: skip
+    """One scenario: forecast it (with the baseline's seed and trials) and judge it."""
+    sc = load_scenario(spec.scenario)
+    if seed is not None:
+        sc = replace(sc, seed=seed)
+    if sc.model_path is not None:
+        model = load_model(sc.model_path)
+        text = sc.model_path.read_text(encoding="utf-8")
+    else:
+        assert sc.pilot_path is not None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CostsimWarning)
+            model = fit_model(read_pilot(sc.pilot_path))
+        text = model_to_json(model)
+    baseline = None
+    notes: list[str] = []
+    if spec.baseline is not None:
+        baseline = load_baseline(spec.baseline)
+        if seed is None:
+            sc = replace(sc, seed=int(baseline["seed"]))
+        if trials is None:
+            sc = replace(sc, trials=int(baseline["trials"]))
+        notes.append(
+            f"compared with {spec.baseline} (seed {sc.seed}, {sc.trials:,} trials: common "
+            "random numbers)"
+        )
+    limits = [*(Limit(b.stat, b.fail, b.warn) for b in sc.budget.limits), *spec.limits]
+    limits = list({lim.stat: lim for lim in limits}.values())
+    exceed = [*(Exceedance(a, p) for a, p in sc.budget.max_exceed_prob), *spec.exceed]
+    if trials == "auto":
+        gated = tuple(
+            dict.fromkeys([*(lim.stat for lim in limits), *(spec.compare if baseline else ())])
+        )
+        first = run_forecast(replace(sc, trials=CHUNK_TRIALS), model, model_text=text, bridge=False)
+        needed = trials_needed(
+            first.totals, gated or ("p95",), precision, CHUNK_TRIALS, AUTO_TRIALS_CAP
+        )
+        sc = replace(sc, trials=needed)
+        notes.append(
+            f"--trials auto: {needed:,} trials for 95% intervals within {100 * precision:g}% of "
+            f"{', '.join(gated)}" + (" (capped)" if needed >= AUTO_TRIALS_CAP else "")
+        )
+    elif trials is not None:
+        sc = replace(sc, trials=_positive_int(trials, "--trials"))
+    fc = run_forecast(sc, model, model_text=text, bridge=False)
+    if baseline is not None:
+        check_baseline_compatible(baseline, fc, str(spec.baseline), allow_model_change)
+    return evaluate(
+        fc, limits, exceed, baseline, str(spec.baseline) if spec.baseline else None,
+        spec.tolerance, spec.compare, tuple(notes),
+    )  # fmt: skip
+
+
+def _positive_int(text: str, option: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        _fail(f"{option}: expected 'auto' or a positive integer, got {text!r}")
+    if value < 1:
+        _fail(f"{option}: expected 'auto' or a positive integer, got {text!r}")
+    return value
+
+
+Opt = typer.Option  # the check command has many options
+
+
+@app.command(help=CHECK_HELP)
+def check(
+    scenarios: Annotated[list[Path] | None, typer.Argument(help="Scenario files.")] = None,
+    config: Annotated[
+        Path | None, Opt("--config", help=f"Checks to run [default: ./{DEFAULT_CONFIG}].")
+    ] = None,
+    max_: Annotated[
+        list[str] | None, Opt("--max", metavar="STAT=USD", help="Fail above, e.g. p95=120000.")
+    ] = None,
+    warn: Annotated[list[str] | None, Opt("--warn", metavar="STAT=USD", help="Warn above.")] = None,
+    exceed: Annotated[
+        list[str] | None, Opt("--exceed", metavar="USD:P", help="Fail when P(total > USD) > P.")
+    ] = None,
+    baseline: Annotated[
+        Path | None, Opt("--baseline", help="A stored `costsim forecast --json`.")
+    ] = None,
+    tolerance: Annotated[
+        str | None, Opt("--tolerance", help="Allowed rise: 5% or 2500 (USD) [default: 5%].")
+    ] = None,
+    compare: Annotated[
+        str | None, Opt("--compare", help="Compared figures [default: p50,p95,p99,mean].")
+    ] = None,
+    allow_model_change: Annotated[
+        bool, Opt("--allow-model-change", help="Accept a baseline of another model.")
+    ] = False,
+    trials: Annotated[
+        str | None, Opt("--trials", help="N, or auto [default: the baseline's or scenario's].")
+    ] = None,
+    precision: Annotated[
+        str | None, Opt("--precision", help="--trials auto: CI half-width [default: 1%].")
+    ] = None,
+    seed: Annotated[int | None, Opt("--seed", help="Override the seed.")] = None,
+    output_format: Annotated[
+        str, Opt("--format", help="auto (table on a terminal, else lines), table or lines.")
+    ] = "auto",
+    markdown: Annotated[Path | None, Opt("--markdown", metavar="PATH", help="Markdown.")] = None,
+    junit: Annotated[Path | None, Opt("--junit", metavar="PATH", help="JUnit XML.")] = None,
+    json_out: Annotated[
+        str | None, Opt("--json", metavar="PATH", help="JSON ('-' = stdout).")
+    ] = None,
+) -> None:
+    if output_format not in ("auto", "table", "lines"):
+        _fail(f"--format: expected auto, table or lines, got {output_format!r}")
+    with user_errors():
+        specs, cfg = _gather_specs(
+            scenarios or [], config, baseline, tolerance, compare,
+            max_ or [], warn or [], exceed or [],
+        )  # fmt: skip
+        if trials is None and cfg is not None and cfg.trials is not None:
+            trials = str(cfg.trials)
+        prec_value = cfg.precision if cfg is not None and cfg.precision else 0.01
+        if precision is not None:
+            prec = parse_tolerance(precision)
+            if not prec.relative or not 0 < prec.value < 1:
+                _fail(f"--precision: expected a percentage such as 1%, got {precision!r}")
+            prec_value = prec.value
+        results = [_run_check(sp, trials, prec_value, seed, allow_model_change) for sp in specs]
+        md = check_to_markdown(results)
+        if markdown is not None:
+            _write(lambda: write_atomic(markdown, md), markdown)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            _write(lambda: _append(summary, md), summary)
+        if junit is not None:
+            _write(lambda: write_atomic(junit, check_to_junit(results)), junit)
+        if json_out is not None:
+            _write(lambda: _emit_json(check_to_dict(results), json_out), json_out)
+    console = _stdout()
+    if json_out != "-":
+        if output_format == "table" or (output_format == "auto" and console.is_terminal):
+            render_check(results, console)
+        else:
+            for line in check_lines(results):
+                sys.stdout.write(line + "\n")
+    raise typer.Exit(exit_code(results))
+
+
+def _append(path: str, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(text if text.endswith("\n") else text + "\n")
 
 
 def _stem(path: Path) -> str:

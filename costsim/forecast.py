@@ -98,6 +98,7 @@ class Forecast:
     bridge: tuple[BridgeStep, ...]
     concentration: dict[str, float]
     notes: tuple[str, ...]
+    percentiles: np.ndarray  # P0, P1, ..., P100 of the totals: the distribution, for baselines
 
 
 def quantile_with_error(x: np.ndarray, q: float) -> tuple[float, float, float, float]:
@@ -275,7 +276,10 @@ def _attempts(f: np.ndarray, max_attempts: int, billed_failures: bool) -> np.nda
     """Billed attempts per request when each attempt fails with probability f and a request
     makes at most ``max_attempts``: (1 - f^m) / (1 - f) attempts, of which 1 - f^m succeed."""
     f = np.minimum(f, 0.999)
-    succeeded = 1.0 - f**max_attempts
+    f_m = np.array(f, dtype=float, copy=True)
+    for _ in range(max_attempts - 1):  # f ** m by repeated products: much cheaper than pow
+        f_m *= f
+    succeeded = 1.0 - f_m
     return succeeded / (1.0 - f) if billed_failures else succeeded
 
 
@@ -378,7 +382,8 @@ def _multipliers(
 
 def _weighted(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Per-trial average of ``values`` over buckets with ``weights``."""
-    return np.sum(weights * values, axis=1) / np.maximum(weights.sum(axis=1), 1e-300)
+    total = np.einsum("ij,ij->i", weights, values)
+    return np.asarray(total / np.maximum(weights.sum(axis=1), 1e-300))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -604,6 +609,7 @@ def run_forecast(
         bridge=steps,
         concentration=_concentration(prep, conc_rng),
         notes=prep.notes,
+        percentiles=np.quantile(totals, np.linspace(0.0, 1.0, 101)),
     )
 
 

@@ -184,6 +184,7 @@ def forecast_to_dict(fc: Forecast) -> dict[str, Any]:
         "quantiles": {k: fc.quantiles[k] for k in QUANTILE_KEYS},
         "quantile_se": {k: fc.quantile_se[k] for k in QUANTILE_KEYS},
         "quantile_ci95": {k: list(fc.quantile_ci[k]) for k in QUANTILE_KEYS},
+        "percentiles": list(fc.percentiles),
         "naive_linear": fc.naive_linear,
         "ratio_to_naive": {k: _ratio(fc.quantiles[k], fc.naive_linear) for k in QUANTILE_KEYS},
         "pilot_mean_cost": fc.pilot_mean_cost,

@@ -618,24 +618,29 @@ def _yaml_problem(path: str | Path, exc: yaml.YAMLError) -> ScenarioError:
     return _error(path, f"invalid YAML: {exc}")
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file. Raises `ScenarioError` listing every problem."""
+def read_yaml(path: str | Path, what: str = "scenario") -> Any:
+    """Read a YAML file safely (duplicate keys refused); errors name the file, line and column."""
     p = Path(path)
     if p.is_dir():
-        raise _error(path, "is a directory, expected a scenario file (YAML)")
+        raise _error(path, f"is a directory, expected a {what} file (YAML)")
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ScenarioError(f"scenario file not found: {path}") from None
+        raise ScenarioError(f"{what} file not found: {path}") from None
     except UnicodeDecodeError:
-        raise _error(path, "cannot read the scenario file: not UTF-8 text") from None
+        raise _error(path, f"cannot read the {what} file: not UTF-8 text") from None
     except OSError as exc:
-        raise _error(path, f"cannot read the scenario file ({exc.strerror or exc})") from None
+        raise _error(path, f"cannot read the {what} file ({exc.strerror or exc})") from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         raise _yaml_problem(path, exc) from None
-    return parse_scenario(data, p, p.parent)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file. Raises `ScenarioError` listing every problem."""
+    p = Path(path)
+    return parse_scenario(read_yaml(p), p, p.parent)
 
 
 def _plain(obj: Any) -> Any:

@@ -146,7 +146,7 @@ def test_drop_invalid_reports_and_fits(tmp_path: Path) -> None:
     [
         (["--cap", "foo=1"], r"--cap: expected NAME=VALUE"),
         (["--cap", "cost_usd=0.001"], r"--cap cost_usd=0.001 is below the largest"),
-        (["--drift-window", "soon"], r"--drift-window: expected a positive duration"),
+        (["--drift-window", "soon"], r"--drift-window: expected a duration > 0"),
     ],
 )
 def test_bad_options_exit_2(tmp_path: Path, args: list[str], pattern: str) -> None:

@@ -36,8 +36,8 @@ from costsim.report import (
 CONTRACT_KEYS = [
     "kind", "schema_version", "costsim_version", "scenario", "model_hash", "seed", "trials",
     "engine", "horizon_s", "resolution_s", "projected_requests", "currency", "quantiles",
-    "quantile_se", "quantile_ci95", "naive_linear", "ratio_to_naive", "pilot_mean_cost",
-    "per_class", "bridge", "concentration", "notes",
+    "quantile_se", "quantile_ci95", "percentiles", "naive_linear", "ratio_to_naive",
+    "pilot_mean_cost", "per_class", "bridge", "concentration", "notes",
 ]  # fmt: skip
 QUANTILE_KEYS = ["p5", "p50", "p90", "p95", "p99", "mean"]
 CLASSES = ("chat", "long_context", "agent_loop")
@@ -119,6 +119,7 @@ def make_forecast(trials: int = 400, seed: int = 20240611) -> Forecast:
         bridge=tuple(bridge),
         concentration={"top_1pct": 0.183, "top_5pct": 0.412},
         notes=("the pilot covered 6 days; weekly seasonality is assumed flat",),
+        percentiles=np.quantile(totals, np.linspace(0, 1, 101)),
     )
 
 

@@ -1,0 +1,540 @@
+"""Budget and regression checks for CI (DESIGN section 6): verdicts from a forecast.
+
+Pure: a `Forecast`, the budgets and an optional baseline (a stored ``forecast --json``) in, a
+`CheckResult` of verdicts out. Exit codes follow from the verdicts: 0 all pass, 1 a budget
+broken, 3 a regression beyond tolerance (budgets met); warnings never fail.
+
+Noise: the check reruns the scenario with the baseline's seed and trials (common random
+numbers), and a difference counts as a regression only when the lower end of its 95% interval
+(the two quantiles' Monte Carlo standard errors combined, ignoring the positive correlation
+common random numbers give, which only makes the test conservative) clears the tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CostsimError
+from .forecast import FORECAST_SCHEMA_VERSION, QUANTILES, Forecast, quantile_with_error
+
+STATS = (*QUANTILES, "mean")
+PASS, WARN, FAIL, REGRESSION, INFO = "PASS", "WARN", "FAIL", "REGRESSION", "INFO"
+EXIT_PASS, EXIT_BUDGET, EXIT_BAD_INPUT, EXIT_REGRESSION = 0, 1, 2, 3
+Z95 = 1.959963984540054
+DEFAULT_COMPARE = ("p50", "p95", "p99", "mean")
+
+
+class BaselineError(CostsimError):
+    """A baseline forecast cannot be compared with this run."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """``stat`` (p5 ... p99, mean) must stay <= ``fail`` USD; above ``warn`` it warns."""
+
+    stat: str
+    fail: float | None
+    warn: float | None = None
+
+
+@dataclass(frozen=True)
+class Exceedance:
+    """P(total > ``amount``) must stay <= ``max_prob``."""
+
+    amount: float
+    max_prob: float
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Allowed rise against the baseline: relative (0.05 = 5%) or absolute USD."""
+
+    value: float
+    relative: bool
+
+    def allowed(self, base: float) -> float:
+        return self.value * abs(base) if self.relative else self.value
+
+    def __str__(self) -> str:
+        return f"{100 * self.value:g}%" if self.relative else usd(self.value)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One checked figure. ``status`` is PASS, WARN, FAIL, REGRESSION or INFO."""
+
+    scenario: str
+    kind: str  # budget | exceedance | regression | distribution
+    name: str  # e.g. "p95", "P(total > $150,000)", "p95 vs baseline"
+    status: str
+    value: float
+    threshold: float | None
+    se: float | None  # Monte Carlo standard error of ``value``
+    detail: str  # the comparison in words, e.g. "$98,412 <= $120,000"
+
+
+@dataclass(frozen=True)
+class ClassChange:
+    name: str
+    baseline: float
+    current: float
+
+    @property
+    def delta(self) -> float:
+        return self.current - self.baseline
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    scenario: str
+    trials: int
+    seed: int
+    verdicts: tuple[Verdict, ...]
+    baseline: str | None  # path of the baseline, when one was compared
+    class_changes: tuple[ClassChange, ...]  # largest absolute change first
+    notes: tuple[str, ...]
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code([self])
+
+
+def exit_code(results: list[CheckResult]) -> int:
+    statuses = {v.status for r in results for v in r.verdicts}
+    if FAIL in statuses:
+        return EXIT_BUDGET
+    if REGRESSION in statuses:
+        return EXIT_REGRESSION
+    return EXIT_PASS
+
+
+def usd(v: float) -> str:
+    return f"${v:,.0f}" if abs(v) >= 100 else f"${v:,.2f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing of command-line budgets and tolerances
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_stat_amount(text: str, option: str) -> tuple[str, float]:
+    """``p95=120000`` -> ("p95", 120000.0)."""
+    stat, sep, value = text.partition("=")
+    stat = stat.strip().lower()
+    if not sep or stat not in STATS:
+        raise CostsimError(
+            f"{option}: expected STAT=USD with STAT one of {', '.join(STATS)}, got {text!r}"
+        )
+    amount = _positive(value, f"{option} {stat}")
+    return stat, amount
+
+
+def parse_exceed(text: str) -> Exceedance:
+    """``150000:0.05`` -> P(total > 150000) <= 5%."""
+    amount, sep, prob = text.partition(":")
+    if not sep:
+        raise CostsimError(f"--exceed: expected USD:PROBABILITY such as 150000:0.05, got {text!r}")
+    p = _positive(prob.rstrip("%"), "--exceed probability") / (100.0 if prob.endswith("%") else 1.0)
+    if not 0 < p < 1:
+        raise CostsimError(f"--exceed: expected a probability in (0, 1), got {prob!r}")
+    return Exceedance(_positive(amount, "--exceed amount"), p)
+
+
+def parse_tolerance(text: str) -> Tolerance:
+    """``5%`` (relative) or ``2500`` (USD)."""
+    t = text.strip()
+    if t.endswith("%"):
+        return Tolerance(_non_negative(t[:-1], "--tolerance") / 100.0, True)
+    return Tolerance(_non_negative(t, "--tolerance"), False)
+
+
+def _positive(text: str, what: str) -> float:
+    value = _number(text, what)
+    if not value > 0:
+        raise CostsimError(f"{what}: expected a number > 0, got {text!r}")
+    return value
+
+
+def _non_negative(text: str, what: str) -> float:
+    value = _number(text, what)
+    if value < 0:
+        raise CostsimError(f"{what}: expected a number >= 0, got {text!r}")
+    return value
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        value = float(str(text).replace(",", "").replace("_", "").lstrip("$"))
+    except ValueError:
+        raise CostsimError(f"{what}: expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise CostsimError(f"{what}: expected a finite number, got {text!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Baselines
+# ---------------------------------------------------------------------------------------------
+
+
+def load_baseline(path: str | Path) -> dict[str, Any]:
+    """Read a stored ``costsim forecast --json`` output; refuse anything else."""
+    p = Path(path)
+    if not p.is_file():
+        raise BaselineError(f"baseline not found: {path}")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaselineError(f"baseline {path}: not a forecast JSON file ({exc})") from None
+    if not isinstance(data, dict) or data.get("kind") != "costsim.forecast":
+        raise BaselineError(
+            f"baseline {path}: not a costsim forecast (write one with `costsim forecast "
+            f"SCENARIO --json {path}`)"
+        )
+    version = data.get("schema_version")
+    if version != FORECAST_SCHEMA_VERSION:
+        raise BaselineError(
+            f"baseline {path}: forecast schema_version {version!r}, this costsim reads "
+            f"{FORECAST_SCHEMA_VERSION}; refresh the baseline with `costsim forecast SCENARIO "
+            f"--json {path}`"
+        )
+    for key in (
+        "quantiles",
+        "quantile_se",
+        "horizon_s",
+        "seed",
+        "trials",
+        "model_hash",
+        "per_class",
+    ):
+        if key not in data:
+            raise BaselineError(f"baseline {path}: malformed forecast JSON (no {key!r})")
+    return data
+
+
+def check_baseline_compatible(
+    baseline: dict[str, Any], fc: Forecast, path: str, allow_model_change: bool
+) -> None:
+    """Refuse to compare a baseline of another horizon or (unless allowed) another model."""
+    if not math.isclose(float(baseline["horizon_s"]), fc.horizon_s, rel_tol=1e-9):
+        raise BaselineError(
+            f"baseline {path} covers {float(baseline['horizon_s']) / 86400:g} days, the scenario "
+            f"{fc.horizon_s / 86400:g} days: refusing to compare different horizons"
+        )
+    if baseline["model_hash"] != fc.model_hash and not allow_model_change:
+        raise BaselineError(
+            f"baseline {path} was made with another model (model hash {baseline['model_hash']} vs "
+            f"{fc.model_hash}): refresh the baseline, or pass --allow-model-change to gate the "
+            "model change itself"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdicts
+# ---------------------------------------------------------------------------------------------
+
+
+def _stat_value(fc: Forecast, stat: str) -> tuple[float, float]:
+    return fc.quantiles[stat], fc.quantile_se[stat]
+
+
+def budget_verdicts(fc: Forecast, limits: list[Limit]) -> list[Verdict]:
+    out = []
+    for lim in limits:
+        value, se = _stat_value(fc, lim.stat)
+        threshold: float | None
+        if lim.fail is not None and value > lim.fail:
+            status, threshold, op = FAIL, lim.fail, ">"
+        elif lim.warn is not None and value > lim.warn:
+            status, threshold, op = WARN, lim.warn, "> warn level"
+        else:
+            threshold = lim.fail if lim.fail is not None else lim.warn
+            status, op = PASS, "<="
+        detail = f"{usd(value)} {op} {usd(threshold or 0.0)}"
+        if threshold is not None and abs(value - threshold) <= Z95 * se:
+            detail += f" (within Monte Carlo error ±{usd(Z95 * se)}: more trials would settle it)"
+        out.append(
+            Verdict(fc.scenario_name, "budget", lim.stat, status, value, threshold, se, detail)
+        )
+    return out
+
+
+def exceedance_verdicts(fc: Forecast, rules: list[Exceedance]) -> list[Verdict]:
+    out = []
+    n = fc.totals.size
+    for rule in rules:
+        p = float(np.mean(fc.totals > rule.amount))
+        se = math.sqrt(max(p * (1 - p), 1.0 / n) / n)
+        status = FAIL if p > rule.max_prob else PASS
+        op = ">" if status == FAIL else "<="
+        out.append(
+            Verdict(
+                fc.scenario_name, "exceedance", f"P(total > {usd(rule.amount)})", status, p,
+                rule.max_prob, se, f"{100 * p:.2f}% {op} {100 * rule.max_prob:g}%",
+            )
+        )  # fmt: skip
+    return out
+
+
+def regression_verdicts(
+    fc: Forecast, baseline: dict[str, Any], tolerance: Tolerance, stats: tuple[str, ...]
+) -> list[Verdict]:
+    out = []
+    for stat in stats:
+        cur, se_c = _stat_value(fc, stat)
+        base = float(baseline["quantiles"][stat])
+        se_b = float(baseline["quantile_se"][stat])
+        delta = cur - base
+        allowed = tolerance.allowed(base)
+        se = math.hypot(se_c, se_b)
+        if abs(delta) < 0.005 * max(1.0, 1e-6 * abs(base)):  # rounding of the stored baseline
+            change = "unchanged"
+        else:
+            rel = f" ({100 * delta / base:+.1f}%)" if base else ""
+            change = f"{'+' if delta > 0 else '-'}{usd(abs(delta))}{rel}"
+        detail = (
+            f"{usd(cur)} vs baseline {usd(base)}: {change}, tolerance {tolerance} "
+            f"± MC error {usd(Z95 * se)}"
+        )
+        if delta - allowed > Z95 * se:
+            status = REGRESSION
+        elif delta > allowed:
+            status = WARN
+            detail += " (above tolerance but within Monte Carlo error)"
+        else:
+            status = PASS
+        out.append(
+            Verdict(
+                fc.scenario_name,
+                "regression",
+                f"{stat} vs baseline",
+                status,
+                delta,
+                allowed,
+                se,
+                detail,
+            )
+        )
+    return out
+
+
+def distribution_shift(fc: Forecast, baseline: dict[str, Any]) -> list[Verdict]:
+    """How the whole distribution moved: Wasserstein-1 distance and KS statistic (INFO)."""
+    if "percentiles" not in baseline:
+        return []
+    qb = np.asarray(baseline["percentiles"], dtype=float)
+    qc = np.asarray(fc.percentiles, dtype=float)
+    probs = np.linspace(0.0, 1.0, qb.size)
+    # W1 = integral over p of |Q_now(p) - Q_baseline(p)|, on the stored percentile grids
+    on_grid = np.interp(probs, np.linspace(0.0, 1.0, qc.size), qc)
+    w1 = float(np.trapezoid(np.abs(on_grid - qb), probs))
+    grid = np.union1d(qb, qc)
+    fb = np.interp(grid, qb, probs, left=0.0, right=1.0)
+    fcur = np.interp(grid, qc, np.linspace(0, 1, qc.size), left=0.0, right=1.0)
+    ks = float(np.max(np.abs(fb - fcur)))
+    name = fc.scenario_name
+    return [
+        Verdict(name, "distribution", "Wasserstein distance", INFO, w1, None, None,
+                f"{usd(w1)} average shift of the cost distribution"),
+        Verdict(name, "distribution", "KS statistic", INFO, ks, None, None,
+                f"{ks:.3f} largest gap between the two distribution functions"),
+    ]  # fmt: skip
+
+
+def class_changes(fc: Forecast, baseline: dict[str, Any]) -> tuple[ClassChange, ...]:
+    """Mean cost per class, baseline vs now, largest absolute change first."""
+    base = baseline.get("per_class", {})
+    names = list(dict.fromkeys([*fc.per_class, *base]))
+    changes = [
+        ClassChange(
+            n,
+            float(base.get(n, {}).get("mean_cost", 0.0)),
+            fc.per_class[n].mean_cost if n in fc.per_class else 0.0,
+        )
+        for n in names
+    ]
+    return tuple(sorted(changes, key=lambda c: -abs(c.delta)))
+
+
+def evaluate(
+    fc: Forecast,
+    limits: list[Limit],
+    exceed: list[Exceedance],
+    baseline: dict[str, Any] | None = None,
+    baseline_path: str | None = None,
+    tolerance: Tolerance | None = None,
+    compare: tuple[str, ...] = DEFAULT_COMPARE,
+    notes: tuple[str, ...] = (),
+) -> CheckResult:
+    verdicts = budget_verdicts(fc, limits) + exceedance_verdicts(fc, exceed)
+    changes: tuple[ClassChange, ...] = ()
+    if baseline is not None:
+        verdicts += regression_verdicts(fc, baseline, tolerance or Tolerance(0.05, True), compare)
+        verdicts += distribution_shift(fc, baseline)
+        changes = class_changes(fc, baseline)
+    return CheckResult(
+        fc.scenario_name, fc.trials, fc.seed, tuple(verdicts), baseline_path, changes, notes
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# --trials auto
+# ---------------------------------------------------------------------------------------------
+
+
+def trials_needed(
+    totals: np.ndarray, stats: tuple[str, ...], precision: float, step: int, cap: int
+) -> int:
+    """Trials for every gated figure's 95% interval half-width to be <= precision x its value.
+
+    Half-widths shrink as 1 / sqrt(trials): from a first run of ``totals.size`` trials with
+    half-width h, ``n * (h / (precision * value))^2`` trials are needed (order-statistic
+    intervals for quantiles; the standard error for the mean). Rounded up to whole chunks.
+    """
+    n = totals.size
+    need = n
+    for stat in stats:
+        if stat == "mean":
+            value = float(totals.mean())
+            half = Z95 * float(totals.std(ddof=1)) / math.sqrt(n)
+        else:
+            value, _, lo, hi = quantile_with_error(totals, QUANTILES[stat])
+            half = (hi - lo) / 2
+        if value > 0 and half > 0:
+            need = max(need, math.ceil(n * (half / (precision * value)) ** 2))
+    return int(min(cap, step * math.ceil(need / step)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Several scenarios at once: costsim.yaml
+# ---------------------------------------------------------------------------------------------
+
+CONFIG_KEYS = ("checks", "trials", "precision", "tolerance")
+CHECK_KEYS = ("scenario", "baseline", "tolerance", "compare", "max", "warn", "exceed")
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One scenario to check: its budgets, and the baseline to compare it with."""
+
+    scenario: Path
+    baseline: Path | None = None
+    tolerance: Tolerance | None = None
+    compare: tuple[str, ...] = DEFAULT_COMPARE
+    limits: tuple[Limit, ...] = ()
+    exceed: tuple[Exceedance, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    checks: tuple[CheckSpec, ...]
+    trials: str | int | None = None  # "auto", a number, or None (the scenario's)
+    precision: float | None = None
+    tolerance: Tolerance | None = None
+
+
+def parse_config(data: Any, path: Path) -> CheckConfig:
+    """Validate a ``costsim.yaml``; paths in it are relative to its folder. Every problem is
+    reported by key path in one `CostsimError`."""
+    problems: list[str] = []
+    base = path.parent
+
+    def unknown(mapping: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                problems.append(f"{where}{key}: unknown key; allowed: {', '.join(allowed)}")
+
+    def guarded(where: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except CostsimError as exc:
+            problems.append(f"{where}: {str(exc).split(': ', 1)[-1]}")
+            return None
+
+    if not isinstance(data, dict):
+        raise CostsimError(f"{path}: expected a mapping with a `checks:` list")
+    unknown(data, CONFIG_KEYS, "")
+    checks_raw = data.get("checks")
+    if not isinstance(checks_raw, list) or not checks_raw:
+        problems.append("checks: expected a non-empty list of {scenario: PATH, ...}")
+        checks_raw = []
+    trials = data.get("trials")
+    if trials is not None and trials != "auto" and not (isinstance(trials, int) and trials > 0):
+        problems.append(f"trials: expected 'auto' or a positive integer, got {trials!r}")
+    precision = None
+    if data.get("precision") is not None:
+        tol = guarded("precision", parse_tolerance, str(data["precision"]))
+        precision = tol.value if tol is not None and tol.relative else None
+        if tol is not None and (not tol.relative or not 0 < tol.value < 1):
+            problems.append(
+                f"precision: expected a percentage such as 1%, got {data['precision']!r}"
+            )
+    default_tol = (
+        guarded("tolerance", parse_tolerance, str(data["tolerance"]))
+        if "tolerance" in data
+        else None
+    )
+    specs = []
+    for i, item in enumerate(checks_raw):
+        w = f"checks[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("scenario"), str):
+            problems.append(f"{w}: expected a mapping with scenario: PATH")
+            continue
+        unknown(item, CHECK_KEYS, f"{w}.")
+        limits: dict[str, Limit] = {}
+        for level in ("max", "warn"):
+            block = item.get(level) or {}
+            if not isinstance(block, dict):
+                problems.append(f"{w}.{level}: expected a mapping such as {{p95: 120000}}")
+                continue
+            for stat, amount in block.items():
+                parsed = guarded(f"{w}.{level}.{stat}", parse_stat_amount, f"{stat}={amount}", "")
+                if parsed is not None:
+                    old = limits.get(parsed[0], Limit(parsed[0], None))
+                    limits[parsed[0]] = (
+                        Limit(old.stat, parsed[1], old.warn)
+                        if level == "max"
+                        else Limit(old.stat, old.fail, parsed[1])
+                    )
+        exceed = []
+        for j, rule in enumerate(item.get("exceed") or []):
+            if not isinstance(rule, dict) or set(rule) != {"amount", "max_prob"}:
+                problems.append(f"{w}.exceed[{j}]: expected {{amount: USD, max_prob: P}}")
+                continue
+            parsed_rule = guarded(
+                f"{w}.exceed[{j}]", parse_exceed, f"{rule['amount']}:{rule['max_prob']}"
+            )
+            if parsed_rule is not None:
+                exceed.append(parsed_rule)
+        compare = item.get("compare", list(DEFAULT_COMPARE))
+        if not isinstance(compare, list) or any(c not in STATS for c in compare):
+            problems.append(f"{w}.compare: expected a list of {', '.join(STATS)}, got {compare!r}")
+            compare = list(DEFAULT_COMPARE)
+        baseline = item.get("baseline")
+        if baseline is not None and not isinstance(baseline, str):
+            problems.append(f"{w}.baseline: expected a path, got {baseline!r}")
+            baseline = None
+        tol = (
+            guarded(f"{w}.tolerance", parse_tolerance, str(item["tolerance"]))
+            if "tolerance" in item
+            else None
+        )
+        specs.append(
+            CheckSpec(
+                scenario=base / item["scenario"],
+                baseline=base / baseline if baseline else None,
+                tolerance=tol or default_tol,
+                compare=tuple(compare),
+                limits=tuple(limits.values()),
+                exceed=tuple(exceed),
+            )
+        )
+    if problems:
+        raise CostsimError(f"{path}: " + "; ".join(problems))
+    return CheckConfig(tuple(specs), trials, precision, default_tol)
