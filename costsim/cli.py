@@ -276,16 +276,19 @@ def _load_inputs(scenario_path: Path, trials: int | None, seed: int | None) -> t
         if seed < 0:
             _fail(f"--seed: expected an integer >= 0, got {seed}")
         sc = replace(sc, seed=seed)
-    if sc.model_path is not None:
-        model = load_model(sc.model_path)
-        text = sc.model_path.read_text(encoding="utf-8")
-    else:
-        assert sc.pilot_path is not None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CostsimWarning)
-            model = fit_model(read_pilot(sc.pilot_path))
-        text = model_to_json(model)
+    model, text = _scenario_model(sc)
     return sc, model, text
+
+
+def _scenario_model(sc: Any) -> tuple[Any, str]:
+    """The scenario's model (loaded, or fitted from `pilot:`) and its text, for its hash."""
+    if sc.model_path is not None:
+        return load_model(sc.model_path), sc.model_path.read_text(encoding="utf-8")
+    assert sc.pilot_path is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CostsimWarning)
+        model = fit_model(read_pilot(sc.pilot_path))
+    return model, model_to_json(model)
 
 
 def _progress_run(sc: Any, fn: Any) -> Any:
@@ -352,9 +355,15 @@ def forecast(
         if samples is not None:
             _write(lambda: write_samples(fc, samples), samples)
         if plot is not None:
-            _write(lambda: write_plot(fc, plot), plot)
+            _write(lambda: write_plot(fc, plot, _plot_budget(sc)), plot)
     if not quiet and json_out != "-":
         render_forecast(fc, _stdout())
+
+
+def _plot_budget(sc: Any) -> float | None:
+    """The budget line of the plot: the scenario's P95 fail level, else its first limit's."""
+    limits = sorted(sc.budget.limits, key=lambda lim: lim.stat != "p95")
+    return float(limits[0].fail) if limits and limits[0].fail is not None else None
 
 
 @app.command()
@@ -465,15 +474,7 @@ def _run_check(
     sc = load_scenario(spec.scenario)
     if seed is not None:
         sc = replace(sc, seed=seed)
-    if sc.model_path is not None:
-        model = load_model(sc.model_path)
-        text = sc.model_path.read_text(encoding="utf-8")
-    else:
-        assert sc.pilot_path is not None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CostsimWarning)
-            model = fit_model(read_pilot(sc.pilot_path))
-        text = model_to_json(model)
+    model, text = _scenario_model(sc)
     baseline = None
     notes: list[str] = []
     if spec.baseline is not None:
