@@ -43,6 +43,20 @@ class Limit:
     warn: float | None = None
 
 
+def merge_limits(base: tuple[Limit, ...], override: tuple[Limit, ...]) -> tuple[Limit, ...]:
+    """Limits per statistic, ``override``'s fail and warn levels replacing ``base``'s one by one
+    (a `--warn` on the command line keeps the scenario's fail level)."""
+    merged = {lim.stat: lim for lim in base}
+    for lim in override:
+        old = merged.get(lim.stat, Limit(lim.stat, None))
+        merged[lim.stat] = Limit(
+            lim.stat,
+            lim.fail if lim.fail is not None else old.fail,
+            lim.warn if lim.warn is not None else old.warn,
+        )
+    return tuple(merged.values())
+
+
 @dataclass(frozen=True)
 class Exceedance:
     """P(total > ``amount``) must stay <= ``max_prob``."""

@@ -33,6 +33,7 @@ from .check import (
     evaluate,
     exit_code,
     load_baseline,
+    merge_limits,
     parse_config,
     parse_exceed,
     parse_stat_amount,
@@ -455,7 +456,7 @@ def _gather_specs(
     specs = [
         replace(
             sp,
-            limits=tuple({**{x.stat: x for x in sp.limits}, **limits}.values()),
+            limits=merge_limits(sp.limits, tuple(limits.values())),
             exceed=sp.exceed + rules,
             tolerance=tol or sp.tolerance,
             compare=stats if compare is not None else sp.compare,
@@ -487,8 +488,8 @@ def _run_check(
             f"compared with {spec.baseline} (seed {sc.seed}, {sc.trials:,} trials: common "
             "random numbers)"
         )
-    limits = [*(Limit(b.stat, b.fail, b.warn) for b in sc.budget.limits), *spec.limits]
-    limits = list({lim.stat: lim for lim in limits}.values())
+    own = tuple(Limit(b.stat, b.fail, b.warn) for b in sc.budget.limits)
+    limits = list(merge_limits(own, spec.limits))
     exceed = [*(Exceedance(a, p) for a, p in sc.budget.max_exceed_prob), *spec.exceed]
     if trials == "auto":
         gated = tuple(
@@ -624,9 +625,23 @@ def _write(action: Any, target: Any) -> None:
         _fail(f"cannot write {target}: {exc.strerror or exc}")
 
 
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, not bad input and not a broken budget
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. A bug exits 70 with one line (a traceback when
+    COSTSIM_DEBUG is set), so that CI never mistakes it for a broken budget (1)."""
+    try:
+        app()
+    except Exception as exc:  # only what the commands did not map to an exit code
+        if os.environ.get("COSTSIM_DEBUG"):
+            raise
+        stderr.print(
+            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))} "
+            "(a bug in costsim: please report it; set COSTSIM_DEBUG=1 for the traceback)",
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from .splice import SplicedDistribution, tail_exceedance
 
@@ -129,6 +130,45 @@ def _ppf_row(unit: UnitCost, row: int, q: np.ndarray) -> np.ndarray:
     return unit.dist.ppf_params(q, np.asarray(unit.xi[row]), np.asarray(unit.sigma[row]))
 
 
+def poisson_inverse(mu: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Poisson(mu) counts by inversion of one uniform each, so that a count moves smoothly with
+    its mean: two scenarios whose intensities differ a little share their random numbers.
+
+    Exact (cumulative probabilities) below ``_POISSON_EXACT_BELOW``; above, the Cornish-Fisher
+    expansion of the Poisson quantile, mu + z sqrt(mu) + (z^2 - 1)/6 + (z^3 - 7z)/(72 sqrt(mu)),
+    with a continuity correction.
+    """
+    mu = np.asarray(mu, dtype=float)
+    u = np.broadcast_to(np.asarray(u, dtype=float), mu.shape)
+    out = np.zeros(mu.shape)
+    big = mu >= _POISSON_EXACT_BELOW
+    if big.any():
+        m, z = mu[big], special.ndtri(np.clip(u[big], 1e-16, 1 - 1e-16))
+        root = np.sqrt(m)
+        x = m + z * root + (z * z - 1.0) / 6.0 + (z**3 - 7.0 * z) / (72.0 * root)
+        out[big] = np.maximum(np.ceil(x - 0.5), 0.0)
+    small = ~big & (mu > 0)
+    if small.any():
+        m, v = mu[small], u[small]
+        pmf = np.exp(-m)
+        cdf = pmf.copy()
+        n = np.zeros(m.shape)
+        for k in range(1, _POISSON_MAX_K):  # at most ~100 steps, each over all elements
+            below = cdf < v
+            if not below.any():
+                break
+            n += below
+            pmf = pmf * m / k
+            cdf = cdf + pmf
+        out[small] = n
+    return out
+
+
+_POISSON_EXACT_BELOW = 40.0
+_POISSON_MAX_K = 160
+EXACT_SLOTS = 64  # uniforms reserved per trial for the exact draws (more come after, if needed)
+
+
 def aggregate(
     strata: Strata,
     intensity: np.ndarray,
@@ -138,37 +178,46 @@ def aggregate(
     """Sum of per-request costs and request counts for each trial of a chunk.
 
     ``intensity``: expected requests per trial (Lambda); ``param_row``: the tail-parameter row
-    each trial uses. The random numbers drawn depend only on the shapes, so that two scenarios
-    run with the same seed share them (common random numbers).
+    each trial uses. The random numbers drawn, and which draw serves which stratum and trial,
+    depend only on the number of trials and strata, and counts are drawn by inversion: two
+    scenarios run with the same seed share them (common random numbers) even when their
+    volumes differ.
     """
     lam = np.asarray(intensity, dtype=float)
     n_trials = lam.size
     lam_max = float(lam.max()) if n_trials else 0.0
     edges = strata.edges
+    u_counts = rng.random((n_trials, strata.probs.size))
+    noise = rng.standard_normal(n_trials)
+    u_exact_count = rng.random(n_trials)
+    u_exact = rng.random((n_trials, EXACT_SLOTS))
     # exact region: survival probability below edges[cut]
     within = np.flatnonzero(lam_max * edges <= EXACT_EXPECTED)
-    cut = int(within[0]) if within.size else edges.size - 1
-    cut = max(cut, 0)
+    cut = max(int(within[0]) if within.size else edges.size - 1, 0)
     probs = strata.probs[:cut]
-    counts = rng.poisson(lam[:, None] * probs[None, :]).astype(float)
+    counts = poisson_inverse(lam[:, None] * probs[None, :], u_counts[:, :cut])
     mean = strata.mean[param_row, :cut]
     var = strata.var[param_row, :cut]
     total = np.sum(counts * mean, axis=1)
     sd = np.sqrt(np.sum(counts * var, axis=1))
-    noise = rng.standard_normal(n_trials)
     lo = np.sum(counts * strata.lo[param_row, :cut], axis=1)
     hi = np.sum(counts * strata.hi[param_row, :cut], axis=1)
     total = np.clip(total + sd * noise, lo, hi)
     n_requests = counts.sum(axis=1)
-    # exact draws above the cut
+    # exact draws above the cut: trial t's k-th draw uses u_exact[t, k]
     s_cut = float(edges[cut])
-    m = rng.poisson(lam * s_cut)
-    n_exact = int(m.sum())
-    if n_exact:
-        trial = np.repeat(np.arange(n_trials), m)
-        u = rng.random(n_exact)
-        q = 1.0 - s_cut * u
+    m = poisson_inverse(lam * s_cut, u_exact_count).astype(np.int64)
+    if m.any():
+        slots = min(int(m.max()), EXACT_SLOTS)
+        use = np.arange(slots)[None, :] < m[:, None]
+        trial = np.nonzero(use)[0]
+        u = u_exact[:, :slots][use]
+        extra = np.maximum(m - EXACT_SLOTS, 0)
+        if extra.any():  # beyond the reserved slots (rare): fresh uniforms, drawn last
+            trial = np.concatenate([trial, np.repeat(np.arange(n_trials), extra)])
+            u = np.concatenate([u, rng.random(int(extra.sum()))])
         rows = param_row[trial]
+        q = 1.0 - s_cut * u
         values = strata.unit.dist.ppf_params(q, strata.unit.xi[rows], strata.unit.sigma[rows])
         total = total + np.bincount(trial, weights=values, minlength=n_trials) * strata.unit.scale
     return total, n_requests + m

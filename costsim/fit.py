@@ -30,14 +30,29 @@ from .tail import (
     fit_tail_fixed_shape,
 )
 
-QUANTITIES = ("cost_usd", "input_tokens", "output_tokens", "cached_input_tokens", "latency_ms")
+QUANTITIES = ("cost_usd", "input_tokens", "output_tokens", "cached_share", "latency_ms")
 _LOG_FIELDS = {
     "cost_usd": "cost",
     "input_tokens": "input_tokens",
     "output_tokens": "output_tokens",
-    "cached_input_tokens": "cached_input_tokens",
     "latency_ms": "latency_ms",
 }
+BOUNDED = {"cached_share": 1.0}  # quantities with a natural upper bound
+
+
+def quantity_values(log: PilotLog, q: str) -> np.ndarray | None:
+    """A measured quantity for every row, or None. ``cached_share`` is cached input tokens over
+    input tokens (0 without input): it keeps a price sheet's cached discount inside [0, 1]."""
+    if q == "cached_share":
+        if log.cached_input_tokens is None or log.input_tokens is None:
+            return None
+        inp = log.input_tokens
+        share = np.divide(log.cached_input_tokens, inp, out=np.zeros_like(inp), where=inp > 0)
+        return np.asarray(np.clip(share, 0.0, 1.0))
+    values = getattr(log, _LOG_FIELDS[q])
+    return None if values is None else np.asarray(values)
+
+
 SAMPLE_ROWS = 1 << 18  # rows per class used for the body grid, KS and the copula (exact below)
 COPULA_ROWS = 1 << 16
 MIN_CLASS_ROWS = 10
@@ -163,7 +178,8 @@ def fit_model(log: PilotLog, options: FitOptions | None = None) -> FittedModel:
     unknown = sorted(set(options.caps) - set(QUANTITIES))
     if unknown:
         raise FitError(f"--cap {unknown[0]}: unknown quantity; allowed: {', '.join(QUANTITIES)}")
-    present = [q for q in QUANTITIES if getattr(log, _LOG_FIELDS[q]) is not None]
+    columns = {q: quantity_values(log, q) for q in QUANTITIES}
+    present = [q for q in QUANTITIES if columns[q] is not None]
     counts = np.bincount(log.class_index, minlength=len(log.classes))
     for name, count in zip(log.classes, counts, strict=False):
         if count < options.min_class_rows:
@@ -190,9 +206,9 @@ def fit_model(log: PilotLog, options: FitOptions | None = None) -> FittedModel:
         )
         qfits: dict[str, Any] = {}
         for q in present:
-            x = np.asarray(getattr(log, _LOG_FIELDS[q]))[rows]
-            xs = np.asarray(getattr(log, _LOG_FIELDS[q]))[sample]
-            qfits[q] = _prepare_quantity(q, x, xs, rng)
+            column = columns[q]
+            assert column is not None
+            qfits[q] = _prepare_quantity(q, column[rows], column[sample], rng)
         partial[name] = {"rows": rows, "sample": sample, "rng": rng, "q": qfits}
 
     # Pooled tail shapes for classes too small to fit their own.
@@ -213,7 +229,7 @@ def fit_model(log: PilotLog, options: FitOptions | None = None) -> FittedModel:
             share=rows.size / total_n,
             cost_total=None if cost is None else float(cost.sum()),
             quantities=quantities,
-            dependence=_copula(log, sample, present, part["rng"]),
+            dependence=_copula(columns, sample, present, part["rng"]),
             rates=_rates(log, rows),
             drift=_drift(log, rows, options.drift_window_s),
             hourly_profile=_hourly_profile(log.timestamp[rows], log)
@@ -380,6 +396,11 @@ def _finish_quantity(
                 "tail_qq": _tail_qq(top, tail, dist),
             }
         )
+    if tail is not None and tail.method.startswith("no candidate"):
+        notes.append(
+            f"no threshold passed the Anderson-Darling test (best p = {tail.p_value:.3f}): "
+            "its GPD tail is a poor fit"
+        )
     diagnostics["ks"] = _ks_distance(sample, dist)
     return QuantityFit(
         name=q,
@@ -406,6 +427,8 @@ def _cap(
                 f"({observed_max:g}); a cap must bound the data"
             )
         return cap, "user"
+    if q in BOUNDED:
+        return BOUNDED[q], "a share: at most 1"
     if options.default_cap_factor is None:
         return None, None
     return max(observed_max, u) * options.default_cap_factor, (
@@ -488,7 +511,10 @@ def _warn_heavy(cls: str, qf: QuantityFit) -> None:
 
 
 def _copula(
-    log: PilotLog, sample: np.ndarray, present: list[str], rng: np.random.Generator
+    columns: dict[str, np.ndarray | None],
+    sample: np.ndarray,
+    present: list[str],
+    rng: np.random.Generator,
 ) -> tuple[tuple[str, ...], np.ndarray]:
     """Gaussian-copula correlation (of normal scores of ranks) between the quantities."""
     rows = (
@@ -499,8 +525,9 @@ def _copula(
     m = rows.size
     scores = []
     for q in present:
-        x = np.asarray(getattr(log, _LOG_FIELDS[q]))[rows]
-        r = stats.rankdata(x)
+        x = columns[q]
+        assert x is not None
+        r = stats.rankdata(x[rows])
         scores.append(special.ndtri((r - 0.5) / m))
     z = np.vstack(scores)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -32,6 +32,7 @@ from .traffic import (
     ar1_average_variance,
     build_plan,
     draw_traffic,
+    window_weights,
 )
 
 FORECAST_SCHEMA_VERSION = 1
@@ -184,9 +185,7 @@ def _reprice(cf: ClassFit, price: Price, rng: np.random.Generator) -> tuple[Unit
     zero = np.zeros(n)
     inp = draws.get("input_tokens", zero)
     out = draws.get("output_tokens", zero)
-    cached = (
-        np.minimum(draws.get("cached_input_tokens", zero), inp) if "input_tokens" in draws else zero
-    )
+    cached = draws["cached_share"] * inp if "cached_share" in draws else zero
     p_in = (price.input_per_mtok or 0.0) / 1e6
     p_out = (price.output_per_mtok or 0.0) / 1e6
     p_cached = (
@@ -283,19 +282,35 @@ def _attempts(f: np.ndarray, max_attempts: int, billed_failures: bool) -> np.nda
     return succeeded / (1.0 - f) if billed_failures else succeeded
 
 
-def _retry_policy(pc: ProductionClass, rel: Any) -> tuple[float, float, int]:
-    """The pilot's per-attempt failure probability, the scenario's, and the attempt limit.
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The pilot's retry behaviour, read off its retry counts, and the scenario's.
 
-    The pilot's is read off its mean retries (geometric attempts: f = r / (1 + r)); the limit
-    defaults to the most attempts the pilot made.
+    The pilot made at most ``pilot_max`` attempts and 1 + mean(retries) on average; its
+    per-attempt failure probability ``f_pilot`` is the one for which a request limited to
+    ``pilot_max`` attempts makes that many. The scenario keeps both unless it sets them.
     """
+
+    f_pilot: float
+    pilot_max: int
+    f: float
+    max_attempts: int
+
+
+def retry_policy(pc: ProductionClass, rel: Any) -> RetryPolicy:
     rates = pc.source.rates
-    retry_mean = rates.retry_mean or 0.0
-    f_pilot = retry_mean / (1.0 + retry_mean)
-    pilot_max = len(rates.retry_pmf) if rates.retry_pmf else 1
-    max_attempts = rel.max_attempts if rel.max_attempts is not None else max(pilot_max, 1)
+    target = 1.0 + (rates.retry_mean or 0.0)
+    pilot_max = max(len(rates.retry_pmf), 1) if rates.retry_pmf else 1
+    lo, hi = 0.0, 0.999
+    for _ in range(60):  # bisection: attempts increase with f
+        mid = 0.5 * (lo + hi)
+        lo, hi = (
+            (mid, hi) if float(_attempts(np.asarray(mid), pilot_max, True)) < target else (lo, mid)
+        )
+    f_pilot = 0.5 * (lo + hi) if pilot_max > 1 else 0.0
     f = rel.error_rate if rel.error_rate is not None else f_pilot
-    return f_pilot, f, max_attempts
+    m = rel.max_attempts if rel.max_attempts is not None else pilot_max
+    return RetryPolicy(f_pilot, pilot_max, f, m)
 
 
 def _reliability_changed(scenario: Scenario) -> bool:
@@ -315,6 +330,9 @@ def _cold_changed(scenario: Scenario) -> bool:
     )
 
 
+BLOCK_CELLS = 2_000_000  # trials x buckets held at once by the load-dependent effects
+
+
 def _multipliers(
     prep: Prepared, traffic: TrialTraffic, drivers: Drivers, z_drift: np.ndarray
 ) -> np.ndarray:
@@ -322,8 +340,10 @@ def _multipliers(
 
     A scenario that leaves reliability alone gets exactly 1 for retries and cold starts: the
     pilot's cost already includes its own. Otherwise the multiplier is the scenario's billed
-    attempts (or cold-start cost) over the pilot's, averaged over the buckets with the class's
-    intensity as weights when it depends on load.
+    attempts (or cold-start cost) over the pilot's. Where they depend on load, they are computed
+    per bucket, averaged with the class's intensity as weights, and divided by the same average
+    over the scenario's expected traffic under the pilot's behaviour: traffic shaped as expected
+    costs what the pilot's behaviour costs, spikes and events cost more.
     """
     sc = prep.scenario
     rel = sc.reliability
@@ -333,51 +353,91 @@ def _multipliers(
     base = plan.base if drivers.spikes else plan.base_no_events
     retries_on = drivers.retries and _reliability_changed(sc)
     cold_on = drivers.cold_starts and _cold_changed(sc)
-    per_bucket = (retries_on and rel.load_exponent != 0) or (cold_on and rel.spike_cold_share > 0)
-    spike = traffic.spikes
-    if per_bucket:
-        # total load per bucket relative to the mean expected load: (trials, buckets)
-        mixed = traffic.mix_factor @ base.T
-        if spike is not None:
-            mixed = mixed + (spike - 1.0) * ((traffic.mix_factor * plan.spike_hit) @ base.T)
-        load = traffic.volume[:, None] * mixed / max(float(base.sum(axis=1).mean()), 1e-300)
-        if retries_on and rel.load_exponent != 0:
-            load_k = load if rel.load_exponent == 1 else load**rel.load_exponent
+    by_load = retries_on and rel.load_exponent != 0
+    by_rise = cold_on and rel.spike_cold_share > 0
+    expected_load = plan.base_no_events.sum(axis=1)
+    mean_load = float(np.sum(expected_load**2) / max(float(expected_load.sum()), 1e-300))
+    policies = [retry_policy(pc, rel) for pc in prep.classes]
+    if by_load or by_rise:
+        rows = max(1, BLOCK_CELLS // base.shape[0])
+        for first in range(0, n_trials, rows):
+            block = slice(first, min(first + rows, n_trials))
+            _bucket_multipliers(
+                prep, traffic, base, block, mean_load, policies, by_load, by_rise, mult
+            )
     for j, pc in enumerate(prep.classes):
-        lam = None
-        if per_bucket:  # this class's intensity per bucket, up to a per-trial factor
-            lam = np.broadcast_to(base[:, j], (n_trials, base.shape[0]))
-            if spike is not None and plan.spike_hit[j]:
-                lam = lam * spike
-        if retries_on:
-            f_pilot, f, m = _retry_policy(pc, rel)
-            pilot = float(_attempts(np.asarray(f_pilot), m, True))
-            if rel.load_exponent != 0 and lam is not None:
-                a = _attempts(f * load_k, m, rel.billed_failures)
-                mult[:, j] *= _weighted(lam, a) / pilot
-            else:
-                mult[:, j] *= float(_attempts(np.asarray(f), m, rel.billed_failures)) / pilot
-        if cold_on:
-            r = pc.source.rates
-            c_p, rho_p = r.cold_start_rate or 0.0, r.cold_start_cost_ratio or 1.0
-            c_s = rel.cold_start_rate if rel.cold_start_rate is not None else c_p
-            rho_s = rel.cold_start_cost_ratio if rel.cold_start_cost_ratio is not None else rho_p
-            pilot = 1.0 + c_p * (rho_p - 1.0)
-            if rel.spike_cold_share > 0 and lam is not None:
-                prev = np.concatenate([lam[:, :1], lam[:, :-1]], axis=1)
-                rise = np.clip(1.0 - prev / np.maximum(lam, 1e-300), 0.0, 1.0)
-                c_b = np.clip(c_s + rel.spike_cold_share * rise, 0.0, 1.0)
-                mult[:, j] *= _weighted(lam, 1.0 + c_b * (rho_s - 1.0)) / pilot
-            else:
-                mult[:, j] *= (1.0 + c_s * (rho_s - 1.0)) / pilot
+        pol = policies[j]
+        if retries_on and not by_load:
+            pilot = float(_attempts(np.asarray(pol.f_pilot), pol.pilot_max, True))
+            now = float(_attempts(np.asarray(pol.f), pol.max_attempts, rel.billed_failures))
+            mult[:, j] *= now / pilot
+        if cold_on and not by_rise:
+            c_p, rho_p, c_s, rho_s = _cold_rates(pc, rel)
+            mult[:, j] *= (1.0 + c_s * (rho_s - 1.0)) / (1.0 + c_p * (rho_p - 1.0))
         if drivers.uncertainty:
             d = pc.source.drift
             weights = base[:, j] / max(float(base[:, j].sum()), 1e-300)
-            phi = d.phi ** (sc.resolution_s / d.window_s) if d.phi > 0 else 0.0
+            on_windows = window_weights(weights, sc.resolution_s, d.window_s)
             # the horizon's average level, and the pilot's own mean level, are both uncertain
-            v = ar1_average_variance(weights, d.level_sd, phi) + pilot_level_variance(d)
+            v = ar1_average_variance(on_windows, d.level_sd, d.phi) + pilot_level_variance(d)
             mult[:, j] *= np.exp(np.sqrt(v) * z_drift[:, j] - 0.5 * v)
     return mult
+
+
+def _cold_rates(pc: ProductionClass, rel: Any) -> tuple[float, float, float, float]:
+    """Cold-start rate and cost ratio of the pilot, and the scenario's."""
+    r = pc.source.rates
+    c_p, rho_p = r.cold_start_rate or 0.0, r.cold_start_cost_ratio or 1.0
+    c_s = rel.cold_start_rate if rel.cold_start_rate is not None else c_p
+    rho_s = rel.cold_start_cost_ratio if rel.cold_start_cost_ratio is not None else rho_p
+    return c_p, rho_p, c_s, rho_s
+
+
+def _bucket_multipliers(
+    prep: Prepared,
+    traffic: TrialTraffic,
+    base: np.ndarray,
+    block: slice,
+    mean_load: float,
+    policies: list[RetryPolicy],
+    by_load: bool,
+    by_rise: bool,
+    mult: np.ndarray,
+) -> None:
+    """Load- and rise-dependent multipliers for a block of trials, bucket by bucket."""
+    plan, rel = prep.plan, prep.scenario.reliability
+    spike = (
+        traffic.spikes.grid(block, base.shape[0], plan.bucket_s)
+        if traffic.spikes is not None
+        else np.ones((block.stop - block.start, base.shape[0]))
+    )
+    mix = traffic.mix_factor[block]
+    loaded = mix @ base.T + (spike - 1.0) * ((mix * plan.spike_hit) @ base.T)
+    load = traffic.volume[block, None] * loaded / max(mean_load, 1e-300)
+    load_k = load**rel.load_exponent if by_load else None
+    expected = plan.base_no_events.sum(axis=1) / max(mean_load, 1e-300)
+    for j, pc in enumerate(prep.classes):
+        lam = np.broadcast_to(base[:, j], spike.shape)
+        if plan.spike_hit[j]:
+            lam = lam * spike
+        if by_load and load_k is not None:
+            pol = policies[j]
+            w0 = plan.base_no_events[:, j]
+            pilot_like = _attempts(pol.f_pilot * expected**rel.load_exponent, pol.pilot_max, True)
+            norm = float(np.dot(w0, pilot_like) / max(float(w0.sum()), 1e-300))
+            now = _attempts(pol.f * load_k, pol.max_attempts, rel.billed_failures)
+            mult[block, j] *= _weighted(lam, now) / norm
+        if by_rise:
+            c_p, rho_p, c_s, rho_s = _cold_rates(pc, rel)
+            prev = np.concatenate([lam[:, :1], lam[:, :-1]], axis=1)
+            rise = np.clip(1.0 - prev / np.maximum(lam, 1e-300), 0.0, 1.0)
+            c_b = np.clip(c_s + rel.spike_cold_share * rise, 0.0, 1.0)
+            w0 = plan.base_no_events[:, j]
+            prev0 = np.concatenate([w0[:1], w0[:-1]])
+            rise0 = np.clip(1.0 - prev0 / np.maximum(w0, 1e-300), 0.0, 1.0)
+            c0 = np.clip(c_p + rel.spike_cold_share * rise0, 0.0, 1.0)
+            norm = float(np.dot(w0, 1.0 + c0 * (rho_p - 1.0)) / max(float(w0.sum()), 1e-300))
+            mult[block, j] *= _weighted(lam, 1.0 + c_b * (rho_s - 1.0)) / norm
 
 
 def _weighted(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -392,9 +452,10 @@ def _weighted(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _chunk_streams(seed: int, chunk: int, n_classes: int) -> list[np.random.Generator]:
-    """Independent streams of one chunk: volume, mix, spikes, drift, parameters, each class."""
+    """Independent streams of one chunk: volume, spikes, then one per class (its mix draw,
+    drift, tail-parameter draw and requests), so adding a class leaves the others' alone."""
     ss = np.random.SeedSequence(seed, spawn_key=(chunk,))
-    return [np.random.default_rng(s) for s in ss.spawn(5 + n_classes)]
+    return [np.random.default_rng(s) for s in ss.spawn(2 + n_classes)]
 
 
 def simulate(
@@ -412,13 +473,22 @@ def simulate(
     n_classes = len(prep.classes)
     totals = np.empty((n_total, n_classes))
     requests = np.empty((n_total, n_classes))
+    conc = sc.mix.concentration or 1.0
     for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS)):
         n = min(CHUNK_TRIALS, n_total - start)
         rngs = _chunk_streams(sc.seed, chunk, n_classes)
-        traffic = draw_traffic(prep.plan, sc, n, drivers, rngs[0], rngs[1], rngs[2])
-        z_drift = rngs[3].standard_normal((n, n_classes))
+        class_rngs = rngs[2:]
+        gammas = np.empty((n, n_classes))
+        z_drift = np.empty((n, n_classes))
+        rows_u = np.empty((n, n_classes))
+        for j, rng in enumerate(class_rngs):  # per class, always drawn: common random numbers
+            alpha = prep.plan.mix[j] * conc
+            u_mix = rng.random(n)  # Gamma(alpha) by inversion: one uniform, whatever alpha
+            gammas[:, j] = special.gammaincinv(alpha, u_mix) if alpha > 1e-12 else 0.0
+            z_drift[:, j] = rng.standard_normal(n)
+            rows_u[:, j] = rng.random(n)
+        traffic = draw_traffic(prep.plan, sc, n, drivers, rngs[0], rngs[1], gammas)
         mult = _multipliers(prep, traffic, drivers, z_drift)
-        rows_u = rngs[4].random((n, n_classes))
         for j, pc in enumerate(prep.classes):
             n_draws = pc.unit.n_params - 1
             rows = (
@@ -428,9 +498,9 @@ def simulate(
             )
             lam = traffic.intensity[:, j]
             if engine == "strata":
-                tot, req = aggregate(prep.strata[j], lam, rows, rngs[5 + j])
+                tot, req = aggregate(prep.strata[j], lam, rows, class_rngs[j])
             else:
-                tot, req = _reference_class(prep, traffic, j, rows, drivers, rngs[5 + j])
+                tot, req = _reference_class(prep, traffic, j, rows, drivers, class_rngs[j])
             totals[start : start + n, j] = tot * mult[:, j]
             requests[start : start + n, j] = req
         if progress is not None:
@@ -451,7 +521,7 @@ def _reference_class(
     base = plan.base if drivers.spikes else plan.base_no_events
     lam = traffic.volume[:, None] * traffic.mix_factor[:, j : j + 1] * base[None, :, j]
     if traffic.spikes is not None and plan.spike_hit[j]:
-        lam = lam * traffic.spikes
+        lam = lam * traffic.spikes.grid(slice(0, lam.shape[0]), base.shape[0], plan.bucket_s)
     counts = rng.poisson(lam)
     tot = reference_sum(prep.classes[j].unit, counts, np.ones(counts.shape), rows, rng)
     return tot, counts.sum(axis=1).astype(float)

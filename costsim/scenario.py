@@ -39,6 +39,7 @@ T = TypeVar("T")
 DEFAULT_RESOLUTION_S = 3600.0
 MIN_RESOLUTION_S = 60.0
 MAX_BUCKETS = 100_000
+MAX_REQUESTS = 1e13  # the engine's finest stratum is 1e-13: beyond this, exact draws pile up
 BUCKET_TOLERANCE = 1e-9  # relative: horizon / resolution must be this close to a whole number
 MIX_TOLERANCE = 1e-6
 DEFAULT_TRIALS = 10_000
@@ -818,6 +819,13 @@ def _volume(top: dict[str, Any], horizon: float | None, problems: _Problems) -> 
     growth = _get(m, "growth", "volume", problems, _number(GROWTH), 0.0)
     uncertainty = _get(m, "uncertainty", "volume", problems, _number(NON_NEGATIVE), 0.0)
     if requests is None:
+        return None
+    if requests > MAX_REQUESTS:
+        problems.add(
+            "volume",
+            f"{requests:.3g} requests over the horizon is beyond costsim's range "
+            f"(at most {MAX_REQUESTS:.0e})",
+        )
         return None
     return Volume(requests=requests, growth=growth, uncertainty=uncertainty)
 

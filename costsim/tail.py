@@ -286,7 +286,8 @@ def choose_threshold(top_sorted: np.ndarray, n: int) -> tuple[int, tuple[Thresho
         return -1, ()
     idx = forward_stop(np.array([c.p_value for c in cands]))
     if idx >= len(cands):
-        idx = len(cands) - 1  # nothing passed: the highest threshold is the least bad
+        # nothing passed: take the best-fitting candidate, and say so (see fit_tail)
+        idx = int(np.argmax([c.p_value for c in cands]))
     return idx, tuple(cands)
 
 
@@ -348,7 +349,9 @@ def fit_tail(top_sorted: np.ndarray, n: int, rng: np.random.Generator) -> TailFi
         ad=c.ad,
         p_value=c.p_value,
         candidates=cands,
-        method="ForwardStop on Anderson-Darling p-values",
+        method="ForwardStop on Anderson-Darling p-values"
+        if forward_stop(np.array([x.p_value for x in cands])) < len(cands)
+        else "no candidate passed the Anderson-Darling test; the best-fitting one",
     )
 
 

@@ -123,10 +123,11 @@ def build_plan(
         base = vol.requests * mix[None, :] * weights / weights.sum(axis=0, keepdims=True)
     events = np.ones_like(base)
     for ev in tr.events:
-        first = int(ev.start_s // res)
-        last = math.ceil((ev.start_s + ev.duration_s) / res)
+        cover = bucket_overlap(
+            np.array([ev.start_s]), np.array([ev.start_s + ev.duration_s]), scenario.buckets, res
+        )[0]  # share of each bucket the event covers
         cols = _class_mask(ev.classes, classes)
-        events[first:last, cols] *= ev.multiplier
+        events[:, cols] *= (1.0 + (ev.multiplier - 1.0) * cover)[:, None]
     return TrafficPlan(
         classes=classes,
         base=base * events,
@@ -145,13 +146,78 @@ def _class_mask(names: tuple[str, ...] | None, classes: tuple[str, ...]) -> np.n
 
 
 @dataclass(frozen=True)
+class Spikes:
+    """The random spikes of a chunk of trials, as events: trial, start and end (seconds from
+    the start of the horizon) and the intensity multiplier while it lasts."""
+
+    trial: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    size: np.ndarray
+
+    def grid(self, rows: slice, n_buckets: int, bucket_s: float) -> np.ndarray:
+        """Multiplier per (trial in ``rows``, bucket): 1 + (size - 1) x share of bucket covered.
+
+        Buckets a spike covers whole get (size - 1) through a difference array; the first and
+        last, partly covered, get their fraction of it. O(spikes + trials x buckets).
+        """
+        first_row, stop = rows.start or 0, rows.stop
+        n_rows, width = stop - first_row, n_buckets + 1
+        keep = (self.trial >= first_row) & (self.trial < stop)
+        t = self.trial[keep] - first_row
+        start, end, amp = self.start[keep], self.end[keep], self.size[keep] - 1.0
+        first = np.minimum((start // bucket_s).astype(np.int64), n_buckets - 1)
+        last = np.minimum((end // bucket_s).astype(np.int64), n_buckets)
+        same = first == last
+        head = np.where(same, end - start, (first + 1) * bucket_s - start) / bucket_s
+        tail = np.where(same | (last >= n_buckets), 0.0, (end - last * bucket_s) / bucket_s)
+        size = n_rows * width
+        partial = np.bincount(t * width + first, weights=amp * head, minlength=size)
+        partial += np.bincount(t * width + last, weights=amp * tail, minlength=size)
+        whole = ~same & (last > first + 1)
+        steps = np.bincount(t[whole] * width + first[whole] + 1, weights=amp[whole], minlength=size)
+        steps -= np.bincount(t[whole] * width + last[whole], weights=amp[whole], minlength=size)
+        grid = np.cumsum(steps.reshape(n_rows, width), axis=1) + partial.reshape(n_rows, width)
+        return np.asarray(1.0 + grid[:, :n_buckets])
+
+
+def bucket_overlap(
+    start: np.ndarray, end: np.ndarray, n_buckets: int, bucket_s: float
+) -> np.ndarray:
+    """Share of each bucket covered by each interval [start, end): (intervals, buckets).
+
+    Computed as differences of the covered time up to each bucket edge, so an interval shorter
+    than a bucket counts for its fraction of it, and one across an edge for both parts.
+    """
+    edges = np.arange(n_buckets + 1) * bucket_s
+    covered = np.clip(edges[None, :], start[:, None], end[:, None]) - start[:, None]
+    return np.asarray(np.diff(covered, axis=1) / bucket_s)
+
+
+@dataclass(frozen=True)
 class TrialTraffic:
-    """One chunk of trials: per-class expected requests and per-bucket detail where needed."""
+    """One chunk of trials: per-class expected requests, and what made them."""
 
     intensity: np.ndarray  # (trials, classes): Lambda
     volume: np.ndarray  # (trials,)
     mix_factor: np.ndarray  # (trials, classes)
-    spikes: np.ndarray | None  # (trials, buckets) multiplier, None when no spike
+    spikes: Spikes | None
+
+
+def mix_factors(plan: TrafficPlan, gammas: np.ndarray, uncertain: bool) -> np.ndarray:
+    """Per-trial mix over the expected mix, from Gamma(concentration x share) draws (Dirichlet).
+
+    ``gammas`` come from each class's own stream, so adding a class leaves the others' alone.
+    A trial whose draws all underflow (a tiny concentration) keeps the expected mix.
+    """
+    n_trials, n_classes = gammas.shape
+    if not uncertain:
+        return np.ones((n_trials, n_classes))
+    total = gammas.sum(axis=1, keepdims=True)
+    safe = np.where(total > 0, total, 1.0)
+    shares = np.where(total > 0, gammas / safe, plan.mix[None, :])
+    expected = np.where(plan.mix > 0, plan.mix, 1.0)
+    return np.asarray(np.where(plan.mix > 0, shares / expected, 0.0))
 
 
 def draw_traffic(
@@ -160,54 +226,57 @@ def draw_traffic(
     n_trials: int,
     drivers: Drivers,
     rng_volume: np.random.Generator,
-    rng_mix: np.random.Generator,
     rng_spikes: np.random.Generator,
+    gammas: np.ndarray,
 ) -> TrialTraffic:
-    """Per-trial volume, mix and spikes; the per-class intensity of every trial."""
-    n_buckets, n_classes = plan.base.shape
+    """Per-trial volume, mix and spikes; the per-class intensity of every trial.
+
+    Spikes stay events: the extra requests of a spike are the class's expected requests over
+    its span (interpolated on the cumulative base intensity), times its size - 1. Nothing here
+    is per bucket and trial.
+    """
     z = rng_volume.standard_normal(n_trials)
     sd = scenario.volume.uncertainty if drivers.uncertainty else 0.0
     volume = np.exp(sd * z - 0.5 * sd * sd)
-    conc = scenario.mix.concentration
-    alpha = np.maximum(plan.mix * (conc or 1.0), 1e-300)
-    g = rng_mix.standard_gamma(np.broadcast_to(alpha, (n_trials, n_classes)))
-    if conc is not None and drivers.uncertainty:
-        shares = g / g.sum(axis=1, keepdims=True)
-        mix_factor = np.where(plan.mix > 0, shares / np.where(plan.mix > 0, plan.mix, 1.0), 0.0)
-    else:
-        mix_factor = np.ones((n_trials, n_classes))
+    uncertain = scenario.mix.concentration is not None and drivers.uncertainty
+    mix_factor = mix_factors(plan, gammas, uncertain)
     base = plan.base if drivers.spikes else plan.base_no_events
-    spikes = _draw_spikes(scenario, n_trials, n_buckets, rng_spikes) if drivers.spikes else None
-    per_class = base.sum(axis=0)[None, :] * np.ones((n_trials, 1))
-    if spikes is not None:
-        extra = (spikes - 1.0) @ base  # (trials, classes)
-        per_class = per_class + extra * plan.spike_hit[None, :]
+    per_class = np.broadcast_to(base.sum(axis=0), (n_trials, base.shape[1])).copy()
+    spikes = _draw_spikes(scenario, n_trials, rng_spikes) if drivers.spikes else None
+    if spikes is not None and spikes.trial.size:
+        edges = np.arange(base.shape[0] + 1) * plan.bucket_s
+        cumulative = np.vstack([np.zeros(base.shape[1]), np.cumsum(base, axis=0)])
+        for j in np.flatnonzero(plan.spike_hit):
+            during = np.interp(spikes.end, edges, cumulative[:, j]) - np.interp(
+                spikes.start, edges, cumulative[:, j]
+            )
+            extra = (spikes.size - 1.0) * during
+            per_class[:, j] += np.bincount(spikes.trial, weights=extra, minlength=n_trials)
     intensity = volume[:, None] * mix_factor * per_class
     return TrialTraffic(intensity, volume, mix_factor, spikes)
 
 
-def _draw_spikes(
-    scenario: Scenario, n_trials: int, n_buckets: int, rng: np.random.Generator
-) -> np.ndarray | None:
-    """Spike multipliers (trials x buckets): Poisson many spikes, uniform start, lognormal size."""
+def _draw_spikes(scenario: Scenario, n_trials: int, rng: np.random.Generator) -> Spikes | None:
+    """Poisson many spikes per trial, uniform start, lognormal size, fixed duration."""
     sp = scenario.traffic.spikes
-    days = scenario.horizon_s / 86400.0
-    counts = rng.poisson(sp.rate_per_day * days, size=n_trials)
-    total = int(counts.sum())
-    # draw the same number of uniforms whatever happens, for common random numbers
     if sp.rate_per_day <= 0:
         return None
-    out = np.zeros((n_trials, n_buckets + 1))
-    if total:
-        trial = np.repeat(np.arange(n_trials), counts)
-        start = rng.random(total) * scenario.horizon_s
-        size = np.exp(np.log(sp.magnitude_median) + sp.magnitude_sd * rng.standard_normal(total))
-        first = np.minimum((start // scenario.resolution_s).astype(np.int64), n_buckets - 1)
-        length = max(1, round(sp.duration_s / scenario.resolution_s))
-        last = np.minimum(first + length, n_buckets)
-        np.add.at(out, (trial, first), size - 1.0)
-        np.add.at(out, (trial, last), -(size - 1.0))
-    return 1.0 + np.cumsum(out, axis=1)[:, :n_buckets]
+    counts = rng.poisson(sp.rate_per_day * scenario.horizon_s / 86400.0, size=n_trials)
+    total = int(counts.sum())
+    start = rng.random(total) * scenario.horizon_s
+    size = np.exp(np.log(sp.magnitude_median) + sp.magnitude_sd * rng.standard_normal(total))
+    end = np.minimum(start + sp.duration_s, scenario.horizon_s)
+    return Spikes(np.repeat(np.arange(n_trials), counts), start, end, size)
+
+
+def window_weights(weights: np.ndarray, bucket_s: float, window_s: float) -> np.ndarray:
+    """Bucket weights regrouped on the drift's window grid (split or summed, as needed)."""
+    if bucket_s >= window_s:
+        k = max(1, round(bucket_s / window_s))
+        return np.repeat(weights / k, k)
+    m = max(1, round(window_s / bucket_s))
+    padded = np.concatenate([weights, np.zeros((-weights.size) % m)])
+    return np.asarray(padded.reshape(-1, m).sum(axis=1))
 
 
 def ar1_average_variance(weights: np.ndarray, level_sd: float, phi: float) -> float:

@@ -263,3 +263,12 @@ def test_config_file_checks_several_scenarios(baseline, tmp_path: Path) -> None:
     bad.write_text("checks:\n  - {scenario: s.yaml, maxx: {p95: 1}}\n")
     result = _run("check", "--config", bad)
     assert result.exit_code == 2 and "checks[0].maxx: unknown key" in result.stderr
+
+
+def test_a_warn_level_keeps_the_scenarios_fail_level(tmp_path: Path, baseline) -> None:
+    _, _, base = baseline
+    p95 = base["quantiles"]["p95"]
+    s = _write(tmp_path / "s.yaml", _scenario_dict(budget={"p95": round(p95 * 0.9)}))
+    result = _run("check", s, "--warn", f"p95={p95 * 0.5:.0f}")
+    assert result.exit_code == 1, result.stdout
+    assert "FAIL s.yaml p95" in result.stdout

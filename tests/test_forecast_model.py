@@ -1,0 +1,97 @@
+"""Forecast semantics: sub-bucket spikes and events, reliability defaults, retry policy, CRN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from costsim.forecast import prepare, retry_policy, run_forecast, simulate
+from costsim.modelfile import load_model
+from costsim.scenario import parse_scenario
+
+MODEL_PATH = Path(__file__).resolve().parents[1] / "scenarios" / "pilot.model.json"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(MODEL_PATH)
+
+
+def _scenario(**extra):
+    d = {
+        "model": str(MODEL_PATH),
+        "horizon": "10d",
+        "resolution": "1h",
+        "volume": {"requests": 1_000_000},
+        "traffic": {"shape": "flat"},
+        "trials": 2000,
+        "seed": 3,
+    }
+    d.update(extra)
+    return parse_scenario(d)
+
+
+def _p50(model, **extra) -> float:
+    return run_forecast(_scenario(**extra), model, bridge=False).quantiles["p50"]
+
+
+def test_spikes_shorter_than_a_bucket_count_for_their_duration(model) -> None:
+    spikes = {
+        "shape": "flat",
+        "spikes": {"rate": 1, "magnitude": {"median": 3, "sd": 0}, "duration": "1h"},
+    }
+    hourly = _p50(model, traffic=spikes)
+    daily = _p50(model, traffic=spikes, resolution="1d")
+    none = _p50(model)
+    # ten one-hour x3 spikes add about 10 * 2 / 240 = 8% of the traffic, at any resolution
+    assert 1.05 < hourly / none < 1.12
+    assert abs(daily / hourly - 1) < 0.01
+
+
+def test_events_count_for_the_share_of_the_buckets_they_cover(model) -> None:
+    event = {
+        "shape": "flat",
+        "events": [{"name": "e", "at": "36h", "duration": "2h", "multiplier": 10}],
+    }
+    hourly = _p50(model, traffic=event)
+    daily = _p50(model, traffic=event, resolution="1d")
+    assert abs(daily / hourly - 1) < 0.005
+
+
+def test_reliability_left_out_or_load_only_bills_like_the_pilot(model) -> None:
+    plain = run_forecast(_scenario(), model, bridge=False).totals
+    load_only = run_forecast(
+        _scenario(reliability={"load_exponent": 1}), model, bridge=False
+    ).totals
+    # flat traffic, no spikes: the load is what it is expected to be, so nothing changes
+    np.testing.assert_allclose(load_only, plain, rtol=1e-9)
+
+
+def test_retry_policy_reproduces_the_pilot_and_responds_to_its_settings(model) -> None:
+    prep = prepare(_scenario(), model)
+    agent = next(pc for pc in prep.classes if pc.name == "agent_tool_use")
+    pol = retry_policy(agent, _scenario().reliability)
+    assert pol.max_attempts == pol.pilot_max > 1 and pol.f == pol.f_pilot > 0
+    base = run_forecast(_scenario(), model, bridge=False)
+    j = base.classes.index("agent_tool_use")
+    no_retries = run_forecast(_scenario(reliability={"max_attempts": 1}), model, bridge=False)
+    never_fails = run_forecast(_scenario(reliability={"error_rate": 0}), model, bridge=False)
+    retry_mean = agent.source.rates.retry_mean
+    ratio = no_retries.class_totals[:, j].mean() / base.class_totals[:, j].mean()
+    assert ratio == pytest.approx(1 / (1 + retry_mean), rel=1e-9)
+    ratio0 = never_fails.class_totals[:, j].mean() / base.class_totals[:, j].mean()
+    assert ratio0 == pytest.approx(1 / (1 + retry_mean), rel=1e-9)
+
+
+def test_adding_a_class_keeps_the_others_random_numbers(model) -> None:
+    a = simulate(prepare(_scenario(mix_relative=True, mix={"lookup": 1}), model))[0]
+    b_scenario = _scenario(
+        mix_relative=True,
+        mix={"lookup": 1, "lookup_v2": 0.001},
+        new_classes={"lookup_v2": {"like": "lookup"}},
+    )
+    b = simulate(prepare(b_scenario, model))[0]
+    for j in range(a.shape[1]):
+        assert np.corrcoef(a[:, j], b[:, j])[0, 1] > 0.99
