@@ -118,16 +118,20 @@ def build_strata(unit: UnitCost) -> Strata:
         var[:, tail] = np.maximum(m2 - m1 * m1, 0.0)
     # Values at the stratum edges, to keep a stratum's normal term inside its range.
     q_edges = 1.0 - edges
-    lo = np.vstack([_ppf_row(unit, i, q_edges[1:]) for i in range(rows)])
-    hi = np.vstack([_ppf_row(unit, i, q_edges[:-1]) for i in range(rows)])
+    lo = _ppf_rows(unit, q_edges[1:])
+    hi = _ppf_rows(unit, q_edges[:-1])
     lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
     scale = unit.scale
     return Strata(edges, probs, mean * scale, var * scale**2, lo * scale, hi * scale, unit)
 
 
-def _ppf_row(unit: UnitCost, row: int, q: np.ndarray) -> np.ndarray:
-    q = np.clip(q, 0.0, 1.0 - 1e-16)
-    return unit.dist.ppf_params(q, np.asarray(unit.xi[row]), np.asarray(unit.sigma[row]))
+def _ppf_rows(unit: UnitCost, q: np.ndarray) -> np.ndarray:
+    """Quantiles at ``q`` for every parameter row: (rows, q.size)."""
+    rows = unit.n_params
+    qq = np.broadcast_to(np.clip(q, 0.0, 1.0 - 1e-16), (rows, q.size)).ravel()
+    xi = np.repeat(unit.xi, q.size)
+    sigma = np.repeat(unit.sigma, q.size)
+    return unit.dist.ppf_params(qq, xi, sigma).reshape(rows, q.size)
 
 
 def poisson_inverse(mu: np.ndarray, u: np.ndarray) -> np.ndarray:

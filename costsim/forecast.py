@@ -142,6 +142,7 @@ class Prepared:
     pilot_mean_cost: float
     notes: tuple[str, ...]
     strata: tuple[Strata, ...]
+    retry_policies: tuple[RetryPolicy, ...]
 
 
 def _effective_price(scenario: Scenario, name: str) -> Price | None:
@@ -263,7 +264,10 @@ def prepare(scenario: Scenario, model: FittedModel) -> Prepared:
         model.traffic.weekday_profile,
     )
     strata = tuple(build_strata(pc.unit) for pc in classes)
-    return Prepared(scenario, model, tuple(classes), plan, pilot_mean, tuple(notes), strata)
+    policies = tuple(retry_policy(pc, scenario.reliability) for pc in classes)
+    return Prepared(
+        scenario, model, tuple(classes), plan, pilot_mean, tuple(notes), strata, policies
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,7 +361,7 @@ def _multipliers(
     by_rise = cold_on and rel.spike_cold_share > 0
     expected_load = plan.base_no_events.sum(axis=1)
     mean_load = float(np.sum(expected_load**2) / max(float(expected_load.sum()), 1e-300))
-    policies = [retry_policy(pc, rel) for pc in prep.classes]
+    policies = prep.retry_policies
     if by_load or by_rise:
         rows = max(1, BLOCK_CELLS // base.shape[0])
         for first in range(0, n_trials, rows):
@@ -399,7 +403,7 @@ def _bucket_multipliers(
     base: np.ndarray,
     block: slice,
     mean_load: float,
-    policies: list[RetryPolicy],
+    policies: tuple[RetryPolicy, ...],
     by_load: bool,
     by_rise: bool,
     mult: np.ndarray,
