@@ -12,7 +12,6 @@ common random numbers give, which only makes the test conservative) clears the t
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from .errors import CostsimError
 from .forecast import FORECAST_SCHEMA_VERSION, QUANTILES, Forecast, quantile_with_error
+from .modelfile import read_json
 
 STATS = (*QUANTILES, "mean")
 PASS, WARN, FAIL, REGRESSION, INFO = "PASS", "WARN", "FAIL", "REGRESSION", "INFO"
@@ -199,13 +199,7 @@ def _number(text: str, what: str) -> float:
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
     """Read a stored ``costsim forecast --json`` output; refuse anything else."""
-    p = Path(path)
-    if not p.is_file():
-        raise BaselineError(f"baseline not found: {path}")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"baseline {path}: not a forecast JSON file ({exc})") from None
+    data = read_json(path, "baseline", BaselineError)
     if not isinstance(data, dict) or data.get("kind") != "costsim.forecast":
         raise BaselineError(
             f"baseline {path}: not a costsim forecast (write one with `costsim forecast "

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .errors import ModelFileError
+from .errors import CostsimError, ModelFileError
 from .fit import ClassFit, Drift, FitOptions, FittedModel, QuantityFit, Rates, Traffic
 from .splice import SplicedDistribution
 
@@ -302,12 +302,16 @@ def model_from_dict(d: dict[str, Any], source: str = "<model>") -> FittedModel:
         ) from None
 
 
-def load_model(path: str | Path) -> FittedModel:
+def read_json(path: str | Path, what: str, error: type[CostsimError]) -> Any:
+    """A JSON document, or ``error`` with one line: not found, or not readable JSON."""
     p = Path(path)
     if not p.is_file():
-        raise ModelFileError(f"model file not found: {path}")
+        raise error(f"{what} not found: {path}")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        return json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: cannot read model file ({exc})") from None
-    return model_from_dict(data, str(path))
+        raise error(f"{path}: cannot read the {what} as JSON ({exc})") from None
+
+
+def load_model(path: str | Path) -> FittedModel:
+    return model_from_dict(read_json(path, "model file", ModelFileError), str(path))

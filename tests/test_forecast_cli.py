@@ -255,7 +255,7 @@ BAD_SCENARIOS = {
     ),
     "model_not_json": (
         lambda t: _bad_model(t, "this is not JSON {\n"),
-        r"other\.model\.json: cannot read model file",
+        r"other\.model\.json: cannot read the model file as JSON",
     ),
 }
 
