@@ -10,6 +10,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -184,10 +185,7 @@ _VERDICT_STYLE = {
 }
 
 
-def _print_table(
-    console: Console, title: str, columns: list[str], rows: list[list[str | Text]]
-) -> None:
-    """A compact table; numbers never shrink (the class name gives way first)."""
+def _build_table(title: str, columns: list[str], rows: list[list[str | Text]]) -> Table:
     table = Table(
         title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False
     )
@@ -199,7 +197,38 @@ def _print_table(
             table.add_column(col, justify="right", min_width=width)
     for row in rows:
         table.add_row(*row)
-    console.print(table)
+    return table
+
+
+def _print_table(
+    console: Console,
+    title: str,
+    columns: list[str],
+    rows: list[list[str | Text]],
+    drop: tuple[str, ...] = (),
+) -> None:
+    """A compact table whose numbers never shrink. On a terminal too narrow for it, columns
+    are left out — those named in ``drop`` first, then from the right — and a note says so."""
+    keep = list(range(len(columns)))
+    order = [columns.index(c) for c in drop if c in columns]
+    order += [i for i in reversed(keep) if i not in order and i != 0]
+    hidden: list[str] = []
+
+    def natural(idx: list[int]) -> int:
+        table = _build_table(title, [columns[i] for i in idx], [[r[i] for i in idx] for r in rows])
+        return Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+
+    while natural(keep) > console.width and len(keep) > 2 and order:
+        gone = order.pop(0)
+        keep.remove(gone)
+        hidden.append(columns[gone])
+    console.print(
+        _build_table(title, [columns[i] for i in keep], [[r[i] for i in keep] for r in rows])
+    )
+    if hidden:
+        console.print(
+            Text(f"({', '.join(hidden)} left out: widen the terminal, or use --json)", style="dim")
+        )
 
 
 def render_fit(summary: FitSummary, console: Console) -> None:
@@ -223,6 +252,7 @@ def render_fit(summary: FitSummary, console: Console) -> None:
         "Cost per class (unit cost per request: mean, quantiles, max)",
         ["class", "requests", "req %", "cost", "cost %", "mean", "p50", "p95", "p99", "max"],
         rows,
+        drop=("requests", "p50", "max", "cost"),
     )
     rows = [
         [

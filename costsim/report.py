@@ -228,7 +228,7 @@ def render_forecast(fc: Forecast, console: Console) -> None:
         numbers: list[str | Text] = [*_class_numbers(fc, name)]
         numbers[1] = Text(str(numbers[1]), style=style)
         rows.append([label, *numbers])
-    _print_table(console, _CLASS_TITLE, _CLASS_COLUMNS, rows)
+    _print_table(console, _CLASS_TITLE, _CLASS_COLUMNS, rows, drop=("naive cost", "unit p50"))
     conc = _concentration_parts(fc)
     if conc is not None:
         console.print(

@@ -161,3 +161,20 @@ def test_every_command_has_help_and_a_readme_example() -> None:
     for name, sub in command.commands.items():  # type: ignore[attr-defined]
         assert sub.help and len(sub.help.strip()) > 20, name
         assert f"costsim {name} " in readme, f"README has no example of `costsim {name}`"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    command = ".venv/bin/python -m pytest"
+    assert f"\n{command}\n" in readme
+    assert f"\n{command}\n" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_narrow_terminal_leaves_columns_out_and_says_so(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["fit", str(PILOT), "-o", str(tmp_path / "m.json")], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0
+    tables = [line for line in result.stdout.splitlines() if not line.startswith("model written")]
+    assert all(len(line) <= 80 for line in tables), max(tables, key=len)
+    assert "left out: widen the terminal, or use --json" in result.stdout
