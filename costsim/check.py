@@ -13,15 +13,24 @@ common random numbers give, which only makes the test conservative) clears the t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import CostsimError
-from .forecast import FORECAST_SCHEMA_VERSION, QUANTILES, Forecast, quantile_with_error
+from .fit import FittedModel
+from .forecast import (
+    FORECAST_SCHEMA_VERSION,
+    QUANTILES,
+    Forecast,
+    model_hash,
+    quantile_with_error,
+    run_forecast,
+)
 from .modelfile import read_json
+from .scenario import Scenario, parse_scenario
 
 STATS = (*QUANTILES, "mean")
 PASS, WARN, FAIL, REGRESSION, INFO = "PASS", "WARN", "FAIL", "REGRESSION", "INFO"
@@ -226,6 +235,44 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def reproduce_baseline(
+    baseline: dict[str, Any], scenario: Scenario, model: FittedModel, model_text: str
+) -> tuple[np.ndarray | None, str]:
+    """The baseline's per-trial totals, rerun from the scenario document it stores, with its
+    seed and trials and the current model — or None and why, when that is not possible or does
+    not reproduce its figures exactly (then errors are combined unpaired, conservatively)."""
+    unpaired = "Monte Carlo errors combined as if independent (conservative)"
+    doc = (
+        baseline.get("scenario", {}).get("document")
+        if isinstance(baseline.get("scenario"), dict)
+        else None
+    )
+    if not isinstance(doc, dict) or not doc:
+        return None, f"the baseline stores no scenario: {unpaired}"
+    if baseline["model_hash"] != model_hash(model_text):
+        return None, f"the baseline was made with another model: {unpaired}"
+    if baseline["seed"] != scenario.seed or baseline["trials"] != scenario.trials:
+        return None, f"not run with the baseline's seed and trials: {unpaired}"
+    document = {k: v for k, v in doc.items() if k not in ("model", "pilot")}
+    document["model"] = "current.model.json"  # the model is passed in, not read
+    try:
+        again = parse_scenario(document)
+    except CostsimError:
+        return None, f"the baseline's scenario no longer validates: {unpaired}"
+    again = replace(again, seed=scenario.seed, trials=scenario.trials)
+    fb = run_forecast(again, model, model_text=model_text, bridge=False)
+    stored = baseline["quantiles"]
+    if not all(
+        math.isclose(fb.quantiles[k], float(stored[k]), rel_tol=1e-7, abs_tol=1e-6) for k in STATS
+    ):
+        return None, f"this costsim does not reproduce the baseline exactly: {unpaired}"
+    return (
+        fb.totals,
+        "baseline reproduced from its scenario with the same random numbers: paired Monte "
+        "Carlo errors",
+    )
+
+
 def check_baseline_compatible(
     baseline: dict[str, Any], fc: Forecast, path: str, allow_model_change: bool
 ) -> None:
@@ -290,9 +337,47 @@ def exceedance_verdicts(fc: Forecast, rules: list[Exceedance]) -> list[Verdict]:
     return out
 
 
+PAIRED_BOOTSTRAP = 200
+
+
+def paired_errors(
+    current: np.ndarray, baseline: np.ndarray, stats: tuple[str, ...], seed: int
+) -> dict[str, float]:
+    """Monte Carlo standard error of (figure now - figure in the baseline) when both runs share
+    their random numbers trial by trial: a bootstrap that resamples trials jointly."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2**31 + 2,)))
+    idx = rng.integers(0, current.size, size=(PAIRED_BOOTSTRAP, current.size))
+    a, b = current[idx], baseline[idx]
+    out = {}
+    for stat in stats:
+        if stat == "mean":
+            diff = a.mean(axis=1) - b.mean(axis=1)
+        else:
+            q = QUANTILES[stat]
+            diff = np.quantile(a, q, axis=1) - np.quantile(b, q, axis=1)
+        out[stat] = float(diff.std(ddof=1))
+    return out
+
+
 def regression_verdicts(
-    fc: Forecast, baseline: dict[str, Any], tolerance: Tolerance, stats: tuple[str, ...]
+    fc: Forecast,
+    baseline: dict[str, Any],
+    tolerance: Tolerance,
+    stats: tuple[str, ...],
+    baseline_totals: np.ndarray | None = None,
 ) -> list[Verdict]:
+    """Regression of each figure against the baseline, noise-aware.
+
+    With ``baseline_totals`` (the baseline reproduced trial by trial with the same random
+    numbers) the Monte Carlo error of the difference is the paired one, which common random
+    numbers make small; without, the two figures' errors are combined as if independent, which
+    is conservative (a rise just above the tolerance may only warn).
+    """
+    paired = (
+        paired_errors(fc.totals, baseline_totals, stats, fc.seed)
+        if baseline_totals is not None and baseline_totals.shape == fc.totals.shape
+        else None
+    )
     out = []
     for stat in stats:
         cur, se_c = _stat_value(fc, stat)
@@ -300,7 +385,7 @@ def regression_verdicts(
         se_b = float(baseline["quantile_se"][stat])
         delta = cur - base
         allowed = tolerance.allowed(base)
-        se = math.hypot(se_c, se_b)
+        se = paired[stat] if paired is not None else math.hypot(se_c, se_b)
         if abs(delta) < 0.005 * max(1.0, 1e-6 * abs(base)):  # rounding of the stored baseline
             change = "unchanged"
         else:
@@ -379,11 +464,13 @@ def evaluate(
     tolerance: Tolerance | None = None,
     compare: tuple[str, ...] = DEFAULT_COMPARE,
     notes: tuple[str, ...] = (),
+    baseline_totals: np.ndarray | None = None,
 ) -> CheckResult:
     verdicts = budget_verdicts(fc, limits) + exceedance_verdicts(fc, exceed)
     changes: tuple[ClassChange, ...] = ()
     if baseline is not None:
-        verdicts += regression_verdicts(fc, baseline, tolerance or Tolerance(0.05, True), compare)
+        tol = tolerance or Tolerance(0.05, True)
+        verdicts += regression_verdicts(fc, baseline, tol, compare, baseline_totals)
         verdicts += distribution_shift(fc, baseline)
         changes = class_changes(fc, baseline)
     return CheckResult(

@@ -38,6 +38,7 @@ from .check import (
     parse_exceed,
     parse_stat_amount,
     parse_tolerance,
+    reproduce_baseline,
     trials_needed,
 )
 from .check_report import check_to_dict, check_to_junit, check_to_markdown, render_check
@@ -507,11 +508,14 @@ def _run_check(
     elif trials is not None:
         sc = replace(sc, trials=_positive_int(trials, "--trials"))
     fc = run_forecast(sc, model, model_text=text, bridge=False)
+    baseline_totals = None
     if baseline is not None:
         check_baseline_compatible(baseline, fc, str(spec.baseline), allow_model_change)
+        baseline_totals, how = reproduce_baseline(baseline, sc, model, text)
+        notes.append(how)
     return evaluate(
         fc, limits, exceed, baseline, str(spec.baseline) if spec.baseline else None,
-        spec.tolerance, spec.compare, tuple(notes),
+        spec.tolerance, spec.compare, tuple(notes), baseline_totals,
     )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -100,6 +100,7 @@ class Forecast:
     concentration: dict[str, float]
     notes: tuple[str, ...]
     percentiles: np.ndarray  # P0, P1, ..., P100 of the totals: the distribution, for baselines
+    scenario_document: dict[str, Any] = field(default_factory=dict)  # to reproduce a baseline
 
 
 def quantile_with_error(x: np.ndarray, q: float) -> tuple[float, float, float, float]:
@@ -684,6 +685,7 @@ def run_forecast(
         concentration=_concentration(prep, conc_rng),
         notes=prep.notes,
         percentiles=np.quantile(totals, np.linspace(0.0, 1.0, 101)),
+        scenario_document=dict(scenario.raw),
     )
 
 

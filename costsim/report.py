@@ -172,7 +172,11 @@ def forecast_to_dict(fc: Forecast) -> dict[str, Any]:
         "kind": KIND,
         "schema_version": version["schema_version"],
         "costsim_version": version["costsim_version"],
-        "scenario": {"name": fc.scenario_name, "hash": fc.scenario_hash},
+        "scenario": {
+            "name": fc.scenario_name,
+            "hash": fc.scenario_hash,
+            "document": fc.scenario_document,
+        },
         "model_hash": fc.model_hash,
         "seed": fc.seed,
         "trials": fc.trials,

@@ -272,3 +272,20 @@ def test_a_warn_level_keeps_the_scenarios_fail_level(tmp_path: Path, baseline) -
     result = _run("check", s, "--warn", f"p95={p95 * 0.5:.0f}")
     assert result.exit_code == 1, result.stdout
     assert "FAIL s.yaml p95" in result.stdout
+
+
+def test_paired_errors_catch_a_rise_just_above_the_tolerance(baseline, tmp_path: Path) -> None:
+    """+8% volume against a 5% tolerance: with the baseline reproduced from its own scenario,
+    the Monte Carlo error of the difference is the paired one, and every figure regresses."""
+    _, base_path, _ = baseline
+    d = _scenario_dict()
+    d["volume"] = {**d["volume"], "requests": 540_000}
+    more = _write(tmp_path / "s.yaml", d)
+    result = _run("check", more, "--baseline", base_path, "--json", tmp_path / "c.json")
+    assert result.exit_code == 3, result.stdout + result.stderr
+    data = json.loads((tmp_path / "c.json").read_text())["results"][0]
+    assert any("paired Monte Carlo errors" in n for n in data["notes"])
+    regress = [v for v in data["verdicts"] if v["kind"] == "regression"]
+    assert regress and all(v["status"] == "REGRESSION" for v in regress)
+    p99 = next(v for v in regress if v["name"] == "p99 vs baseline")
+    assert p99["se"] < 0.01 * p99["threshold"] / 0.05  # far below 1% of the figure

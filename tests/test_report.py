@@ -142,7 +142,7 @@ def test_json_contract_keys_in_order(fc: Forecast) -> None:
     assert list(d) == CONTRACT_KEYS
     for key in ("quantiles", "quantile_se", "quantile_ci95", "ratio_to_naive"):
         assert list(d[key]) == QUANTILE_KEYS, key
-    assert list(d["scenario"]) == ["name", "hash"]
+    assert list(d["scenario"]) == ["name", "hash", "document"]
     assert list(d["concentration"]) == ["top_1pct", "top_5pct"]
     assert list(d["per_class"]) == list(CLASSES)
     fields = list(ClassForecast.__dataclass_fields__)[1:]
@@ -155,7 +155,11 @@ def test_json_values_equal_the_forecast(fc: Forecast) -> None:
     assert d["kind"] == "costsim.forecast"
     assert d["schema_version"] == FORECAST_SCHEMA_VERSION
     assert d["costsim_version"] == __version__
-    assert d["scenario"] == {"name": fc.scenario_name, "hash": fc.scenario_hash}
+    assert d["scenario"] == {
+        "name": fc.scenario_name,
+        "hash": fc.scenario_hash,
+        "document": fc.scenario_document,
+    }
     assert (d["model_hash"], d["seed"], d["trials"], d["engine"]) == (
         fc.model_hash, fc.seed, fc.trials, fc.engine,
     )  # fmt: skip
