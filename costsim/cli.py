@@ -342,6 +342,8 @@ def forecast(
 
     Example: costsim forecast scenarios/launch_month.yaml --json forecast.json
     """
+    if samples is not None and samples.suffix.lower() not in (".parquet", ".pq", ".csv"):
+        _fail(f"--samples {samples}: expected a .parquet, .pq or .csv file")
     with user_errors():
         sc, model, text = _load_inputs(scenario, trials, seed)
         fc = _progress_run(

@@ -314,4 +314,9 @@ def read_json(path: str | Path, what: str, error: type[CostsimError]) -> Any:
 
 
 def load_model(path: str | Path) -> FittedModel:
+    if Path(path).suffix.lower() in (".parquet", ".pq", ".csv", ".gz"):
+        raise ModelFileError(
+            f"{path}: a pilot log, not a model file; fit it first (`costsim fit {path}`), or "
+            f"write `pilot: {Path(path).name}` in the scenario to fit it on the fly"
+        )
     return model_from_dict(read_json(path, "model file", ModelFileError), str(path))
