@@ -494,6 +494,11 @@ def _run_check(
     own = tuple(Limit(b.stat, b.fail, b.warn) for b in sc.budget.limits)
     limits = list(merge_limits(own, spec.limits))
     exceed = [*(Exceedance(a, p) for a, p in sc.budget.max_exceed_prob), *spec.exceed]
+    if not limits and not exceed and baseline is None:
+        _fail(
+            f"{spec.scenario}: nothing to check; give a budget (the scenario's `budget:`, --max, "
+            "--warn or --exceed) or a --baseline"
+        )
     if trials == "auto":
         gated = tuple(
             dict.fromkeys([*(lim.stat for lim in limits), *(spec.compare if baseline else ())])
@@ -577,6 +582,8 @@ def check(
 ) -> None:
     if output_format not in ("auto", "table", "lines"):
         _fail(f"--format: expected auto, table or lines, got {output_format!r}")
+    if trials is not None and trials != "auto":
+        _positive_int(trials, "--trials")
     with user_errors():
         specs, cfg = _gather_specs(
             scenarios or [], config, baseline, tolerance, compare,

@@ -289,3 +289,10 @@ def test_paired_errors_catch_a_rise_just_above_the_tolerance(baseline, tmp_path:
     assert regress and all(v["status"] == "REGRESSION" for v in regress)
     p99 = next(v for v in regress if v["name"] == "p99 vs baseline")
     assert p99["se"] < 0.01 * p99["threshold"] / 0.05  # far below 1% of the figure
+
+
+def test_nothing_to_check_is_a_usage_error(baseline) -> None:
+    scenario, _, _ = baseline
+    result = _run("check", scenario)
+    assert result.exit_code == 2
+    assert "nothing to check" in result.stderr
