@@ -173,11 +173,19 @@ _POISSON_MAX_K = 160
 EXACT_SLOTS = 64  # uniforms reserved per trial for the exact draws (more come after, if needed)
 
 
+def exact_cut(strata: Strata, reference_intensity: float) -> int:
+    """Index of the edge above which requests are drawn exactly: the first whose region would
+    hold at most ``EXACT_EXPECTED`` requests at the reference intensity."""
+    within = np.flatnonzero(reference_intensity * strata.edges <= EXACT_EXPECTED)
+    return max(int(within[0]) if within.size else strata.edges.size - 1, 0)
+
+
 def aggregate(
     strata: Strata,
     intensity: np.ndarray,
     param_row: np.ndarray,
     rng: np.random.Generator,
+    reference_intensity: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sum of per-request costs and request counts for each trial of a chunk.
 
@@ -185,7 +193,8 @@ def aggregate(
     each trial uses. The random numbers drawn, and which draw serves which stratum and trial,
     depend only on the number of trials and strata, and counts are drawn by inversion: two
     scenarios run with the same seed share them (common random numbers) even when their
-    volumes differ.
+    volumes differ. ``reference_intensity`` (default: the chunk's largest) sets where exact
+    draws begin; a forecast fixes it per class, so that it does not move from run to run.
     """
     lam = np.asarray(intensity, dtype=float)
     n_trials = lam.size
@@ -196,8 +205,7 @@ def aggregate(
     u_exact_count = rng.random(n_trials)
     u_exact = rng.random((n_trials, EXACT_SLOTS))
     # exact region: survival probability below edges[cut]
-    within = np.flatnonzero(lam_max * edges <= EXACT_EXPECTED)
-    cut = max(int(within[0]) if within.size else edges.size - 1, 0)
+    cut = exact_cut(strata, lam_max if reference_intensity is None else reference_intensity)
     probs = strata.probs[:cut]
     counts = poisson_inverse(lam[:, None] * probs[None, :], u_counts[:, :cut])
     mean = strata.mean[param_row, :cut]

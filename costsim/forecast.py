@@ -144,6 +144,7 @@ class Prepared:
     notes: tuple[str, ...]
     strata: tuple[Strata, ...]
     retry_policies: tuple[RetryPolicy, ...]
+    reference_intensity: tuple[float, ...]  # per class: where its exact draws begin
 
 
 def _effective_price(scenario: Scenario, name: str) -> Price | None:
@@ -266,9 +267,12 @@ def prepare(scenario: Scenario, model: FittedModel) -> Prepared:
     )
     strata = tuple(build_strata(pc.unit) for pc in classes)
     policies = tuple(retry_policy(pc, scenario.reliability) for pc in classes)
+    # twice the expected requests of a trial: fixed per class, so runs share their draws
+    reference = tuple(2.0 * float(plan.base[:, j].sum()) for j in range(len(classes)))
     return Prepared(
-        scenario, model, tuple(classes), plan, pilot_mean, tuple(notes), strata, policies
-    )
+        scenario, model, tuple(classes), plan, pilot_mean, tuple(notes), strata, policies,
+        reference,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -503,7 +507,9 @@ def simulate(
             )
             lam = traffic.intensity[:, j]
             if engine == "strata":
-                tot, req = aggregate(prep.strata[j], lam, rows, class_rngs[j])
+                tot, req = aggregate(
+                    prep.strata[j], lam, rows, class_rngs[j], prep.reference_intensity[j]
+                )
             else:
                 tot, req = _reference_class(prep, traffic, j, rows, drivers, class_rngs[j])
             totals[start : start + n, j] = tot * mult[:, j]
