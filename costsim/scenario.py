@@ -38,15 +38,25 @@ T = TypeVar("T")
 
 DEFAULT_RESOLUTION_S = 3600.0
 MIN_RESOLUTION_S = 60.0
+MAX_HORIZON_S = 3650 * 86400.0  # ten years: growth compounded over it and spike counts stay finite
 MAX_BUCKETS = 100_000
 MAX_REQUESTS = 1e13  # the engine's finest stratum is 1e-13: beyond this, exact draws pile up
 BUCKET_TOLERANCE = 1e-9  # relative: horizon / resolution must be this close to a whole number
 MIX_TOLERANCE = 1e-6
+MIN_MIX_WEIGHT = 1e-6  # with mix_relative, the largest weight: below, weight x share may underflow
 DEFAULT_TRIALS = 10_000
 MIN_TRIALS = 100
 MAX_TRIALS = 10_000_000
+MAX_SEED = 2**63 - 1  # a signed 64-bit integer: every report format and reader keeps it exact
+MAX_USD = 1e15  # budgets: a thousand times the largest cloud bill; prices x volume stay far below
+# Spikes per trial (rate x horizon in days): the traffic layer holds every spike of a chunk of
+# trials (2000) at about 128 bytes each while it draws and spreads them: 4096 is about 1 GiB.
+MAX_SPIKES_PER_TRIAL = 4096
+MAX_SPIKE_SHARE = 1.0  # rate x duration: the expected share of time in a spike; above 1, spikes
+# overlap all the time and are a higher volume, not spikes
 BUDGET_STATS = ("p5", "p50", "p90", "p95", "p99", "mean")
 TRAFFIC_SHAPES = ("pilot", "flat")
+START_YEARS = (1970, 2199)  # a start outside is a typo (the shapes align to it, nothing else)
 HOURS = 24
 WEEKDAYS = 7
 
@@ -281,6 +291,8 @@ def _duration_seconds(value: Any) -> float | None:
     """Seconds in a duration (a number or a string), or None when it is not one."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, int) and abs(value) > 2**1000:
+        return math.inf  # too large for a float, and for any bound
     if isinstance(value, (int, float)):
         return float(value)
     if not isinstance(value, str):
@@ -349,6 +361,8 @@ def _show(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true (a boolean)" if value else "false (a boolean)"
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {len(hex(value)) * 12 // 10} digits or so"  # repr may refuse
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
@@ -360,6 +374,15 @@ def _show(value: Any) -> str:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     return f"a {type(value).__name__}"
+
+
+def _key_text(key: Any) -> str:
+    """A key that is not a string, as it reads in the file (a huge integer: abridged)."""
+    if isinstance(key, int) and key.bit_length() > 64:
+        return _show(key)
+    if isinstance(key, (datetime, date)):
+        return key.isoformat()
+    return str(key)
 
 
 def _join(where: str, key: Any) -> str:
@@ -388,73 +411,207 @@ _EXPONENT_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+")
 
 @dataclass(frozen=True)
 class _Range:
-    lo: float | None = None
+    """The allowed values of a number in the format: the one source of its bounds, read by the
+    validator (`_number`, `_integer`, `_duration`) and by `json_schema`.
+
+    ``cap``: the upper bound is a plausibility cap rather than the edge of the value's domain
+    (as 1 is for a probability). A message then names the bound the value broke: the lower one
+    (``>= 0``) for a value below it or not a number, the whole range with its meaning for a
+    value above the cap; a domain is always named whole (``in [0, 1]``).
+    """
+
+    lo: float
+    hi: float
     lo_open: bool = False
-    hi: float | None = None
     hi_open: bool = False
+    kind: str = "number"  # "number", "integer" or "duration" (in seconds)
+    meaning: str = ""  # what a value means, shown after the range in messages
+    cap: bool = True
 
     def __contains__(self, x: float) -> bool:
-        if self.lo is not None and (x <= self.lo if self.lo_open else x < self.lo):
+        if x <= self.lo if self.lo_open else x < self.lo:
             return False
-        return not (self.hi is not None and (x >= self.hi if self.hi_open else x > self.hi))
+        return not (x >= self.hi if self.hi_open else x > self.hi)
+
+    def _text(self, x: float) -> str:
+        if self.kind == "duration" and x > 0:
+            return format_duration(x)
+        if self.kind == "integer":
+            return str(int(x))
+        return f"{x:g}"
 
     def __str__(self) -> str:
-        if self.hi is None:
-            return f"{'>' if self.lo_open else '>='} {self.lo:g}" if self.lo is not None else ""
-        if self.lo is None:
-            return f"{'<' if self.hi_open else '<='} {self.hi:g}"
         left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
-        return f"in {left}{self.lo:g}, {self.hi:g}{right}"
+        text = f"in {left}{self._text(self.lo)}, {self._text(self.hi)}{right}"
+        return f"{text} ({self.meaning})" if self.meaning else text
+
+    def lower(self) -> str:
+        """The lower bound alone: ``>= 0`` or ``> 0``."""
+        return f"{'>' if self.lo_open else '>='} {self._text(self.lo)}"
+
+    def broken(self, x: float | None) -> str:
+        """The bound to name for a value ``x`` (None: not a number) outside the range."""
+        above = (
+            x is not None and math.isfinite(x) and (x >= self.hi if self.hi_open else x > self.hi)
+        )
+        return str(self) if above or not self.cap else self.lower()
+
+    def schema(self) -> dict[str, Any]:
+        """The bounds as JSON Schema keywords (durations: in seconds)."""
+        return {
+            "exclusiveMinimum" if self.lo_open else "minimum": self.lo,
+            "exclusiveMaximum" if self.hi_open else "maximum": self.hi,
+        }
 
 
-POSITIVE = _Range(0.0, lo_open=True)
-NON_NEGATIVE = _Range(0.0)
-PROBABILITY = _Range(0.0, hi=1.0)
-GROWTH = _Range(-1.0, lo_open=True)
+def _positive(hi: float, meaning: str = "", kind: str = "number") -> _Range:
+    return _Range(0.0, hi, lo_open=True, kind=kind, meaning=meaning)
+
+
+def _within(lo: float, hi: float, meaning: str = "", kind: str = "number") -> _Range:
+    return _Range(lo, hi, kind=kind, meaning=meaning)
+
+
+def _domain(lo: float, hi: float, meaning: str = "", *, hi_open: bool = False) -> _Range:
+    """A range that is the value's whole domain (a probability), not a plausibility cap."""
+    return _Range(lo, hi, lo_open=False, hi_open=hi_open, meaning=meaning, cap=False)
+
+
+# Every number of the format, by its key path (``*``: any class name, ``[]``: any list item;
+# ``price.*``: pricing.default and pricing.classes.<class>). Bounds are generous (no real scenario
+# comes near them) but finite: the engine multiplies volume x growth x events x spikes x prices,
+# and with these the product stays below about 1e40 USD, far from float overflow.
+BOUNDS: dict[str, _Range] = {
+    # Whole buckets of at least a minute; ten years at most.
+    "horizon": _within(MIN_RESOLUTION_S, MAX_HORIZON_S, kind="duration"),
+    "resolution": _within(MIN_RESOLUTION_S, MAX_HORIZON_S, kind="duration"),
+    # Totals and rates: with growth, the total over the horizon must stay <= MAX_REQUESTS too.
+    "volume.requests": _positive(MAX_REQUESTS),
+    "volume.per_hour": _positive(MAX_REQUESTS),
+    "volume.per_day": _positive(MAX_REQUESTS),
+    # Up to +1000% a month: compounded over ten years, 11 ** 122 = 1e127 stays finite (the
+    # traffic layer compounds in logs, so a decline towards -100% does not underflow to 0 / 0).
+    "volume.growth": _Range(
+        -1.0, 10.0, lo_open=True, meaning="relative growth per 30 days: 0.1 means +10% a month"
+    ),
+    # sd of the log: 2 is already a factor e**2 = 7.4 either way at one sd; 20 (meant as 20%)
+    # would put every trial at $0 or astronomically high.
+    "volume.uncertainty": _within(0.0, 2.0, "the sd of log volume: 0.2 means about +-20%"),
+    # Absolute shares sum to 1; relative weights are ratios: a million to one is plenty.
+    "mix.*": _within(0.0, 1e6, "a share, or with mix_relative a weight on the pilot share"),
+    # Dirichlet concentration: 100 is about +-5 points on a share of 0.5, 1e6 a fixed mix; below
+    # 1 each trial's mix is mostly one class, and a small class's traffic can jump to a million
+    # times its share (whose requests the engine then draws one by one).
+    "mix_concentration": _within(1.0, 1e6, "larger is surer: 100 is about +-5 points on a share"),
+    # More than a thousand times cheaper or dearer than its pilot class is not "like" it.
+    "new_classes.*.cost_scale": _within(1e-3, 1e3, "per-request cost relative to its like class"),
+    # Relative values, renormalised to mean 1: a million to one covers any day or week.
+    "traffic.hourly[]": _within(0.0, 1e6, "relative traffic in that hour"),
+    "traffic.weekly[]": _within(0.0, 1e6, "relative traffic on that day"),
+    # One spike a minute on average; see also MAX_SPIKES_PER_TRIAL and MAX_SPIKE_SHARE.
+    "traffic.spikes.rate": _within(0.0, 1440.0, "spikes per day, on average"),
+    # A spike a hundred times the usual traffic is plenty, and an sd of 1 (x/ 2.7 at one sd)
+    # already makes one spike in 40 a dip; the engine draws the requests of intensities far above
+    # the expected one by one, so larger ones cost memory.
+    "traffic.spikes.magnitude.median": _Range(
+        1.0, 100.0, lo_open=True, meaning="the median traffic multiplier of a spike"
+    ),
+    "traffic.spikes.magnitude.sd": _within(
+        0.0, 1.0, "the sd of the log multiplier: 0.5 means about x/ 1.6 around the median"
+    ),
+    "traffic.spikes.duration": _positive(MAX_HORIZON_S, kind="duration"),
+    # Events start within the horizon (and end in it: checked with the horizon).
+    "traffic.events[].at": _Range(
+        0.0, MAX_HORIZON_S, hi_open=True, kind="duration", meaning="from the horizon's start"
+    ),
+    "traffic.events[].duration": _positive(MAX_HORIZON_S, kind="duration"),
+    # A launch at a thousand times the usual traffic is already extreme.
+    "traffic.events[].multiplier": _positive(1e3, "the traffic multiplier while it lasts"),
+    # The dearest models charge a few hundred USD per million tokens: ten thousand is generous.
+    "price.input_per_mtok": _within(0.0, 1e4, "USD per million input tokens"),
+    "price.output_per_mtok": _within(0.0, 1e4, "USD per million output tokens"),
+    "price.cached_per_mtok": _within(0.0, 1e4, "USD per million cached input tokens"),
+    "price.per_request": _within(0.0, 1e3, "USD per request"),
+    # A probability (the engine caps it at 0.999 where load raises it).
+    "reliability.error_rate": _domain(0.0, 1.0, hi_open=True),
+    # Failures scale with (load / mean load) ** k: 1 is proportional, 10 already a cliff.
+    "reliability.load_exponent": _within(0.0, 10.0, "failures scale with load ** load_exponent"),
+    # Attempts are computed by repeated products, one per attempt: 100 is far past any policy.
+    "reliability.max_attempts": _within(
+        1, 100, "attempts per request, the first included", "integer"
+    ),
+    "reliability.cold_start_rate": _domain(0.0, 1.0, "share of requests served cold"),
+    # A cold request a thousand times as dear as a warm one is beyond any cold start.
+    "reliability.cold_start_cost_ratio": _positive(1e3, "cost of a cold request / a warm one"),
+    "reliability.spike_cold_share": _domain(0.0, 1.0, "share of a sudden rise served cold"),
+    # USD over the horizon; warn lies below fail, so below MAX_USD.
+    "budget.*.fail": _positive(MAX_USD, "the fail level, USD over the horizon"),
+    "budget.*.warn": _Range(
+        0.0, MAX_USD, lo_open=True, hi_open=True, meaning="USD over the horizon, below fail"
+    ),
+    "budget.exceed[].amount": _positive(MAX_USD, "USD over the horizon"),
+    "budget.exceed[].max_prob": _Range(0.0, 1.0, lo_open=True, hi_open=True, cap=False),
+    # Fewer trials cannot estimate a P95; more take hours (and memory for every trial's total).
+    "trials": _Range(MIN_TRIALS, MAX_TRIALS, kind="integer", cap=False),
+    "seed": _within(0, MAX_SEED, kind="integer"),
+}
 
 _Check = Callable[[Any, str, _Problems], T | None]
 
 
 def _as_number(value: Any) -> float | None:
+    """A number as a float (an integer too large for one: +-inf), or None for anything else."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    if isinstance(value, float):
+        return value
     if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
         return float(value)
     return None
 
 
 def _number(bounds: _Range) -> _Check[float]:
-    what = f"a number {bounds}".rstrip()
-
     def check(value: Any, where: str, problems: _Problems) -> float | None:
         x = _as_number(value)
         if x is None or not math.isfinite(x) or x not in bounds:
-            problems.add(where, f"expected {what}, got {_show(value)}")
+            broken = bounds.broken(None if x is None or not math.isfinite(x) else x)
+            problems.add(where, f"expected a number {broken}, got {_show(value)}")
             return None
         return x
 
     return check
 
 
-def _integer(lo: int, hi: int | None = None) -> _Check[int]:
-    what = f"an integer >= {lo}" if hi is None else f"an integer in [{lo}, {hi}]"
-
+def _integer(bounds: _Range) -> _Check[int]:
     def check(value: Any, where: str, problems: _Problems) -> int | None:
-        x = _as_number(value)
-        if (
-            x is None
-            or not math.isfinite(x)
-            or x != int(x)
-            or x < lo
-            or (hi is not None and x > hi)
-        ):
-            problems.add(where, f"expected {what}, got {_show(value)}")
+        if isinstance(value, int) and not isinstance(value, bool):
+            n: int | None = value  # compared exactly: no rounding through a float
+        else:
+            x = _as_number(value)
+            n = int(x) if x is not None and math.isfinite(x) and x == int(x) else None
+        if n is None or n not in bounds:
+            big = n is not None and n > bounds.hi  # not through a float: n may be huge
+            broken = str(bounds) if big or not bounds.cap else bounds.lower()
+            problems.add(where, f"expected an integer {broken}, got {_show(value)}")
             return None
-        return int(value) if isinstance(value, int) else int(x)
+        return n
 
     return check
+
+
+def _bounded(key: str) -> _Check[Any]:
+    """The check of the number at ``key`` (a key of `BOUNDS`)."""
+    bounds = BOUNDS[key]
+    if bounds.kind == "integer":
+        return _integer(bounds)
+    if bounds.kind == "duration":
+        return _duration(bounds)
+    return _number(bounds)
 
 
 def _boolean(value: Any, where: str, problems: _Problems) -> bool | None:
@@ -483,24 +640,30 @@ def _choice(options: Sequence[str]) -> _Check[str]:
     return check
 
 
-def _duration(bounds: _Range = POSITIVE) -> _Check[float]:
+def _duration(bounds: _Range) -> _Check[float]:
     def check(value: Any, where: str, problems: _Problems) -> float | None:
         seconds = _duration_seconds(value)
         if seconds is None or not math.isfinite(seconds) or seconds not in bounds:
-            problems.add(where, _duration_problem(value, str(bounds)))
+            finite = seconds if seconds is not None and math.isfinite(seconds) else None
+            problems.add(where, _duration_problem(value, bounds.broken(finite)))
             return None
         return seconds
 
     return check
 
 
-def _profile(n: int, what: str) -> _Check[tuple[float, ...]]:
+def _profile(key: str, n: int, what: str) -> _Check[tuple[float, ...]]:
+    bounds = BOUNDS[f"{key}[]"]
+
     def check(value: Any, where: str, problems: _Problems) -> tuple[float, ...] | None:
         if not isinstance(value, list) or len(value) != n:
             got = f"{len(value)} values" if isinstance(value, list) else _show(value)
-            problems.add(where, f"expected a list of {n} numbers >= 0 ({what}), got {got}")
+            problems.add(
+                where, f"expected a list of {n} numbers {bounds.lower()} ({what}), got {got}"
+            )
             return None
-        values = [_number(NON_NEGATIVE)(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+        check_value = _bounded(f"{key}[]")
+        values = [check_value(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
         if any(v is None for v in values):
             return None
         out = tuple(v for v in values if v is not None)
@@ -543,7 +706,7 @@ def _mapping(
     out: dict[str, Any] = {}
     for key, v in value.items():
         if not isinstance(key, str):
-            shown = str(key).lower() if isinstance(key, bool) else str(key)
+            shown = str(key).lower() if isinstance(key, bool) else _key_text(key)
             problems.add(_join(where, shown), "keys must be strings (quote it in the YAML file)")
         elif allowed is not None and key not in allowed:
             problems.add(_join(where, key), _unknown_key(key, allowed))
@@ -607,6 +770,26 @@ class _Loader(yaml.SafeLoader):
             seen.add((key_node.tag, key))
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """A date or date-time; an impossible one (2026-02-30), or one PyYAML resolves as a
+        timestamp but cannot build (a zone offset with seconds), stays a string, so that the
+        key it is under reports it rather than the YAML reader failing."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except (ValueError, OverflowError, AttributeError):
+            return self.construct_scalar(node)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        """An integer; one of more digits than Python converts stays a string."""
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+
 
 def _yaml_problem(path: str | Path, exc: yaml.YAMLError) -> ScenarioError:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
@@ -636,6 +819,8 @@ def read_yaml(path: str | Path, what: str = "scenario") -> Any:
         return yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         raise _yaml_problem(path, exc) from None
+    except RecursionError:
+        raise _error(path, f"invalid YAML: the {what} is nested too deeply") from None
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -656,26 +841,43 @@ def _plain(obj: Any) -> Any:
 
 
 def _iso(value: datetime | date) -> str:
-    """ISO 8601 in UTC (``Z``); a date or a date-time without a zone is taken as UTC."""
+    """ISO 8601 in UTC (``Z``); a date or a date-time without a zone is taken as UTC. One that
+    UTC cannot hold (0001-01-01T00:00+01:00) is written as it is."""
     if not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     elif value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        value = value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return value.isoformat()
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def _start(value: Any, where: str, problems: _Problems) -> str | None:
-    if isinstance(value, (datetime, date)):
-        return _iso(value)
+    when: date | None = value if isinstance(value, (datetime, date)) else None
     if isinstance(value, str):
         text = value.strip()
         text = text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
         try:
-            return _iso(datetime.fromisoformat(text))
+            when = datetime.fromisoformat(text)
         except ValueError:
             pass
+    first, last = START_YEARS
+    if when is not None and first <= when.year <= last:
+        iso = _iso(when)
+        if iso.endswith("Z") and first <= int(iso[:4]) <= last:  # in UTC too
+            return iso
+    if when is not None:
+        problems.add(
+            where,
+            f"expected a date-time in the years {first} to {last}, got {_show(value)}",
+        )
+        return None
     problems.add(
-        where, f"expected an ISO date-time such as 2026-12-07T00:00:00Z, got {_show(value)}"
+        where,
+        "expected an ISO date-time such as 2026-12-07T00:00:00Z (or a date such as 2026-12-07) "
+        f"that exists, got {_show(value)}",
     )
     return None
 
@@ -701,9 +903,9 @@ def parse_scenario(data: Any, path: Path | None = None, base_dir: Path | None = 
     top = _mapping(data, "", problems, TOP_KEYS) or {}
 
     model_path, pilot_path = _sources(top, problems, base_dir)
-    horizon = _required(top, "horizon", "", problems, _duration(), "a duration such as 30d")
+    horizon = _required(top, "horizon", "", problems, _bounded("horizon"), "a duration such as 30d")
     before = len(problems.items)
-    resolution = _get(top, "resolution", "", problems, _duration(), DEFAULT_RESOLUTION_S)
+    resolution = _get(top, "resolution", "", problems, _bounded("resolution"), DEFAULT_RESOLUTION_S)
     if horizon is not None and len(problems.items) == before:
         _check_resolution(horizon, resolution, "resolution" in top, problems)
     start = _get(top, "start", "", problems, _start, None)
@@ -713,8 +915,8 @@ def parse_scenario(data: Any, path: Path | None = None, base_dir: Path | None = 
     pricing = _pricing(top, problems)
     reliability = _reliability(top, problems)
     budget = _budget(top, problems)
-    trials = _get(top, "trials", "", problems, _integer(MIN_TRIALS, MAX_TRIALS), DEFAULT_TRIALS)
-    seed = _get(top, "seed", "", problems, _integer(0), 0)
+    trials = _get(top, "trials", "", problems, _bounded("trials"), DEFAULT_TRIALS)
+    seed = _get(top, "seed", "", problems, _bounded("seed"), 0)
 
     problems.raise_if_any(path)
     assert horizon is not None and volume is not None  # else a problem was raised
@@ -766,9 +968,7 @@ def _divides(horizon: float, resolution: float) -> bool:
 
 def _check_resolution(horizon: float, resolution: float, given: bool, problems: _Problems) -> None:
     shown = format_duration(resolution) if given else f"the default {format_duration(resolution)}"
-    if resolution < MIN_RESOLUTION_S:
-        problems.add("resolution", f"expected a duration >= 60 s (1m), got {resolution:g} s")
-    elif resolution > horizon * (1 + BUCKET_TOLERANCE):
+    if resolution > horizon * (1 + BUCKET_TOLERANCE):
         problems.add(
             "resolution",
             f"{shown} is longer than the horizon ({format_duration(horizon)}) (set a shorter "
@@ -810,29 +1010,43 @@ def _volume(top: dict[str, Any], horizon: float | None, problems: _Problems) -> 
             "volume",
             f"give exactly one of requests, per_hour or per_day, not {' and '.join(given)}",
         )
-    amounts = {k: _number(POSITIVE)(m[k], f"volume.{k}", problems) for k in given}
+    amounts = {k: _bounded(f"volume.{k}")(m[k], f"volume.{k}", problems) for k in given}
     if len(given) == 1:
         key = given[0]
         amount, unit = amounts[key], _VOLUME_AMOUNTS[key]
         if amount is not None and horizon is not None:
             requests = amount if unit is None else amount * horizon / unit
-    growth = _get(m, "growth", "volume", problems, _number(GROWTH), 0.0)
-    uncertainty = _get(m, "uncertainty", "volume", problems, _number(NON_NEGATIVE), 0.0)
+    growth = _get(m, "growth", "volume", problems, _bounded("volume.growth"), 0.0)
+    uncertainty = _get(m, "uncertainty", "volume", problems, _bounded("volume.uncertainty"), 0.0)
     if requests is None:
         return None
-    if requests > MAX_REQUESTS:
+    total = requests
+    if given[0] != "requests" and horizon is not None:  # a rate: growth adds to the total
+        total = requests * _mean_growth(growth, horizon)
+    if total > MAX_REQUESTS:
+        grown = f" (growing {growth:g} per 30 days)" if total != requests else ""
         problems.add(
             "volume",
-            f"{requests:.3g} requests over the horizon is beyond costsim's range "
-            f"(at most {MAX_REQUESTS:.0e})",
+            f"{total:.3g} requests over the horizon{grown} is beyond costsim's range "
+            f"(at most {MAX_REQUESTS:.0e}): lower volume.{given[0]}"
+            + (" or volume.growth" if grown else ""),
         )
         return None
     return Volume(requests=requests, growth=growth, uncertainty=uncertainty)
 
 
+def _mean_growth(growth: float, horizon: float) -> float:
+    """Mean over the horizon of (1 + growth) ** (t / 30 days):
+    (e^a - 1) / a with a = ln(1 + growth) x horizon / 30 days (1 when a = 0)."""
+    a = math.log1p(growth) * horizon / (30 * 86400.0)
+    return math.expm1(a) / a if a != 0 else 1.0
+
+
 def _mix(top: dict[str, Any], problems: _Problems) -> Mix:
     relative = _get(top, "mix_relative", "", problems, _boolean, False)
-    concentration = _get(top, "mix_concentration", "", problems, _number(POSITIVE), None)
+    concentration = _get(
+        top, "mix_concentration", "", problems, _bounded("mix_concentration"), None
+    )
     shares: dict[str, float] | None = None
     if "mix" in top:
         m = _mapping(top["mix"], "mix", problems)
@@ -841,12 +1055,20 @@ def _mix(top: dict[str, Any], problems: _Problems) -> Mix:
                 "mix", "expected at least one class: share (or leave mix out for the pilot mix)"
             )
         elif m is not None:
-            checked = {k: _number(NON_NEGATIVE)(v, f"mix.{k}", problems) for k, v in m.items()}
+            share = _bounded("mix.*")
+            checked = {k: share(v, f"mix.{k}", problems) for k, v in m.items()}
             shares = {k: v for k, v in checked.items() if v is not None}
             if len(shares) == len(top["mix"]):  # every key and share valid
                 total = math.fsum(shares.values())
                 if total <= 0:
                     problems.add("mix", "every share is 0 (at least one must be > 0)")
+                elif relative and max(shares.values()) < MIN_MIX_WEIGHT:
+                    problems.add(
+                        "mix",
+                        f"with mix_relative, values are weights on the pilot shares and the "
+                        f"largest is {max(shares.values()):g}: scale them up (the largest at "
+                        f"least {MIN_MIX_WEIGHT:g})",
+                    )
                 elif not relative and abs(total - 1.0) > MIX_TOLERANCE:
                     problems.add(
                         "mix",
@@ -861,7 +1083,7 @@ def _mix(top: dict[str, Any], problems: _Problems) -> Mix:
         if m is None:
             continue
         like = _required(m, "like", where, problems, _text, "the pilot class it is like")
-        scale = _get(m, "cost_scale", where, problems, _number(POSITIVE), 1.0)
+        scale = _get(m, "cost_scale", where, problems, _bounded("new_classes.*.cost_scale"), 1.0)
         if like is None:
             continue
         if like == name:
@@ -879,11 +1101,14 @@ def _mix(top: dict[str, Any], problems: _Problems) -> Mix:
 def _magnitude(value: Any, where: str, problems: _Problems) -> tuple[float, float] | None:
     """``magnitude: 3`` (a median) or ``{median: 3, sd: 0.5}``."""
     default = Spikes()
-    median_check = _number(_Range(1.0, lo_open=True))
+    median_check = _bounded("traffic.spikes.magnitude.median")
     if not isinstance(value, dict):
         if _as_number(value) is None:
+            low = BOUNDS["traffic.spikes.magnitude.median"].lower()
+            sd_low = BOUNDS["traffic.spikes.magnitude.sd"].lower()
             problems.add(
-                where, f"expected {{median: > 1, sd: >= 0}} or a number > 1, got {_show(value)}"
+                where,
+                f"expected {{median: {low}, sd: {sd_low}}} or a number {low}, got {_show(value)}",
             )
             return None
         median = median_check(value, where, problems)
@@ -892,17 +1117,19 @@ def _magnitude(value: Any, where: str, problems: _Problems) -> tuple[float, floa
     if m is None:
         return None
     median = _get(m, "median", where, problems, median_check, default.magnitude_median)
-    sd = _get(m, "sd", where, problems, _number(NON_NEGATIVE), default.magnitude_sd)
+    sd = _get(
+        m, "sd", where, problems, _bounded("traffic.spikes.magnitude.sd"), default.magnitude_sd
+    )
     return median, sd
 
 
-def _spikes(tr: dict[str, Any], problems: _Problems) -> Spikes:
+def _spikes(tr: dict[str, Any], horizon: float | None, problems: _Problems) -> Spikes:
     where = "traffic.spikes"
     m = _section(tr, "spikes", "traffic", problems, SPIKES_KEYS)
     if m is None:
         return Spikes()
     default = Spikes()
-    rate = _required(m, "rate", where, problems, _number(NON_NEGATIVE), "spikes per day")
+    rate = _required(m, "rate", where, problems, _bounded(f"{where}.rate"), "spikes per day")
     magnitude = _get(
         m,
         "magnitude",
@@ -911,8 +1138,32 @@ def _spikes(tr: dict[str, Any], problems: _Problems) -> Spikes:
         _magnitude,
         (default.magnitude_median, default.magnitude_sd),
     )
-    duration = _get(m, "duration", where, problems, _duration(), default.duration_s)
+    before = len(problems.items)
+    duration = _get(
+        m, "duration", where, problems, _bounded(f"{where}.duration"), default.duration_s
+    )
+    duration_ok = len(problems.items) == before
     classes = _get(m, "classes", where, problems, _class_list, None)
+    share = rate * duration / 86400.0 if rate is not None and duration_ok else 0.0
+    if share > MAX_SPIKE_SHARE:
+        given = "duration" in m
+        what = f"{'' if given else 'the default '}duration {format_duration(duration)}"
+        problems.add(
+            where if given else f"{where}.rate",
+            f"rate {rate:g} a day x {what} puts traffic in a spike {share:.3g} of the time on "
+            f"average (at most {MAX_SPIKE_SHARE:g}: spikes that never end are volume): lower "
+            f"{where}.rate or {'' if given else 'set '}{where}.duration",
+        )
+    if rate is not None and horizon is not None:
+        per_trial = rate * horizon / 86400.0
+        if per_trial > MAX_SPIKES_PER_TRIAL:
+            problems.add(
+                f"{where}.rate",
+                f"{rate:g} spikes a day over {format_duration(horizon)} is about "
+                f"{per_trial:.3g} spikes per trial; costsim holds at most "
+                f"{MAX_SPIKES_PER_TRIAL} per trial (about 1 GiB for a chunk of trials): lower "
+                f"{where}.rate or shorten the horizon",
+            )
     return Spikes(
         rate_per_day=rate if rate is not None else 0.0,
         magnitude_median=magnitude[0],
@@ -937,10 +1188,19 @@ def _events(tr: dict[str, Any], horizon: float | None, problems: _Problems) -> t
         if m is None:
             continue
         name = _required(m, "name", where, problems, _text, "a label such as launch")
-        at = _required(m, "at", where, problems, _duration(NON_NEGATIVE), "offset from the start")
-        duration = _required(m, "duration", where, problems, _duration(), "a duration")
+        at = _required(
+            m, "at", where, problems, _bounded("traffic.events[].at"), "offset from the start"
+        )
+        duration = _required(
+            m, "duration", where, problems, _bounded("traffic.events[].duration"), "a duration"
+        )
         multiplier = _required(
-            m, "multiplier", where, problems, _number(POSITIVE), "the traffic multiplier"
+            m,
+            "multiplier",
+            where,
+            problems,
+            _bounded("traffic.events[].multiplier"),
+            "the traffic multiplier",
         )
         classes = _get(m, "classes", where, problems, _class_list, None)
         if name is not None:
@@ -968,12 +1228,22 @@ def _traffic(top: dict[str, Any], horizon: float | None, problems: _Problems) ->
     return Traffic(
         shape=_get(tr, "shape", where, problems, _choice(TRAFFIC_SHAPES), "pilot"),
         hourly=_get(
-            tr, "hourly", where, problems, _profile(HOURS, "one per hour, from 00:00 UTC"), None
+            tr,
+            "hourly",
+            where,
+            problems,
+            _profile("traffic.hourly", HOURS, "one per hour, from 00:00 UTC"),
+            None,
         ),
         weekly=_get(
-            tr, "weekly", where, problems, _profile(WEEKDAYS, "one per day, Monday first"), None
+            tr,
+            "weekly",
+            where,
+            problems,
+            _profile("traffic.weekly", WEEKDAYS, "one per day, Monday first"),
+            None,
         ),
-        spikes=_spikes(tr, problems),
+        spikes=_spikes(tr, horizon, problems),
         events=_events(tr, horizon, problems),
     )
 
@@ -982,7 +1252,7 @@ def _price(value: Any, where: str, problems: _Problems) -> Price | None:
     m = _mapping(value, where, problems, PRICE_KEYS)
     if m is None:
         return None
-    values = {k: _get(m, k, where, problems, _number(NON_NEGATIVE), None) for k in PRICE_KEYS}
+    values = {k: _get(m, k, where, problems, _bounded(f"price.{k}"), None) for k in PRICE_KEYS}
     return Price(**values)
 
 
@@ -1006,40 +1276,40 @@ def _reliability(top: dict[str, Any], problems: _Problems) -> Reliability:
         return Reliability()
     w = "reliability"
     d = Reliability()
+
+    def get(key: str, default: Any) -> Any:
+        return _get(m, key, w, problems, _bounded(f"{w}.{key}"), default)
+
     return Reliability(
-        error_rate=_get(
-            m, "error_rate", w, problems, _number(_Range(0.0, hi=1.0, hi_open=True)), None
-        ),
-        load_exponent=_get(m, "load_exponent", w, problems, _number(NON_NEGATIVE), d.load_exponent),
-        max_attempts=_get(m, "max_attempts", w, problems, _integer(1), None),
+        error_rate=get("error_rate", None),
+        load_exponent=get("load_exponent", d.load_exponent),
+        max_attempts=get("max_attempts", None),
         billed_failures=_get(m, "billed_failures", w, problems, _boolean, d.billed_failures),
-        cold_start_rate=_get(m, "cold_start_rate", w, problems, _number(PROBABILITY), None),
-        cold_start_cost_ratio=_get(
-            m, "cold_start_cost_ratio", w, problems, _number(POSITIVE), None
-        ),
-        spike_cold_share=_get(
-            m, "spike_cold_share", w, problems, _number(PROBABILITY), d.spike_cold_share
-        ),
+        cold_start_rate=get("cold_start_rate", None),
+        cold_start_cost_ratio=get("cold_start_cost_ratio", None),
+        spike_cold_share=get("spike_cold_share", d.spike_cold_share),
     )
 
 
 def _limit(stat: str) -> _Check[BudgetLimit]:
     def check(value: Any, where: str, problems: _Problems) -> BudgetLimit | None:
+        fail_check, warn_check = _bounded("budget.*.fail"), _bounded("budget.*.warn")
         if not isinstance(value, dict):
             if _as_number(value) is None:
+                low, warn_low = BOUNDS["budget.*.fail"].lower(), BOUNDS["budget.*.warn"].lower()
                 problems.add(
                     where,
-                    f"expected a number > 0 (the fail level) or {{fail: > 0, warn: > 0}}, "
-                    f"got {_show(value)}",
+                    f"expected a number {low} (the fail level) or {{fail: {low}, warn: {warn_low}}}"
+                    f", got {_show(value)}",
                 )
                 return None
-            fail = _number(POSITIVE)(value, where, problems)
+            fail = fail_check(value, where, problems)
             return None if fail is None else BudgetLimit(stat, fail)
         m = _mapping(value, where, problems, BUDGET_LIMIT_KEYS)
         if m is None:
             return None
-        fail = _required(m, "fail", where, problems, _number(POSITIVE), "the fail level in USD")
-        warn = _get(m, "warn", where, problems, _number(POSITIVE), None)
+        fail = _required(m, "fail", where, problems, fail_check, "the fail level in USD")
+        warn = _get(m, "warn", where, problems, warn_check, None)
         if fail is None:
             return None
         if warn is not None and warn >= fail:
@@ -1053,13 +1323,15 @@ def _exceed_item(value: Any, where: str, problems: _Problems) -> tuple[float, fl
     m = _mapping(value, where, problems, EXCEED_KEYS)
     if m is None:
         return None
-    amount = _required(m, "amount", where, problems, _number(POSITIVE), "USD over the horizon")
+    amount = _required(
+        m, "amount", where, problems, _bounded("budget.exceed[].amount"), "USD over the horizon"
+    )
     prob = _required(
         m,
         "max_prob",
         where,
         problems,
-        _number(_Range(0.0, lo_open=True, hi=1.0, hi_open=True)),
+        _bounded("budget.exceed[].max_prob"),
         "the largest allowed probability of exceeding amount",
     )
     return None if amount is None or prob is None else (amount, prob)
@@ -1076,7 +1348,8 @@ def _budget(top: dict[str, Any], problems: _Problems) -> Budget:
         if not isinstance(items, list):
             problems.add(
                 "budget.exceed",
-                f"expected a list of {{amount: > 0, max_prob: in (0, 1)}}, got {_show(items)}",
+                f"expected a list of {{amount: {BOUNDS['budget.exceed[].amount'].lower()}, "
+                f"max_prob: {BOUNDS['budget.exceed[].max_prob']}}}, got {_show(items)}",
             )
             items = []
         for i, item in enumerate(items):
@@ -1164,58 +1437,65 @@ def _obj(
     return out
 
 
-def _num(description: str, **bounds: float) -> dict[str, Any]:
-    return {"type": "number", "description": description, **bounds}
+def _num(key: str, description: str) -> dict[str, Any]:
+    """The schema of the number at ``key`` of `BOUNDS`: its bounds, and its range in words."""
+    bounds = BOUNDS[key]
+    kind = "integer" if bounds.kind == "integer" else "number"
+    return {"type": kind, "description": f"{description} Allowed: {bounds}.", **bounds.schema()}
+
+
+def _dur(key: str, description: str) -> dict[str, Any]:
+    """The schema of the duration at ``key`` of `BOUNDS`: a number of seconds within its bounds,
+    or a string (whose bounds only the parser checks)."""
+    bounds = BOUNDS[key]
+    return {
+        "description": f"{description} A duration {_DURATION_HINT}; combinations such as 1h30m. "
+        f"Allowed: {bounds} (as a number: seconds).",
+        "anyOf": [
+            {"type": "number", **bounds.schema()},
+            {"type": "string", "pattern": DURATION_PATTERN},
+        ],
+    }
 
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the scenario format, for editors.
 
-    It describes what `parse_scenario` accepts; the checks that span several keys (the
-    resolution dividing the horizon, absolute mix shares summing to 1, an event ending within
-    the horizon, warn below fail) are made by `parse_scenario` only.
+    It describes what `parse_scenario` accepts, with the bounds of every number from `BOUNDS`;
+    the checks that span several keys (the resolution dividing the horizon, absolute mix shares
+    summing to 1, an event ending within the horizon, warn below fail, the total volume with
+    growth, spikes per trial and their share of time) and the bounds of durations written as
+    strings are made by `parse_scenario` only.
     """
     ref = "#/$defs/"
     price = _obj(
         "Token prices in USD. A class with a price is re-priced from its tokens; missing fields "
         "fall back to pricing.default.",
         {
-            "input_per_mtok": _num("USD per million input tokens.", minimum=0),
-            "output_per_mtok": _num("USD per million output tokens.", minimum=0),
-            "cached_per_mtok": _num("USD per million cached input tokens.", minimum=0),
-            "per_request": _num("USD per request.", minimum=0),
+            "input_per_mtok": _num("price.input_per_mtok", "USD per million input tokens."),
+            "output_per_mtok": _num("price.output_per_mtok", "USD per million output tokens."),
+            "cached_per_mtok": _num(
+                "price.cached_per_mtok", "USD per million cached input tokens."
+            ),
+            "per_request": _num("price.per_request", "USD per request."),
         },
     )
     budget_limit = {
         "description": "A budget on this statistic of the cost over the horizon (USD): the fail "
         "level, or {fail, warn} with warn < fail.",
         "oneOf": [
-            {"type": "number", "exclusiveMinimum": 0},
+            _num("budget.*.fail", "Fail level (USD)."),
             _obj(
                 "Fail and warn levels (USD).",
                 {
-                    "fail": _num("Fail level (USD).", exclusiveMinimum=0),
-                    "warn": _num("Warn level (USD), below fail.", exclusiveMinimum=0),
+                    "fail": _num("budget.*.fail", "Fail level (USD)."),
+                    "warn": _num("budget.*.warn", "Warn level (USD), below fail."),
                 },
                 required=["fail"],
             ),
         ],
     }
     defs: dict[str, Any] = {
-        "duration": {
-            "description": f"A duration {_DURATION_HINT}; combinations such as 1h30m.",
-            "anyOf": [
-                {"type": "number", "exclusiveMinimum": 0},
-                {"type": "string", "pattern": DURATION_PATTERN},
-            ],
-        },
-        "offset": {
-            "description": f"An offset from the start of the horizon: a duration {_DURATION_HINT}.",
-            "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": DURATION_PATTERN},
-            ],
-        },
         "classes": {
             "description": "The classes affected: all, a class name, or a list of class names.",
             "anyOf": [
@@ -1232,66 +1512,72 @@ def json_schema() -> dict[str, Any]:
         "budget_limit": budget_limit,
     }
     volume = _obj(
-        "Production volume: exactly one of requests, per_hour or per_day.",
+        "Production volume: exactly one of requests, per_hour or per_day; with growth, at most "
+        f"{MAX_REQUESTS:.0e} requests over the horizon.",
         {
-            "requests": _num("Requests over the whole horizon.", exclusiveMinimum=0),
+            "requests": _num("volume.requests", "Requests over the whole horizon."),
             "per_hour": _num(
-                "Requests per hour at the start (growth compounds on top).", exclusiveMinimum=0
+                "volume.per_hour", "Requests per hour at the start (growth compounds on top)."
             ),
             "per_day": _num(
-                "Requests per day at the start (growth compounds on top).", exclusiveMinimum=0
+                "volume.per_day", "Requests per day at the start (growth compounds on top)."
             ),
             "growth": _num(
+                "volume.growth",
                 "Relative growth per 30 days, compounding (0.1 = +10% a month). Default 0.",
-                exclusiveMinimum=-1,
             ),
             "uncertainty": _num(
+                "volume.uncertainty",
                 "Standard deviation of the log of the volume, drawn per trial. Default 0.",
-                minimum=0,
             ),
         },
         oneOf=[{"required": [k]} for k in _VOLUME_AMOUNTS],
     )
     spikes = _obj(
-        "Random traffic spikes.",
+        f"Random traffic spikes. rate x duration (the expected share of time in a spike) is at "
+        f"most {MAX_SPIKE_SHARE:g} day a day, and rate x horizon (spikes per trial) at most "
+        f"{MAX_SPIKES_PER_TRIAL}.",
         {
-            "rate": _num("Expected spikes per day.", minimum=0),
+            "rate": _num("traffic.spikes.rate", "Expected spikes per day."),
             "magnitude": {
                 "description": "Traffic multiplier of a spike (lognormal): its median, or "
                 "{median, sd} with sd the standard deviation of its log (default 0.5).",
                 "oneOf": [
-                    {"type": "number", "exclusiveMinimum": 1},
+                    _num("traffic.spikes.magnitude.median", "Median multiplier."),
                     _obj(
                         "Lognormal multiplier.",
                         {
-                            "median": _num("Median multiplier.", exclusiveMinimum=1),
-                            "sd": _num("Standard deviation of the log multiplier.", minimum=0),
+                            "median": _num("traffic.spikes.magnitude.median", "Median multiplier."),
+                            "sd": _num(
+                                "traffic.spikes.magnitude.sd",
+                                "Standard deviation of the log multiplier.",
+                            ),
                         },
                     ),
                 ],
             },
-            "duration": {"$ref": ref + "duration", "description": "How long a spike lasts."},
+            "duration": _dur("traffic.spikes.duration", "How long a spike lasts. Default 1h."),
             "classes": {"$ref": ref + "classes"},
         },
         required=["rate"],
     )
     event = _obj(
-        "A scheduled event such as a launch.",
+        "A scheduled event such as a launch; it ends within the horizon.",
         {
             "name": {"type": "string", "minLength": 1, "description": "Label for reports."},
-            "at": {"$ref": ref + "offset", "description": "Start, from the horizon's start."},
-            "duration": {"$ref": ref + "duration", "description": "How long it lasts."},
-            "multiplier": _num("Traffic multiplier while it lasts.", exclusiveMinimum=0),
+            "at": _dur("traffic.events[].at", "Start, from the horizon's start."),
+            "duration": _dur("traffic.events[].duration", "How long it lasts."),
+            "multiplier": _num("traffic.events[].multiplier", "Traffic multiplier while it lasts."),
             "classes": {"$ref": ref + "classes"},
         },
         required=["name", "at", "duration", "multiplier"],
     )
 
-    def profile(n: int, what: str) -> dict[str, Any]:
+    def profile(key: str, n: int, what: str) -> dict[str, Any]:
         return {
             "type": "array",
-            "description": f"{n} relative values >= 0 ({what}), not all zero.",
-            "items": {"type": "number", "minimum": 0},
+            "description": f"{n} relative values ({what}), not all zero.",
+            "items": _num(f"{key}[]", "A relative value."),
             "minItems": n,
             "maxItems": n,
         }
@@ -1303,8 +1589,8 @@ def json_schema() -> dict[str, Any]:
                 "enum": list(TRAFFIC_SHAPES),
                 "description": "pilot: the pilot's hour-of-day and weekday shape; flat: none.",
             },
-            "hourly": profile(HOURS, "one per hour of the day, from 00:00 UTC"),
-            "weekly": profile(WEEKDAYS, "one per day of the week, Monday first"),
+            "hourly": profile("traffic.hourly", HOURS, "one per hour of the day, from 00:00 UTC"),
+            "weekly": profile("traffic.weekly", WEEKDAYS, "one per day of the week, Monday first"),
             "spikes": spikes,
             "events": {"type": "array", "items": event, "description": "Scheduled events."},
         },
@@ -1312,27 +1598,27 @@ def json_schema() -> dict[str, Any]:
     reliability = _obj(
         "How production's reliability differs from the pilot's (omitted = the pilot's).",
         {
-            "error_rate": _num("Per-attempt failure probability.", minimum=0, exclusiveMaximum=1),
+            "error_rate": _num("reliability.error_rate", "Per-attempt failure probability."),
             "load_exponent": _num(
-                "Failures scale with (load / mean load) ** load_exponent. Default 0.", minimum=0
+                "reliability.load_exponent",
+                "Failures scale with (load / mean load) ** load_exponent. Default 0.",
             ),
-            "max_attempts": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "Attempts per request including the first.",
-            },
+            "max_attempts": _num(
+                "reliability.max_attempts", "Attempts per request including the first."
+            ),
             "billed_failures": {
                 "type": "boolean",
                 "description": "Whether failed attempts are billed. Default true.",
             },
-            "cold_start_rate": _num("Share of requests served cold.", minimum=0, maximum=1),
+            "cold_start_rate": _num(
+                "reliability.cold_start_rate", "Share of requests served cold."
+            ),
             "cold_start_cost_ratio": _num(
-                "Cost of a cold request / a warm one.", exclusiveMinimum=0
+                "reliability.cold_start_cost_ratio", "Cost of a cold request / a warm one."
             ),
             "spike_cold_share": _num(
+                "reliability.spike_cold_share",
                 "Share of the extra requests of a sudden rise served cold. Default 0.",
-                minimum=0,
-                maximum=1,
             ),
         },
     )
@@ -1346,9 +1632,9 @@ def json_schema() -> dict[str, Any]:
                 "items": _obj(
                     "The probability that the cost exceeds amount must stay below max_prob.",
                     {
-                        "amount": _num("USD over the horizon.", exclusiveMinimum=0),
+                        "amount": _num("budget.exceed[].amount", "USD over the horizon."),
                         "max_prob": _num(
-                            "Largest allowed probability.", exclusiveMinimum=0, exclusiveMaximum=1
+                            "budget.exceed[].max_prob", "Largest allowed probability."
                         ),
                     },
                     required=["amount", "max_prob"],
@@ -1356,6 +1642,7 @@ def json_schema() -> dict[str, Any]:
             },
         },
     )
+    first, last = START_YEARS
     properties: dict[str, Any] = {
         "model": {
             "type": "string",
@@ -1368,24 +1655,27 @@ def json_schema() -> dict[str, Any]:
             "description": "A pilot log to fit on the fly, relative to this file (instead of "
             "model).",
         },
-        "horizon": {"$ref": ref + "duration", "description": "How far ahead to forecast."},
-        "resolution": {
-            "$ref": ref + "duration",
-            "description": "Time bucket of the simulation: >= 1m, dividing the horizon into at "
-            f"most {MAX_BUCKETS} buckets. Default 1h.",
-        },
+        "horizon": _dur("horizon", "How far ahead to forecast."),
+        "resolution": _dur(
+            "resolution",
+            f"Time bucket of the simulation, dividing the horizon into at most {MAX_BUCKETS} "
+            "buckets. Default 1h.",
+        ),
         "start": {
             "type": "string",
             "anyOf": [{"format": "date-time"}, {"format": "date"}],
-            "description": "ISO date-time of the horizon's start (UTC unless a zone is given). "
-            "Default: a Monday 00:00 UTC.",
+            # the years START_YEARS, as a pattern on the leading year
+            "pattern": r"^\s*(19[7-9][0-9]|2[01][0-9][0-9])-",
+            "description": "ISO date-time of the horizon's start (UTC unless a zone is given), "
+            f"in the years {first} to {last}. Default: a Monday 00:00 UTC.",
         },
         "volume": volume,
         "mix": {
             "type": "object",
             "description": "Production share of each class; omitted = the pilot's mix. Absolute "
-            "shares sum to 1 (unlisted classes get 0).",
-            "additionalProperties": {"type": "number", "minimum": 0},
+            "shares sum to 1 (unlisted classes get 0); with mix_relative, the largest weight is "
+            f"at least {MIN_MIX_WEIGHT:g}.",
+            "additionalProperties": _num("mix.*", "The class's share (or weight)."),
             "minProperties": 1,
         },
         "mix_relative": {
@@ -1393,7 +1683,7 @@ def json_schema() -> dict[str, Any]:
             "description": "Mix values multiply the pilot shares (renormalised). Default false.",
         },
         "mix_concentration": _num(
-            "Dirichlet concentration of the per-trial mix (larger = surer).", exclusiveMinimum=0
+            "mix_concentration", "Dirichlet concentration of the per-trial mix (larger = surer)."
         ),
         "new_classes": {
             "type": "object",
@@ -1404,7 +1694,8 @@ def json_schema() -> dict[str, Any]:
                 {
                     "like": {"type": "string", "minLength": 1, "description": "A pilot class."},
                     "cost_scale": _num(
-                        "Per-request cost relative to that class. Default 1.", exclusiveMinimum=0
+                        "new_classes.*.cost_scale",
+                        "Per-request cost relative to that class. Default 1.",
                     ),
                 },
                 required=["like"],
@@ -1424,13 +1715,8 @@ def json_schema() -> dict[str, Any]:
         ),
         "reliability": reliability,
         "budget": budget,
-        "trials": {
-            "type": "integer",
-            "minimum": MIN_TRIALS,
-            "maximum": MAX_TRIALS,
-            "description": f"Monte Carlo trials. Default {DEFAULT_TRIALS}.",
-        },
-        "seed": {"type": "integer", "minimum": 0, "description": "Random seed. Default 0."},
+        "trials": _num("trials", f"Monte Carlo trials. Default {DEFAULT_TRIALS}."),
+        "seed": _num("seed", "Random seed. Default 0."),
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -21,10 +21,24 @@ from datetime import datetime, timezone
 import numpy as np
 from scipy import signal
 
-from .scenario import Scenario
+from .errors import ScenarioError
+from .scenario import MAX_REQUESTS, MAX_SPIKES_PER_TRIAL, Scenario, format_duration
 
 MONDAY = datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp()  # a Monday, 00:00 UTC
 MONTH_S = 30 * 86400.0
+
+# Memory: the traffic layer refuses, with the knob to turn, what would not fit in these budgets.
+# The scenario's own bounds keep a forecast within them (MAX_SPIKES_PER_TRIAL x 2000 trials a
+# chunk x SPIKE_BYTES is just under SPIKE_MEMORY); the checks here guard the arrays themselves.
+GIB = 2**30
+SPIKE_MEMORY = GIB  # the spikes of one chunk of trials
+SPIKE_BYTES = 128  # per spike: 4 arrays of 8 bytes kept, and the temporaries that draw them,
+# spread them over the classes (`draw_traffic`) and over buckets (`Spikes.grid`)
+PLAN_MEMORY = GIB  # the (buckets x classes) arrays of the traffic plan
+PLAN_ARRAYS = 6  # (buckets x classes) float arrays alive at once: 5 at the peak of `build_plan`
+# (measured), 2 kept in the plan and 2 more while `draw_traffic` spreads spikes
+GRID_MEMORY = GIB  # a (trials x buckets) spike grid and its temporaries
+GRID_ARRAYS = 5  # (trials x buckets) float arrays alive at once in `Spikes.grid`
 
 
 @dataclass(frozen=True)
@@ -78,10 +92,32 @@ def _shape_at(
 
 
 def _normalised(values: tuple[float, ...] | None) -> np.ndarray | None:
+    """Relative values scaled to mean 1 (None when none is positive). Scaled to their largest
+    first, so that tiny values do not underflow to a flat profile."""
     if values is None:
         return None
     arr = np.asarray(values, dtype=float)
-    return arr / arr.mean() if arr.mean() > 0 else None
+    top = float(arr.max()) if arr.size else 0.0
+    if not top > 0 or not math.isfinite(top):
+        return None
+    arr = arr / top
+    return arr / arr.mean()
+
+
+def _check_plan_memory(scenario: Scenario, n_classes: int) -> None:
+    """Refuse a plan whose (buckets x classes) arrays would not fit in `PLAN_MEMORY`."""
+    buckets = scenario.buckets
+    need = buckets * max(n_classes, 1) * 8 * PLAN_ARRAYS
+    if need <= PLAN_MEMORY:
+        return
+    fits = max(PLAN_MEMORY // (max(n_classes, 1) * 8 * PLAN_ARRAYS), 1)
+    coarser = 60.0 * math.ceil(scenario.horizon_s / fits / 60.0)  # whole minutes
+    raise ScenarioError(
+        f"resolution: {buckets:,} buckets x {n_classes:,} classes would need about "
+        f"{need / GIB:.3g} GiB for the traffic plan, more than the {PLAN_MEMORY / GIB:g} GiB "
+        f"costsim allows: with {n_classes:,} classes, at most {fits:,} buckets; set a coarser "
+        f"resolution (at least {format_duration(coarser)}) or a shorter horizon"
+    )
 
 
 def build_plan(
@@ -92,7 +128,9 @@ def build_plan(
     pilot_hourly: tuple[float, ...] | None,
     pilot_weekly: tuple[float, ...] | None,
 ) -> TrafficPlan:
-    """Base intensities per bucket and class (deterministic)."""
+    """Base intensities per bucket and class (deterministic). A `ScenarioError` when their
+    arrays would not fit in `PLAN_MEMORY`."""
+    _check_plan_memory(scenario, len(classes))
     t0 = _bucket_times(scenario)
     res = scenario.resolution_s
     sub = max(1, math.ceil(res / 3600.0))  # average the shape over the hours of long buckets
@@ -102,7 +140,14 @@ def build_plan(
     if weekly is None and tr.shape == "pilot":
         weekly = _normalised(pilot_weekly)
     elapsed = np.arange(scenario.buckets) * res + res / 2
-    growth = (1.0 + scenario.volume.growth) ** (elapsed / MONTH_S)
+    vol = scenario.volume
+    rate_form = (
+        isinstance(scenario.raw.get("volume"), dict) and "requests" not in scenario.raw["volume"]
+    )
+    # (1 + growth) ** (elapsed / 30 days), in logs: a steep decline over years underflows to 0
+    # in the later buckets, never in all of them (the total form divides by their sum)
+    log_growth = np.log1p(scenario.volume.growth) * (elapsed / MONTH_S)
+    growth = np.exp(log_growth - (log_growth.max() if not rate_form else 0.0))
     shapes = np.empty((scenario.buckets, len(classes)))
     for j, name in enumerate(classes):
         hourly = _normalised(tr.hourly) if tr.hourly is not None else None
@@ -110,11 +155,9 @@ def build_plan(
             hourly = _normalised(class_hourly.get(name)) if class_hourly.get(name) else None
             hourly = hourly if hourly is not None else _normalised(pilot_hourly)
         s = _shape_at(times, hourly, weekly).reshape(scenario.buckets, sub).mean(axis=1)
+        if not s.mean() > 0:
+            raise _no_traffic(scenario, name)
         shapes[:, j] = s / s.mean()
-    vol = scenario.volume
-    rate_form = (
-        isinstance(scenario.raw.get("volume"), dict) and "requests" not in scenario.raw["volume"]
-    )
     if rate_form:
         per_bucket = vol.requests / scenario.buckets * growth
         base = per_bucket[:, None] * shapes * mix[None, :]
@@ -128,14 +171,55 @@ def build_plan(
         )[0]  # share of each bucket the event covers
         cols = _class_mask(ev.classes, classes)
         events[:, cols] *= (1.0 + (ev.multiplier - 1.0) * cover)[:, None]
+    spike_hit = _class_mask(tr.spikes.classes, classes)
+    _check_total(scenario, float(base.sum()), (base * events).sum(axis=0), spike_hit)
     return TrafficPlan(
         classes=classes,
         base=base * events,
         base_no_events=base,
         mix=mix,
         projected_requests=float(base.sum()),
-        spike_hit=_class_mask(tr.spikes.classes, classes),
+        spike_hit=spike_hit,
         bucket_s=res,
+    )
+
+
+def _no_traffic(scenario: Scenario, name: str) -> ScenarioError:
+    """The hour-of-day and weekday shape leave a class no traffic at all in the horizon."""
+    tr = scenario.traffic
+    given = [f"traffic.{k}" for k in ("hourly", "weekly") if getattr(tr, k) is not None]
+    source = " and ".join(given) if given else "the pilot's shape"
+    fix = "give those hours or days values > 0" if given else "set traffic.shape: flat"
+    return ScenarioError(
+        f"traffic: {source} put no traffic in any bucket of the horizon "
+        f"({format_duration(scenario.horizon_s)} from {scenario.start or 'a Monday 00:00 UTC'}) "
+        f"for class '{name}': {fix}, or move start"
+    )
+
+
+def _check_total(
+    scenario: Scenario, projected: float, with_events: np.ndarray, hit: np.ndarray
+) -> None:
+    """Refuse traffic whose expected requests, events and spikes included, exceed
+    `MAX_REQUESTS`: the scenario checks its volume alone, and events weigh the traffic shape,
+    known only here. ``with_events``: expected requests per class; ``hit``: the classes spikes
+    hit."""
+    sp = scenario.traffic.spikes
+    share = min(sp.rate_per_day * sp.duration_s / 86400.0, 1.0)  # of the time, in a spike
+    mean_size = sp.magnitude_median * math.exp(0.5 * sp.magnitude_sd**2)  # lognormal mean
+    events = float(with_events.sum())
+    spiked = events + share * max(mean_size - 1.0, 0.0) * float(with_events[hit].sum())
+    if spiked <= MAX_REQUESTS:
+        return
+    parts = [
+        f"x{factor:.3g} from traffic.{what}"
+        for what, factor in (("events", events / projected), ("spikes", spiked / events))
+        if factor > 1 + 1e-9
+    ]
+    raise ScenarioError(
+        f"volume: {projected:.3g} requests over the horizon, {' and '.join(parts)}, is about "
+        f"{spiked:.3g} expected requests, beyond costsim's range (at most {MAX_REQUESTS:.0e}): "
+        "lower the volume, the events' multipliers or the spikes' rate, duration or magnitude"
     )
 
 
@@ -163,6 +247,13 @@ class Spikes:
         """
         first_row, stop = rows.start or 0, rows.stop
         n_rows, width = stop - first_row, n_buckets + 1
+        need = n_rows * width * 8 * GRID_ARRAYS
+        if need > GRID_MEMORY:
+            raise ScenarioError(
+                f"resolution: the spikes of {n_rows:,} trials over {n_buckets:,} buckets would "
+                f"need about {need / GIB:.3g} GiB, more than the {GRID_MEMORY / GIB:g} GiB "
+                "costsim allows: set a coarser resolution or a shorter horizon"
+            )
         keep = (self.trial >= first_row) & (self.trial < stop)
         t = self.trial[keep] - first_row
         start, end, amp = self.start[keep], self.end[keep], self.size[keep] - 1.0
@@ -256,11 +347,29 @@ def draw_traffic(
     return TrialTraffic(intensity, volume, mix_factor, spikes)
 
 
+def _check_spike_memory(scenario: Scenario, n_trials: int) -> None:
+    """Refuse, before drawing them, spikes whose arrays would not fit in `SPIKE_MEMORY`."""
+    sp = scenario.traffic.spikes
+    per_trial = sp.rate_per_day * scenario.horizon_s / 86400.0
+    need = n_trials * per_trial * SPIKE_BYTES
+    if need <= SPIKE_MEMORY:
+        return
+    most = min(SPIKE_MEMORY // (SPIKE_BYTES * max(n_trials, 1)), MAX_SPIKES_PER_TRIAL)
+    raise ScenarioError(
+        f"traffic.spikes.rate: {sp.rate_per_day:g} spikes a day over "
+        f"{format_duration(scenario.horizon_s)} is about {per_trial:.3g} spikes per trial, "
+        f"{need / GIB:.3g} GiB for {n_trials:,} trials; costsim holds at most {most:,} per trial: "
+        "lower traffic.spikes.rate or shorten the horizon"
+    )
+
+
 def _draw_spikes(scenario: Scenario, n_trials: int, rng: np.random.Generator) -> Spikes | None:
-    """Poisson many spikes per trial, uniform start, lognormal size, fixed duration."""
+    """Poisson many spikes per trial, uniform start, lognormal size, fixed duration. A
+    `ScenarioError` when they would not fit in `SPIKE_MEMORY`."""
     sp = scenario.traffic.spikes
     if sp.rate_per_day <= 0:
         return None
+    _check_spike_memory(scenario, n_trials)
     counts = rng.poisson(sp.rate_per_day * scenario.horizon_s / 86400.0, size=n_trials)
     total = int(counts.sum())
     start = rng.random(total) * scenario.horizon_s
