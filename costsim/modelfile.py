@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +17,11 @@ import numpy as np
 from . import __version__
 from .errors import CostsimError, ModelFileError
 from .fit import ClassFit, Drift, FitOptions, FittedModel, QuantityFit, Rates, Traffic
+from .model_format import KIND, SCHEMA_VERSION, ClassDoc, ModelDoc, QuantityDoc, validated
+from .outputs import write_atomic
 from .splice import SplicedDistribution
 
-SCHEMA_VERSION = 1
 SIGNIFICANT = 10
-KIND = "costsim.model"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,30 +159,14 @@ def model_to_json(model: FittedModel) -> str:
     return dumps(model_to_dict(model)) + "\n"
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write text to ``path`` atomically: a temporary file in the same folder, then rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_model(model: FittedModel, path: str | Path) -> None:
     write_atomic(path, model_to_json(model))
+
+
+def check_model_text(text: str, source: str) -> None:
+    """Refuse (`ModelFileError`) a model file's text that `load_model` would refuse: a fit that
+    produced something not finite is never written."""
+    model_from_dict(json.loads(text), source)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,114 +174,97 @@ def save_model(model: FittedModel, path: str | Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _f(v: Any) -> float:
-    if v == "inf":
-        return math.inf
-    if v == "-inf":
-        return -math.inf
-    return float(v)
-
-
-def _opt(v: Any) -> float | None:
-    return None if v is None else _f(v)
-
-
-def _tuple(v: Any) -> tuple[float, ...] | None:
-    return None if v is None else tuple(_f(x) for x in v)
-
-
-def _quantity_from_dict(name: str, d: dict[str, Any]) -> QuantityFit:
-    tail = d["tail"]
-    draws = tail.get("draws")
-    ci = tail.get("xi_ci")
+def _quantity(name: str, q: QuantityDoc) -> QuantityFit:
+    dist, tail = q.distribution, q.tail
     return QuantityFit(
         name=name,
-        n=int(d["n"]),
-        dist=SplicedDistribution.from_dict(d["distribution"]),
-        xi_ci=None if ci is None else (float(ci[0]), float(ci[1])),
-        xi_draws=None if draws is None else np.asarray(draws["xi"], dtype=float),
-        sigma_draws=None if draws is None else np.asarray(draws["sigma"], dtype=float),
-        cap_source=tail.get("cap_source"),
-        tail_source=str(tail["source"]),
-        summary={k: _f(v) for k, v in d["summary"].items()},
-        diagnostics=d.get("diagnostics", {}),
+        n=q.n,
+        dist=SplicedDistribution(
+            np.asarray(dist.body_quantiles, dtype=float),
+            dist.tail_prob,
+            dist.xi,
+            dist.sigma,
+            dist.cap,
+        ),
+        xi_ci=None if tail.xi_ci is None else (tail.xi_ci[0], tail.xi_ci[1]),
+        xi_draws=None if tail.draws is None else np.asarray(tail.draws.xi, dtype=float),
+        sigma_draws=None if tail.draws is None else np.asarray(tail.draws.sigma, dtype=float),
+        cap_source=tail.cap_source,
+        tail_source=tail.source,
+        summary=dict(q.summary),
+        diagnostics=dict(q.diagnostics),
+    )
+
+
+def _class(name: str, c: ClassDoc) -> ClassFit:
+    r, dr, dep = c.rates, c.drift, c.dependence
+    return ClassFit(
+        name=name,
+        requests=c.requests,
+        share=c.share,
+        cost_total=c.cost_total,
+        quantities={q: _quantity(q, qd) for q, qd in c.quantities.items()},
+        dependence=(tuple(dep.variables), np.asarray(dep.correlation, dtype=float)),
+        rates=Rates(
+            error_rate=r.error_rate,
+            retry_pmf=r.retry_pmf,
+            retry_mean=r.retry_mean,
+            retry_cost_share=r.retry_cost_share,
+            cold_start_rate=r.cold_start_rate,
+            cold_start_cost_ratio=r.cold_start_cost_ratio,
+            cold_start_latency_ms=r.cold_start_latency_ms,
+        ),
+        drift=Drift(
+            window_s=dr.window_s,
+            windows=dr.windows,
+            level_sd=dr.level_sd,
+            step_sd=dr.step_sd,
+            phi=dr.phi,
+            estimated=dr.estimated,
+            note=dr.note,
+        ),
+        hourly_profile=c.hourly_profile,
     )
 
 
 def model_from_dict(d: dict[str, Any], source: str = "<model>") -> FittedModel:
+    """The model a model file holds, every value checked (`model_format.ModelDoc`); any problem
+    is a `ModelFileError` naming the key path of each bad value."""
     if not isinstance(d, dict) or d.get("kind") != KIND:
         raise ModelFileError(f'{source}: not a costsim model file (no "kind": "{KIND}")')
     version = d.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION or isinstance(version, bool):
         raise ModelFileError(
             f"{source}: model schema_version {version!r} is not supported (this costsim reads "
             f"version {SCHEMA_VERSION}); refit the pilot with `costsim fit`"
         )
-    try:
-        o = d["options"]
-        options = FitOptions(
-            seed=int(o["seed"]),
-            caps={k: float(v) for k, v in o["caps"].items()},
-            default_cap_factor=_opt(o["default_cap_factor"]),
-            min_class_rows=int(o["min_class_rows"]),
-            drift_window_s=float(o["drift_window_s"]),
-        )
-        classes = {}
-        for name, c in d["classes"].items():
-            r, dr, dep = c["rates"], c["drift"], c["dependence"]
-            classes[name] = ClassFit(
-                name=name,
-                requests=int(c["requests"]),
-                share=float(c["share"]),
-                cost_total=_opt(c["cost_total"]),
-                quantities={q: _quantity_from_dict(q, qd) for q, qd in c["quantities"].items()},
-                dependence=(tuple(dep["variables"]), np.asarray(dep["correlation"], dtype=float)),
-                rates=Rates(
-                    error_rate=_opt(r["error_rate"]),
-                    retry_pmf=_tuple(r["retry_pmf"]),
-                    retry_mean=_opt(r["retry_mean"]),
-                    retry_cost_share=_opt(r["retry_cost_share"]),
-                    cold_start_rate=_opt(r["cold_start_rate"]),
-                    cold_start_cost_ratio=_opt(r["cold_start_cost_ratio"]),
-                    cold_start_latency_ms=_opt(r["cold_start_latency_ms"]),
-                ),
-                drift=Drift(
-                    window_s=float(dr["window_s"]),
-                    windows=int(dr["windows"]),
-                    level_sd=float(dr["level_sd"]),
-                    step_sd=float(dr["step_sd"]),
-                    phi=float(dr["phi"]),
-                    estimated=bool(dr["estimated"]),
-                    note=dr.get("note"),
-                ),
-                hourly_profile=_tuple(c.get("hourly_profile")),
-            )
-        t = d["traffic"]
-        traffic = Traffic(
-            requests=int(t["requests"]),
-            start=_opt(t["start"]),
-            end=_opt(t["end"]),
-            duration_s=_opt(t["duration_s"]),
-            rate_per_hour=_opt(t["rate_per_hour"]),
-            hourly_profile=_tuple(t["hourly_profile"]),
-            weekday_profile=_tuple(t["weekday_profile"]),
-        )
-        src = d["source"]
-        return FittedModel(
-            source=str(src["path"]),
-            rows_read=int(src["rows_read"]),
-            rows_dropped=int(src["rows_dropped"]),
-            columns=dict(src["columns"]),
-            options=options,
-            classes=classes,
-            traffic=traffic,
-            concentration=d.get("concentration"),
-            notes=tuple(d.get("notes", ())),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(
-            f"{source}: malformed model file ({type(exc).__name__}: {exc})"
-        ) from None
+    doc = validated(ModelDoc, d, ModelFileError, source)
+    o, t, src = doc.options, doc.traffic, doc.source
+    return FittedModel(
+        source=src.path,
+        rows_read=src.rows_read,
+        rows_dropped=src.rows_dropped,
+        columns=dict(src.columns),
+        options=FitOptions(
+            seed=o.seed,
+            caps=dict(o.caps),
+            default_cap_factor=o.default_cap_factor,
+            min_class_rows=o.min_class_rows,
+            drift_window_s=o.drift_window_s,
+        ),
+        classes={name: _class(name, c) for name, c in doc.classes.items()},
+        traffic=Traffic(
+            requests=t.requests,
+            start=t.start,
+            end=t.end,
+            duration_s=t.duration_s,
+            rate_per_hour=t.rate_per_hour,
+            hourly_profile=t.hourly_profile,
+            weekday_profile=t.weekday_profile,
+        ),
+        concentration=None if doc.concentration is None else dict(doc.concentration),
+        notes=tuple(doc.notes),
+    )
 
 
 def read_json(path: str | Path, what: str, error: type[CostsimError]) -> Any:
@@ -309,7 +274,7 @@ def read_json(path: str | Path, what: str, error: type[CostsimError]) -> Any:
         raise error(f"{what} not found: {path}")
     try:
         return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8, JSON, or a huge integer
         raise error(f"{path}: cannot read the {what} as JSON ({exc})") from None
 
 

@@ -205,13 +205,3 @@ class SplicedDistribution:
             "sigma": float(self.sigma),
             "cap": None if self.cap is None else float(self.cap),
         }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SplicedDistribution:
-        return cls(
-            body_quantiles=np.asarray(d["body_quantiles"], dtype=float),
-            tail_prob=float(d["tail_prob"]),
-            xi=float(d["xi"]),
-            sigma=float(d["sigma"]),
-            cap=None if d.get("cap") is None else float(d["cap"]),
-        )
