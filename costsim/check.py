@@ -19,17 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from .baseline import BaselineError, load_baseline  # noqa: F401 (load_baseline re-exported)
 from .errors import CostsimError
 from .fit import FittedModel
 from .forecast import (
-    FORECAST_SCHEMA_VERSION,
     QUANTILES,
     Forecast,
     model_hash,
     quantile_with_error,
     run_forecast,
 )
-from .modelfile import read_json
 from .scenario import Scenario, parse_scenario
 
 STATS = (*QUANTILES, "mean")
@@ -37,10 +36,6 @@ PASS, WARN, FAIL, REGRESSION, INFO = "PASS", "WARN", "FAIL", "REGRESSION", "INFO
 EXIT_PASS, EXIT_BUDGET, EXIT_BAD_INPUT, EXIT_REGRESSION = 0, 1, 2, 3
 Z95 = 1.959963984540054
 DEFAULT_COMPARE = ("p50", "p95", "p99", "mean")
-
-
-class BaselineError(CostsimError):
-    """A baseline forecast cannot be compared with this run."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +53,22 @@ def merge_limits(base: tuple[Limit, ...], override: tuple[Limit, ...]) -> tuple[
     merged = {lim.stat: lim for lim in base}
     for lim in override:
         old = merged.get(lim.stat, Limit(lim.stat, None))
-        merged[lim.stat] = Limit(
-            lim.stat,
-            lim.fail if lim.fail is not None else old.fail,
-            lim.warn if lim.warn is not None else old.warn,
-        )
+        fail = lim.fail if lim.fail is not None else old.fail
+        warn = lim.warn if lim.warn is not None else old.warn
+        if lim.warn is None and warn is not None and fail is not None and warn >= fail:
+            warn = None  # a new fail level at or below the inherited warn level replaces both
+        merged[lim.stat] = Limit(lim.stat, fail, warn)
     return tuple(merged.values())
+
+
+def validate_limits(limits: list[Limit] | tuple[Limit, ...], where: str) -> None:
+    """A warn level must sit below its fail level (else it could never warn)."""
+    for lim in limits:
+        if lim.fail is not None and lim.warn is not None and not lim.warn < lim.fail:
+            raise CostsimError(
+                f"{where}: {lim.stat}: the warn level {usd(lim.warn)} must be below the fail "
+                f"level {usd(lim.fail)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -204,35 +209,6 @@ def _number(text: str, what: str) -> float:
 # ---------------------------------------------------------------------------------------------
 # Baselines
 # ---------------------------------------------------------------------------------------------
-
-
-def load_baseline(path: str | Path) -> dict[str, Any]:
-    """Read a stored ``costsim forecast --json`` output; refuse anything else."""
-    data = read_json(path, "baseline", BaselineError)
-    if not isinstance(data, dict) or data.get("kind") != "costsim.forecast":
-        raise BaselineError(
-            f"baseline {path}: not a costsim forecast (write one with `costsim forecast "
-            f"SCENARIO --json {path}`)"
-        )
-    version = data.get("schema_version")
-    if version != FORECAST_SCHEMA_VERSION:
-        raise BaselineError(
-            f"baseline {path}: forecast schema_version {version!r}, this costsim reads "
-            f"{FORECAST_SCHEMA_VERSION}; refresh the baseline with `costsim forecast SCENARIO "
-            f"--json {path}`"
-        )
-    for key in (
-        "quantiles",
-        "quantile_se",
-        "horizon_s",
-        "seed",
-        "trials",
-        "model_hash",
-        "per_class",
-    ):
-        if key not in data:
-            raise BaselineError(f"baseline {path}: malformed forecast JSON (no {key!r})")
-    return data
 
 
 def reproduce_baseline(
@@ -465,14 +441,18 @@ def evaluate(
     compare: tuple[str, ...] = DEFAULT_COMPARE,
     notes: tuple[str, ...] = (),
     baseline_totals: np.ndarray | None = None,
+    regression_fc: Forecast | None = None,
 ) -> CheckResult:
+    """Verdicts on ``fc`` (budgets, exceedance) and, against a baseline, on ``regression_fc``
+    (the rerun with the baseline's seed and trials; ``fc`` when omitted)."""
     verdicts = budget_verdicts(fc, limits) + exceedance_verdicts(fc, exceed)
     changes: tuple[ClassChange, ...] = ()
     if baseline is not None:
+        rfc = regression_fc if regression_fc is not None else fc
         tol = tolerance or Tolerance(0.05, True)
-        verdicts += regression_verdicts(fc, baseline, tol, compare, baseline_totals)
-        verdicts += distribution_shift(fc, baseline)
-        changes = class_changes(fc, baseline)
+        verdicts += regression_verdicts(rfc, baseline, tol, compare, baseline_totals)
+        verdicts += distribution_shift(rfc, baseline)
+        changes = class_changes(rfc, baseline)
     return CheckResult(
         fc.scenario_name, fc.trials, fc.seed, tuple(verdicts), baseline_path, changes, notes
     )

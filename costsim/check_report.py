@@ -151,12 +151,14 @@ def _changes_line(result: CheckResult) -> str:
 
 
 def lines(results: list[CheckResult]) -> list[str]:
-    """One line per verdict, one per result with class changes, then the summary line."""
+    """One line per verdict, one per result with class changes, one per note (how the figures
+    were compared), then the summary line."""
     out = []
     for r in results:
         out += [verdict_line(v) for v in r.verdicts]
         if r.class_changes:
             out.append(_changes_line(r))
+        out += [_one_line(f"{INFO} {r.scenario} note: {note}") for note in r.notes]
     out.append(summary_line(results))
     return out
 

@@ -1,30 +1,36 @@
 """The command-line shell: parse options, call one library function, render, map errors.
 
-Exit codes: 0 success; 2 bad input or usage (one line on stderr, never a traceback).
+Exit codes: 0 success; 1 a budget broken and 3 a regression (``check``); 2 bad input or usage
+(one line on stderr, never a traceback); 70 a bug in costsim.
+
+Outputs follow one policy (`costsim.outputs`): checked before any work, never an input, ``-``
+for standard output, all written together or none.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from typer.core import TyperGroup
 
 from . import __version__
 from .check import (
     DEFAULT_COMPARE,
     STATS,
-    CheckConfig,
     CheckResult,
     CheckSpec,
     Exceedance,
@@ -40,40 +46,102 @@ from .check import (
     parse_tolerance,
     reproduce_baseline,
     trials_needed,
+    validate_limits,
 )
 from .check_report import check_to_dict, check_to_junit, check_to_markdown, render_check
 from .check_report import lines as check_lines
 from .dashboard import fit_summary_to_dict, render_fit, summarize_fit
 from .errors import CostsimError, CostsimWarning
 from .fit import DRIFT_WINDOW_S, MIN_CLASS_ROWS, QUANTITIES, FitOptions, fit_model
-from .forecast import CHUNK_TRIALS, run_forecast
+from .forecast import CHUNK_TRIALS, Forecast, reference_seconds, run_forecast
 from .logs import ColumnMap, read_pilot
-from .modelfile import dumps, load_model, model_to_json, save_model, write_atomic
+from .modelfile import check_model_text, dumps, load_model, model_to_json
+from .outputs import STDOUT, Output, check_outputs, write_outputs
 from .report import (
+    PLOT_FORMATS,
+    SAMPLE_SUFFIXES,
     forecast_to_dict,
     forecast_to_markdown,
-    render_forecast,
-    write_plot,
-    write_samples,
+    plot_bytes,
+    plot_format,
+    require_matplotlib,
+    sample_format,
+    samples_bytes,
 )
-from .scenario import init_scenario_text, json_schema, load_scenario, parse_duration, read_yaml
+from .scenario import (
+    MAX_SEED,
+    MAX_TRIALS,
+    MIN_TRIALS,
+    Scenario,
+    init_scenario_text,
+    json_schema,
+    load_scenario,
+    parse_duration,
+    read_yaml,
+)
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, not bad input and not a broken budget
 DEFAULT_CONFIG = "costsim.yaml"
 AUTO_TRIALS_CAP = 500_000
+PROGRESS_AFTER_S = 2.0  # a progress bar appears once a run has taken this long
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a value not among the choices) as one red line on
+    stderr and exit 2, like every other bad input, instead of click's usage block."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        if not standalone_mode:
+            return super().main(*args, **kwargs)
+        try:
+            rv = super().main(*args, **kwargs)
+        except typer.Abort:
+            stderr.print("aborted")
+            sys.exit(1)
+        except Exception as exc:
+            code, message = getattr(exc, "exit_code", None), getattr(exc, "format_message", None)
+            if not isinstance(code, int) or message is None:
+                raise  # not a usage error: `main` reports it as a bug
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                exc.show()  # type: ignore[attr-defined]  # `costsim` alone: the help
+                sys.exit(code)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} -h')" if ctx is not None else ""
+            text = str(message()).replace("Value error, ", "")  # typer's coercion wording
+            stderr.print(f"[bold red]error:[/] {escape(text)}{escape(hint)}", soft_wrap=True)
+            sys.exit(code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
     name="costsim",
+    cls=_OneLineErrors,
     help="Forecast what AI inference will cost in production from the logs of a pilot.",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
-    add_completion=False,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
 stderr = Console(stderr=True, highlight=False)
 WIDE = 160  # width of tables written to a pipe or a CI log, where no terminal sets one
+
+
+class Engine(str, Enum):
+    """--engine: the stratified engine, or the per-request reference."""
+
+    strata = "strata"
+    reference = "reference"
+
+
+class CheckFormat(str, Enum):
+    """--format of `check`'s standard output."""
+
+    auto = "auto"
+    table = "table"
+    lines = "lines"
 
 
 def _stdout() -> Console:
@@ -114,6 +182,15 @@ def _root(
     ] = False,
 ) -> None:
     """Forecast what AI inference will cost in production from the logs of a pilot."""
+    if not os.environ.get("COSTSIM_DEBUG"):
+        # Arithmetic trouble is caught where it matters (inputs bounded, results checked for
+        # being finite); numpy's raw RuntimeWarnings would only confuse a user.
+        warnings.filterwarnings("ignore", category=RuntimeWarning)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared option checks
+# ---------------------------------------------------------------------------------------------
 
 
 def parse_duration_option(text: str, option: str) -> float:
@@ -140,29 +217,110 @@ def parse_caps(items: list[str], max_tokens: int | None) -> dict[str, float]:
             cap = float(value)
         except ValueError:
             _fail(f"--cap {name}: expected a positive number, got {value!r}")
-        if not cap > 0:
+        if not (cap > 0 and np.isfinite(cap)):
             _fail(f"--cap {name}: expected a positive number, got {value!r}")
         caps[name] = cap
     return caps
 
 
-def _emit_json(payload: dict[str, Any], target: str) -> None:
-    text = dumps(payload) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-    else:
-        write_atomic(target, text)
+def _trials_option(value: int | str, option: str = "--trials", auto: bool = False) -> int:
+    """A trial count within the same bounds as the scenario's `trials:`."""
+    allowed = f"{'auto or ' if auto else ''}an integer in [{MIN_TRIALS:,}, {MAX_TRIALS:,}]"
+    try:
+        n = int(str(value).replace("_", "").replace(",", ""))
+    except ValueError:
+        _fail(f"{option}: expected {allowed}, got {value!r}")
+    if not MIN_TRIALS <= n <= MAX_TRIALS:
+        _fail(f"{option}: expected {allowed}, got {value!r}")
+    return n
+
+
+def _seed_option(value: int | None) -> int | None:
+    if value is not None and not 0 <= value <= MAX_SEED:
+        _fail(f"--seed: expected an integer in [0, {MAX_SEED}], got {value}")
+    return value
+
+
+class _LazyProgress:
+    """A progress bar on stderr that appears only on a terminal, and only once the work has
+    taken longer than ``PROGRESS_AFTER_S`` (quick runs and CI logs stay clean)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.start = time.monotonic()
+        self.bar: Progress | None = None
+        self.task: Any = None
+        self.enabled = stderr.is_terminal
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.monotonic() - self.start < PROGRESS_AFTER_S:
+                return
+            self.bar = Progress(
+                TextColumn(self.label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=stderr,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[_LazyProgress]:
+    bar = _LazyProgress(label)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _chunk_progress(bar: _LazyProgress, total: int) -> Callable[[int], None]:
+    done = [0]
+
+    def advance(n: int) -> None:
+        done[0] += n
+        bar.update(done[0], total)
+
+    return advance
+
+
+def _show_report(outputs: list[Output], quiet: bool) -> bool:
+    """The human report goes to stdout unless asked not to, or stdout carries an output."""
+    return not quiet and not any(o.to_stdout for o in outputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# fit
+# ---------------------------------------------------------------------------------------------
+
+
+def _column(help_text: str) -> Any:
+    return typer.Option(metavar="COLUMN", help=help_text)
 
 
 @app.command()
 def fit(
     pilot: Annotated[
-        Path, typer.Argument(help="Pilot log: Parquet file or dataset directory, or CSV.")
+        Path,
+        typer.Argument(help="Pilot log: Parquet file or dataset directory, or CSV."),
     ],
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "-o", "--output", help="Model file to write [default: <pilot stem>.model.json]."
+            "-o",
+            "--output",
+            metavar="PATH",
+            help="Model file to write ('-' = stdout) [default: <pilot stem>.model.json].",
         ),
     ] = None,
     json_out: Annotated[
@@ -190,30 +348,40 @@ def fit(
     ] = None,
     max_tokens: Annotated[
         int | None,
-        typer.Option("--max-tokens", help="Context window: caps input and output tokens."),
+        typer.Option(
+            "--max-tokens", metavar="N", help="Context window: caps input and output tokens."
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the fit's random streams.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", metavar="N", help="Seed of the fit's random streams.")
+    ] = 0,
     min_class_rows: Annotated[
-        int, typer.Option("--min-class-rows", help="Fewest rows a class needs to be fitted.")
+        int,
+        typer.Option(
+            "--min-class-rows", metavar="N", help="Fewest rows a class needs to be fitted."
+        ),
     ] = MIN_CLASS_ROWS,
     drift_window: Annotated[
-        str, typer.Option("--drift-window", help="Window over which unit-cost drift is measured.")
+        str,
+        typer.Option(
+            "--drift-window",
+            metavar="DURATION",
+            help="Window over which unit-cost drift is measured, e.g. 1h.",
+        ),
     ] = f"{DRIFT_WINDOW_S / 3600:g}h",
-    class_col: Annotated[
-        str, typer.Option("--class-col", help="Query-class column.")
-    ] = "query_class",
-    cost_col: Annotated[
-        str, typer.Option("--cost-col", help="Billed cost (USD) column.")
-    ] = "cost_usd",
-    input_tokens_col: Annotated[str, typer.Option("--input-tokens-col")] = "input_tokens",
-    output_tokens_col: Annotated[str, typer.Option("--output-tokens-col")] = "output_tokens",
-    cached_tokens_col: Annotated[str, typer.Option("--cached-tokens-col")] = "cached_input_tokens",
-    timestamp_col: Annotated[str, typer.Option("--timestamp-col")] = "timestamp",
-    latency_col: Annotated[str, typer.Option("--latency-col")] = "latency_ms",
-    status_col: Annotated[str, typer.Option("--status-col")] = "status",
-    error_col: Annotated[str, typer.Option("--error-col")] = "error",
-    retries_col: Annotated[str, typer.Option("--retries-col")] = "retries",
-    cold_start_col: Annotated[str, typer.Option("--cold-start-col")] = "cold_start",
+    class_col: Annotated[str, _column("Query-class column.")] = "query_class",
+    cost_col: Annotated[str, _column("Billed cost (USD) column.")] = "cost_usd",
+    input_tokens_col: Annotated[str, _column("Input tokens column.")] = "input_tokens",
+    output_tokens_col: Annotated[str, _column("Output tokens column.")] = "output_tokens",
+    cached_tokens_col: Annotated[
+        str, _column("Cached input tokens column.")
+    ] = "cached_input_tokens",
+    timestamp_col: Annotated[str, _column("Arrival time column.")] = "timestamp",
+    latency_col: Annotated[str, _column("Latency (ms) column.")] = "latency_ms",
+    status_col: Annotated[str, _column("Status (ok/error) column.")] = "status",
+    error_col: Annotated[str, _column("Error flag column (if no status).")] = "error",
+    retries_col: Annotated[str, _column("Retries column.")] = "retries",
+    cold_start_col: Annotated[str, _column("Cold-start flag column.")] = "cold_start",
 ) -> None:
     """Fit a per-class heavy-tail cost model to a pilot log and show the dashboard.
 
@@ -221,68 +389,78 @@ def fit(
     """
     if min_class_rows < 2:
         _fail(f"--min-class-rows: expected an integer >= 2, got {min_class_rows}")
+    _seed_option(seed)
     options = FitOptions(
         seed=seed,
         caps=parse_caps(cap or [], max_tokens),
         min_class_rows=min_class_rows,
         drift_window_s=parse_duration_option(drift_window, "--drift-window"),
     )
-    columns = ColumnMap(
-        query_class=class_col,
-        cost=cost_col,
-        input_tokens=input_tokens_col,
-        output_tokens=output_tokens_col,
-        cached_input_tokens=cached_tokens_col,
-        timestamp=timestamp_col,
-        latency=latency_col,
-        status=status_col,
-        error=error_col,
-        retries=retries_col,
-        cold_start=cold_start_col,
-    )
-    out_path = output or Path(f"{_stem(pilot)}.model.json")
-    with user_errors(), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CostsimWarning)
-        log = read_pilot(pilot, columns, drop_invalid=drop_invalid)
-        for d in log.dropped:
-            more = ", ..." if d.count > len(d.first_rows) else ""
-            rows = ", ".join(str(r) for r in d.first_rows) + more
-            stderr.print(
-                f"[yellow]dropped {d.count:,} rows: {escape(d.reason)} (rows {rows})[/]",
-                soft_wrap=True,
-            )
-        model = fit_model(log, options)
-    for w in caught:
-        if issubclass(w.category, CostsimWarning):
-            stderr.print(f"[yellow]warning:[/] {escape(str(w.message))}", soft_wrap=True)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    summary = summarize_fit(model)
-    _write(lambda: save_model(model, out_path), out_path)
-    if json_out is not None:
-        _write(lambda: _emit_json(fit_summary_to_dict(summary), json_out), json_out)
-    if not quiet and json_out != "-":
+    names = {
+        "--class-col": class_col,
+        "--cost-col": cost_col,
+        "--input-tokens-col": input_tokens_col,
+        "--output-tokens-col": output_tokens_col,
+        "--cached-tokens-col": cached_tokens_col,
+        "--timestamp-col": timestamp_col,
+        "--latency-col": latency_col,
+        "--status-col": status_col,
+        "--error-col": error_col,
+        "--retries-col": retries_col,
+        "--cold-start-col": cold_start_col,
+    }
+    for option, name in names.items():
+        if not name.strip():
+            _fail(f"{option}: expected a column name, got an empty string")
+    columns = ColumnMap(*names.values())
+    with user_errors():
+        outputs = check_outputs(
+            [
+                Output("--output", output or f"{_stem(pilot)}.model.json", (".json",)),
+                Output("--json", json_out) if json_out is not None else None,
+            ],
+            [pilot],
+        )
+        with warnings.catch_warnings(record=True) as caught, progress_bar("fitting") as bar:
+            warnings.simplefilter("always", CostsimWarning)
+            log = read_pilot(pilot, columns, drop_invalid=drop_invalid)
+            for d in log.dropped:
+                more = ", ..." if d.count > len(d.first_rows) else ""
+                rows = ", ".join(str(r) for r in d.first_rows) + more
+                plural = "s" if d.count != 1 else ""
+                stderr.print(
+                    f"[yellow]dropped {d.count:,} row{plural}: {escape(d.reason)} "
+                    f"(row{plural} {rows})[/]",
+                    soft_wrap=True,
+                )
+            model = fit_model(log, options, progress=bar.update)
+            text = model_to_json(model)
+            check_model_text(text, str(outputs[0].target))  # what is written must load back
+        for w in caught:
+            if issubclass(w.category, CostsimWarning):
+                stderr.print(f"[yellow]warning:[/] {escape(str(w.message))}", soft_wrap=True)
+        summary = summarize_fit(model)
+        write_outputs(
+            outputs,
+            {"--output": text, "--json": dumps(fit_summary_to_dict(summary)) + "\n"},
+        )
+    if _show_report(outputs, quiet):
         console = _stdout()
         render_fit(summary, console)
-        console.print(f"model written to [bold]{escape(str(out_path))}[/]", soft_wrap=True)
+        console.print(f"model written to [bold]{escape(str(outputs[0].target))}[/]", soft_wrap=True)
 
 
-def _load_inputs(scenario_path: Path, trials: int | None, seed: int | None) -> tuple[Any, Any, str]:
-    """Scenario, model (loaded, or fitted from `pilot:`) and the model's text (for its hash)."""
-    sc = load_scenario(scenario_path)
-    if trials is not None:
-        if trials < 1:
-            _fail(f"--trials: expected a positive integer, got {trials}")
-        sc = replace(sc, trials=trials)
-    if seed is not None:
-        if seed < 0:
-            _fail(f"--seed: expected an integer >= 0, got {seed}")
-        sc = replace(sc, seed=seed)
-    model, text = _scenario_model(sc)
-    return sc, model, text
+# ---------------------------------------------------------------------------------------------
+# forecast, schema, init
+# ---------------------------------------------------------------------------------------------
 
 
-def _scenario_model(sc: Any) -> tuple[Any, str]:
+def _scenario_inputs(sc: Scenario) -> list[Path]:
+    """The files a scenario reads: itself and its model (or pilot log)."""
+    return [p for p in (sc.path, sc.model_path, sc.pilot_path) if p is not None]
+
+
+def _scenario_model(sc: Scenario) -> tuple[Any, str]:
     """The scenario's model (loaded, or fitted from `pilot:`) and its text, for its hash."""
     if sc.model_path is not None:
         return load_model(sc.model_path), sc.model_path.read_text(encoding="utf-8")
@@ -293,16 +471,25 @@ def _scenario_model(sc: Any) -> tuple[Any, str]:
     return model, model_to_json(model)
 
 
-def _progress_run(sc: Any, fn: Any) -> Any:
-    """Run ``fn(progress)`` with a progress bar on stderr when it is a terminal and the run long."""
-    if not stderr.is_terminal or sc.trials < 20_000:
-        return fn(None)
-    with Progress(
-        TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=stderr, transient=True,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("trials", total=sc.trials)
-        return fn(lambda n: bar.advance(task, n))
+def _announce_reference(sc: Scenario) -> None:
+    seconds = reference_seconds(sc)
+    stderr.print(
+        escape(
+            f"reference engine: every request is drawn; {sc.volume.requests:,.0f} requests a "
+            f"trial x {sc.trials:,} trials, expected to take about {_duration_text(seconds)}"
+        ),
+        soft_wrap=True,
+    )
+
+
+def _duration_text(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400 * 2:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 @app.command()
@@ -313,25 +500,38 @@ def forecast(
         typer.Option("--json", metavar="PATH", help="Write the forecast as JSON ('-' = stdout)."),
     ] = None,
     markdown: Annotated[
-        Path | None,
-        typer.Option("--markdown", metavar="PATH", help="Write the report as Markdown."),
+        str | None,
+        typer.Option(
+            "--markdown", metavar="PATH", help="Write the report as Markdown ('-' = stdout)."
+        ),
     ] = None,
     samples: Annotated[
-        Path | None,
-        typer.Option("--samples", metavar="PATH", help="Per-trial totals, .parquet or .csv."),
+        str | None,
+        typer.Option(
+            "--samples",
+            metavar="PATH",
+            help="Per-trial totals, .parquet, .pq or .csv ('-' = CSV on stdout).",
+        ),
     ] = None,
     plot: Annotated[
-        Path | None,
-        typer.Option("--plot", metavar="PATH", help="Histogram PNG (needs costsim[plot])."),
+        str | None,
+        typer.Option(
+            "--plot", metavar="PATH", help="Histogram, .png, .svg or .pdf (needs costsim[plot])."
+        ),
     ] = None,
     engine: Annotated[
-        str, typer.Option("--engine", help="strata (fast) or reference (per request, slow).")
-    ] = "strata",
+        Engine,
+        typer.Option(
+            "--engine",
+            help="strata (fast) or reference (every request drawn; slow, for verification).",
+        ),
+    ] = Engine.strata,
     trials: Annotated[
-        int | None, typer.Option("--trials", help="Override the scenario's trials.")
+        str | None,
+        typer.Option("--trials", metavar="N", help="Override the scenario's trials."),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Override the scenario's seed.")
+        int | None, typer.Option("--seed", metavar="N", help="Override the scenario's seed.")
     ] = None,
     no_bridge: Annotated[
         bool, typer.Option("--no-bridge", help="Skip the naive-to-forecast bridge (faster).")
@@ -342,29 +542,66 @@ def forecast(
 
     Example: costsim forecast scenarios/launch_month.yaml --json forecast.json
     """
-    if samples is not None and samples.suffix.lower() not in (".parquet", ".pq", ".csv"):
-        _fail(f"--samples {samples}: expected a .parquet, .pq or .csv file")
+    n_trials = _trials_option(trials) if trials is not None else None
+    _seed_option(seed)
     with user_errors():
-        sc, model, text = _load_inputs(scenario, trials, seed)
-        fc = _progress_run(
+        sc = load_scenario(scenario)
+        sc = replace(
             sc,
-            lambda progress: run_forecast(
-                sc, model, model_text=text, engine=engine, bridge=not no_bridge, progress=progress
-            ),
+            trials=n_trials if n_trials is not None else sc.trials,
+            seed=seed if seed is not None else sc.seed,
         )
-        if json_out is not None:
-            _write(lambda: _emit_json(forecast_to_dict(fc), json_out), json_out)
-        if markdown is not None:
-            _write(lambda: write_atomic(markdown, forecast_to_markdown(fc)), markdown)
-        if samples is not None:
-            _write(lambda: write_samples(fc, samples), samples)
+        outputs = check_outputs(
+            [
+                Output("--json", json_out) if json_out is not None else None,
+                Output("--markdown", markdown) if markdown is not None else None,
+                Output("--samples", samples, tuple(SAMPLE_SUFFIXES))
+                if samples is not None
+                else None,
+                Output("--plot", plot, tuple(PLOT_FORMATS), text=False)
+                if plot is not None
+                else None,
+            ],
+            _scenario_inputs(sc),
+        )
         if plot is not None:
-            _write(lambda: write_plot(fc, plot, _plot_budget(sc)), plot)
-    if not quiet and json_out != "-":
+            require_matplotlib()
+        model, text = _scenario_model(sc)
+        if engine is Engine.reference:
+            _announce_reference(sc)
+        with progress_bar("simulating") as bar:
+            fc = run_forecast(
+                sc,
+                model,
+                model_text=text,
+                engine=engine,
+                bridge=not no_bridge,
+                progress=_chunk_progress(bar, sc.trials),
+            )
+        write_outputs(outputs, _forecast_contents(fc, sc, outputs))
+    if _show_report(outputs, quiet):
+        from .report import render_forecast
+
         render_forecast(fc, _stdout())
 
 
-def _plot_budget(sc: Any) -> float | None:
+def _forecast_contents(fc: Forecast, sc: Scenario, outputs: list[Output]) -> dict[str, Any]:
+    """Every requested output of a forecast, rendered before anything is written."""
+    contents: dict[str, Any] = {}
+    for out in outputs:
+        if out.option == "--json":
+            contents[out.option] = dumps(forecast_to_dict(fc)) + "\n"
+        elif out.option == "--markdown":
+            contents[out.option] = forecast_to_markdown(fc)
+        elif out.option == "--samples":
+            fmt = "csv" if out.to_stdout else sample_format(out.path)
+            contents[out.option] = samples_bytes(fc, fmt)
+        elif out.option == "--plot":
+            contents[out.option] = plot_bytes(fc, plot_format(out.path), _plot_budget(sc))
+    return contents
+
+
+def _plot_budget(sc: Scenario) -> float | None:
     """The budget line of the plot: the scenario's P95 fail level, else its first limit's."""
     limits = sorted(sc.budget.limits, key=lambda lim: lim.stat != "p95")
     return float(limits[0].fail) if limits and limits[0].fail is not None else None
@@ -373,61 +610,87 @@ def _plot_budget(sc: Any) -> float | None:
 @app.command()
 def schema(
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write the schema here instead of stdout.")
+        str | None,
+        typer.Option(
+            "-o", "--output", metavar="PATH", help="Write the schema here ('-' = stdout, default)."
+        ),
     ] = None,
 ) -> None:
     """Print the JSON Schema of scenario files, for editors to validate and complete them.
 
     Example: costsim schema -o costsim-scenario.schema.json
     """
-    text = json.dumps(json_schema(), indent=2) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        _write(lambda: write_atomic(output, text), output)
+    import json
+
+    with user_errors():
+        outputs = check_outputs([Output("--output", output or STDOUT)], [])
+        write_outputs(outputs, {"--output": json.dumps(json_schema(), indent=2) + "\n"})
 
 
 @app.command()
 def init(
     model: Annotated[Path, typer.Argument(help="Fitted model file (from costsim fit).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Scenario file to write.")] = Path(
-        "scenario.yaml"
-    ),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o", "--output", metavar="PATH", help="Scenario file to write ('-' = stdout)."
+        ),
+    ] = "scenario.yaml",
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing scenario file.")
+    ] = False,
 ) -> None:
     """Write a commented starting scenario for a fitted model.
+
+    A scenario is edited by hand, so an existing one is kept unless --force is given.
 
     Example: costsim init pilot.model.json -o scenario.yaml
     """
     with user_errors():
+        outputs = check_outputs([Output("--output", output)], [model])
         fitted = load_model(model)
-        if output.exists() and not force:
-            _fail(f"{output} exists; pass --force to overwrite it")
-        rel = os.path.relpath(model.resolve(), output.resolve().parent)
-        _write(lambda: write_atomic(output, init_scenario_text(fitted, rel)), output)
-    stderr.print(
-        escape(f"wrote {output}: edit volume and mix, then run `costsim forecast {output}`"),
-        soft_wrap=True,
-    )
+        target = outputs[0]
+        if not target.to_stdout and target.path.exists() and not force:
+            _fail(f"{output} exists; pass --force to replace it")
+        where = Path.cwd() if target.to_stdout else target.path.resolve().parent
+        rel = os.path.relpath(model.resolve(), where)
+        write_outputs(outputs, {"--output": init_scenario_text(fitted, rel)})
+    if not target.to_stdout:
+        stderr.print(
+            escape(f"wrote {output}: edit volume and mix, then run `costsim forecast {output}`"),
+            soft_wrap=True,
+        )
 
+
+# ---------------------------------------------------------------------------------------------
+# check
+# ---------------------------------------------------------------------------------------------
 
 CHECK_HELP = """Run scenarios as a CI budget-regression gate.
 
 Checks budgets (quantiles or the mean, with warn levels), the probability of exceeding an
 amount, and regressions against a stored baseline forecast (`costsim forecast --json`), with
-Monte Carlo error taken into account so that CI never flakes on noise.
+Monte Carlo error taken into account so that CI never flakes on noise. A regression is always
+judged on the baseline's own seed and trials (common random numbers); --trials only sizes the
+run that judges budgets.
 
 Exit codes: 0 all checks pass (warnings never fail); 1 a budget is broken; 3 a regression
-beyond tolerance (budgets met); 2 bad input or usage.
+beyond tolerance (budgets met); 2 bad input or usage, or a forecast that is not finite.
 
 Example: costsim check scenarios/launch_month.yaml --max p95=120000 --baseline base.json
 """
 
 
 def _gather_specs(
-    scenarios: list[Path], config: Path | None, baseline: Path | None, tolerance: str | None,
-    compare: str | None, max_: list[str], warn: list[str], exceed: list[str],
-) -> tuple[list[CheckSpec], CheckConfig | None]:  # fmt: skip
+    scenarios: list[Path],
+    config: Path | None,
+    baseline: Path | None,
+    tolerance: str | None,
+    compare: str | None,
+    max_: list[str],
+    warn: list[str],
+    exceed: list[str],
+) -> tuple[list[CheckSpec], Any]:
     """The checks to run: from the config file and/or the scenarios on the command line."""
     cfg = None
     if config is None and not scenarios and Path(DEFAULT_CONFIG).is_file():
@@ -471,69 +734,80 @@ def _gather_specs(
 
 
 def _run_check(
-    spec: CheckSpec, trials: str | None, precision: float, seed: int | None,
+    spec: CheckSpec,
+    sc: Scenario,
+    trials: str | None,
+    precision: float,
+    seed: int | None,
     allow_model_change: bool,
-) -> CheckResult:  # fmt: skip
-    """One scenario: forecast it (with the baseline's seed and trials) and judge it."""
-    sc = load_scenario(spec.scenario)
+) -> CheckResult:
+    """One scenario: budgets judged on a run of the requested trials; regressions always on a
+    rerun with the baseline's seed and trials (common random numbers, paired errors)."""
     if seed is not None:
         sc = replace(sc, seed=seed)
     model, text = _scenario_model(sc)
-    baseline = None
-    notes: list[str] = []
-    if spec.baseline is not None:
-        baseline = load_baseline(spec.baseline)
-        if seed is None:
-            sc = replace(sc, seed=int(baseline["seed"]))
-        if trials is None:
-            sc = replace(sc, trials=int(baseline["trials"]))
-        notes.append(
-            f"compared with {spec.baseline} (seed {sc.seed}, {sc.trials:,} trials: common "
-            "random numbers)"
-        )
+    baseline = load_baseline(spec.baseline) if spec.baseline is not None else None
     own = tuple(Limit(b.stat, b.fail, b.warn) for b in sc.budget.limits)
     limits = list(merge_limits(own, spec.limits))
+    validate_limits(limits, str(spec.scenario))
     exceed = [*(Exceedance(a, p) for a, p in sc.budget.max_exceed_prob), *spec.exceed]
     if not limits and not exceed and baseline is None:
         _fail(
             f"{spec.scenario}: nothing to check; give a budget (the scenario's `budget:`, --max, "
             "--warn or --exceed) or a --baseline"
         )
-    if trials == "auto":
-        gated = tuple(
-            dict.fromkeys([*(lim.stat for lim in limits), *(spec.compare if baseline else ())])
-        )
+    notes: list[str] = []
+    regression_sc = None
+    if baseline is not None:
+        regression_sc = replace(sc, seed=int(baseline["seed"]), trials=int(baseline["trials"]))
+        if seed is None:
+            sc = replace(sc, seed=regression_sc.seed)
+        if trials is None:
+            sc = replace(sc, trials=regression_sc.trials)
+    budgeted = bool(limits or exceed)
+    if trials == "auto" and budgeted:
+        gated = tuple(dict.fromkeys(lim.stat for lim in limits)) or ("p95",)
         first = run_forecast(replace(sc, trials=CHUNK_TRIALS), model, model_text=text, bridge=False)
-        needed = trials_needed(
-            first.totals, gated or ("p95",), precision, CHUNK_TRIALS, AUTO_TRIALS_CAP
-        )
+        needed = trials_needed(first.totals, gated, precision, CHUNK_TRIALS, AUTO_TRIALS_CAP)
         sc = replace(sc, trials=needed)
         notes.append(
-            f"--trials auto: {needed:,} trials for 95% intervals within {100 * precision:g}% of "
-            f"{', '.join(gated)}" + (" (capped)" if needed >= AUTO_TRIALS_CAP else "")
+            f"budgets: --trials auto chose {needed:,} trials for 95% intervals within "
+            f"{100 * precision:g}% of {', '.join(gated)}"
+            + (" (capped)" if needed >= AUTO_TRIALS_CAP else "")
         )
-    elif trials is not None:
-        sc = replace(sc, trials=_positive_int(trials, "--trials"))
-    fc = run_forecast(sc, model, model_text=text, bridge=False)
-    baseline_totals = None
-    if baseline is not None:
-        check_baseline_compatible(baseline, fc, str(spec.baseline), allow_model_change)
-        baseline_totals, how = reproduce_baseline(baseline, sc, model, text)
-        notes.append(how)
+    elif trials is not None and trials != "auto":
+        sc = replace(sc, trials=_trials_option(trials))
+    fc = run_forecast(sc, model, model_text=text, bridge=False) if budgeted else None
+    regression_fc, baseline_totals = None, None
+    if baseline is not None and regression_sc is not None:
+        same = fc is not None and (sc.seed, sc.trials) == (regression_sc.seed, regression_sc.trials)
+        regression_fc = (
+            fc
+            if same and fc is not None
+            else run_forecast(regression_sc, model, model_text=text, bridge=False)
+        )
+        check_baseline_compatible(baseline, regression_fc, str(spec.baseline), allow_model_change)
+        baseline_totals, how = reproduce_baseline(baseline, regression_sc, model, text)
+        notes.append(
+            f"regressions: compared with {spec.baseline} at its seed {regression_sc.seed} and "
+            f"{regression_sc.trials:,} trials; {how}"
+        )
+        if budgeted and not same:
+            notes.append(f"budgets: judged on their own run (seed {sc.seed}, {sc.trials:,} trials)")
+    judged = fc if fc is not None else regression_fc
+    assert judged is not None  # a budget or a baseline is always given (checked above)
     return evaluate(
-        fc, limits, exceed, baseline, str(spec.baseline) if spec.baseline else None,
-        spec.tolerance, spec.compare, tuple(notes), baseline_totals,
-    )  # fmt: skip
-
-
-def _positive_int(text: str, option: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        _fail(f"{option}: expected 'auto' or a positive integer, got {text!r}")
-    if value < 1:
-        _fail(f"{option}: expected 'auto' or a positive integer, got {text!r}")
-    return value
+        judged,
+        limits,
+        exceed,
+        baseline,
+        str(spec.baseline) if spec.baseline else None,
+        spec.tolerance,
+        spec.compare,
+        tuple(notes),
+        baseline_totals,
+        regression_fc,
+    )
 
 
 Opt = typer.Option  # the check command has many options
@@ -543,74 +817,119 @@ Opt = typer.Option  # the check command has many options
 def check(
     scenarios: Annotated[list[Path] | None, typer.Argument(help="Scenario files.")] = None,
     config: Annotated[
-        Path | None, Opt("--config", help=f"Checks to run [default: ./{DEFAULT_CONFIG}].")
+        Path | None,
+        Opt("--config", metavar="PATH", help=f"Checks to run [default: ./{DEFAULT_CONFIG}]."),
     ] = None,
     max_: Annotated[
         list[str] | None, Opt("--max", metavar="STAT=USD", help="Fail above, e.g. p95=120000.")
     ] = None,
-    warn: Annotated[list[str] | None, Opt("--warn", metavar="STAT=USD", help="Warn above.")] = None,
+    warn: Annotated[
+        list[str] | None, Opt("--warn", metavar="STAT=USD", help="Warn above, e.g. p95=100000.")
+    ] = None,
     exceed: Annotated[
-        list[str] | None, Opt("--exceed", metavar="USD:P", help="Fail when P(total > USD) > P.")
+        list[str] | None,
+        Opt("--exceed", metavar="USD:P", help="Fail when P(total > USD) > P, e.g. 150000:0.05."),
     ] = None,
     baseline: Annotated[
-        Path | None, Opt("--baseline", help="A stored `costsim forecast --json`.")
+        Path | None,
+        Opt("--baseline", metavar="PATH", help="A stored `costsim forecast --json` to compare."),
     ] = None,
     tolerance: Annotated[
-        str | None, Opt("--tolerance", help="Allowed rise: 5% or 2500 (USD) [default: 5%].")
+        str | None,
+        Opt("--tolerance", metavar="PCT|USD", help="Allowed rise: 5% or 2500 (USD) [default: 5%]."),
     ] = None,
     compare: Annotated[
-        str | None, Opt("--compare", help="Compared figures [default: p50,p95,p99,mean].")
+        str | None,
+        Opt("--compare", metavar="STATS", help="Compared figures [default: p50,p95,p99,mean]."),
     ] = None,
     allow_model_change: Annotated[
-        bool, Opt("--allow-model-change", help="Accept a baseline of another model.")
+        bool, Opt("--allow-model-change", help="Accept a baseline made with another model.")
     ] = False,
     trials: Annotated[
-        str | None, Opt("--trials", help="N, or auto [default: the baseline's or scenario's].")
+        str | None,
+        Opt(
+            "--trials",
+            metavar="N|auto",
+            help="Trials of the budget run [default: the baseline's or the scenario's].",
+        ),
     ] = None,
     precision: Annotated[
-        str | None, Opt("--precision", help="--trials auto: CI half-width [default: 1%].")
+        str | None,
+        Opt("--precision", metavar="PCT", help="--trials auto: CI half-width [default: 1%]."),
     ] = None,
-    seed: Annotated[int | None, Opt("--seed", help="Override the seed.")] = None,
+    seed: Annotated[int | None, Opt("--seed", metavar="N", help="Override the seed.")] = None,
     output_format: Annotated[
-        str, Opt("--format", help="auto (table on a terminal, else lines), table or lines.")
-    ] = "auto",
-    markdown: Annotated[Path | None, Opt("--markdown", metavar="PATH", help="Markdown.")] = None,
-    junit: Annotated[Path | None, Opt("--junit", metavar="PATH", help="JUnit XML.")] = None,
+        CheckFormat,
+        Opt("--format", help="auto (table on a terminal, else lines), table or lines."),
+    ] = CheckFormat.auto,
+    markdown: Annotated[
+        str | None, Opt("--markdown", metavar="PATH", help="Markdown ('-' = stdout).")
+    ] = None,
+    junit: Annotated[
+        str | None, Opt("--junit", metavar="PATH", help="JUnit XML ('-' = stdout).")
+    ] = None,
     json_out: Annotated[
         str | None, Opt("--json", metavar="PATH", help="JSON ('-' = stdout).")
     ] = None,
 ) -> None:
-    if output_format not in ("auto", "table", "lines"):
-        _fail(f"--format: expected auto, table or lines, got {output_format!r}")
     if trials is not None and trials != "auto":
-        _positive_int(trials, "--trials")
+        _trials_option(trials, auto=True)
+    _seed_option(seed)
     with user_errors():
         specs, cfg = _gather_specs(
-            scenarios or [], config, baseline, tolerance, compare,
-            max_ or [], warn or [], exceed or [],
-        )  # fmt: skip
+            scenarios or [],
+            config,
+            baseline,
+            tolerance,
+            compare,
+            max_ or [],
+            warn or [],
+            exceed or [],
+        )
         if trials is None and cfg is not None and cfg.trials is not None:
             trials = str(cfg.trials)
         prec_value = cfg.precision if cfg is not None and cfg.precision else 0.01
         if precision is not None:
             prec = parse_tolerance(precision)
-            if not prec.relative or not 0 < prec.value < 1:
-                _fail(f"--precision: expected a percentage such as 1%, got {precision!r}")
+            if not prec.relative or not 0.001 <= prec.value <= 0.5:
+                _fail(
+                    f"--precision: expected a percentage in [0.1%, 50%] such as 1%, got "
+                    f"{precision!r}"
+                )
             prec_value = prec.value
-        results = [_run_check(sp, trials, prec_value, seed, allow_model_change) for sp in specs]
-        md = check_to_markdown(results)
-        if markdown is not None:
-            _write(lambda: write_atomic(markdown, md), markdown)
+        loaded = [load_scenario(sp.scenario) for sp in specs]
+        inputs: list[Path] = [p for p in (config,) if p is not None]
+        for sp, sc in zip(specs, loaded, strict=True):
+            inputs += _scenario_inputs(sc) + ([sp.baseline] if sp.baseline else [])
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        outputs = check_outputs(
+            [
+                Output("--markdown", markdown) if markdown is not None else None,
+                Output("--junit", junit) if junit is not None else None,
+                Output("--json", json_out) if json_out is not None else None,
+                Output("$GITHUB_STEP_SUMMARY", summary, text=False) if summary else None,
+            ],
+            inputs,
+        )
+        results = [
+            _run_check(sp, sc, trials, prec_value, seed, allow_model_change)
+            for sp, sc in zip(specs, loaded, strict=True)
+        ]
+        md = check_to_markdown(results)
+        write_outputs(
+            [o for o in outputs if o.option != "$GITHUB_STEP_SUMMARY"],
+            {
+                "--markdown": md,
+                "--junit": check_to_junit(results),
+                "--json": dumps(check_to_dict(results)) + "\n",
+            },
+        )
         if summary:
-            _write(lambda: _append(summary, md), summary)
-        if junit is not None:
-            _write(lambda: write_atomic(junit, check_to_junit(results)), junit)
-        if json_out is not None:
-            _write(lambda: _emit_json(check_to_dict(results), json_out), json_out)
+            _append(summary, md)
     console = _stdout()
-    if json_out != "-":
-        if output_format == "table" or (output_format == "auto" and console.is_terminal):
+    if not any(o.to_stdout for o in outputs):
+        table = output_format is CheckFormat.table
+        if table or (output_format is CheckFormat.auto and console.is_terminal):
             render_check(results, console)
         else:
             for line in check_lines(results):
@@ -619,8 +938,12 @@ def check(
 
 
 def _append(path: str, text: str) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(text if text.endswith("\n") else text + "\n")
+    """Append to a file others write too (the CI job summary): no rename, one write."""
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        _fail(f"cannot append to $GITHUB_STEP_SUMMARY {path}: {exc.strerror or exc}")
 
 
 def _stem(path: Path) -> str:
@@ -631,21 +954,18 @@ def _stem(path: Path) -> str:
     return name or "pilot"
 
 
-def _write(action: Any, target: Any) -> None:
-    try:
-        action()
-    except OSError as exc:
-        _fail(f"cannot write {target}: {exc.strerror or exc}")
-
-
-EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, not bad input and not a broken budget
-
-
 def main() -> None:
     """Console-script entry point. A bug exits 70 with one line (a traceback when
     COSTSIM_DEBUG is set), so that CI never mistakes it for a broken budget (1)."""
     try:
         app()
+    except MemoryError:
+        stderr.print(
+            "[bold red]error:[/] out of memory: this run needs more memory than the machine has; "
+            "lower --trials, the number of classes, or the horizon / resolution",
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_BAD_INPUT)
     except Exception as exc:  # only what the commands did not map to an exit code
         if os.environ.get("COSTSIM_DEBUG"):
             raise

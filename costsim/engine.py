@@ -78,11 +78,21 @@ class Strata:
     unit: UnitCost
 
 
+def _base_edges() -> np.ndarray:
+    """Survival-probability edges of the strata before a tail threshold is added."""
+    tail_s = np.geomspace(0.1, S_MIN, round(np.log(S_MIN / 0.1) / np.log(TAIL_STEP)) + 1)
+    return np.concatenate([1.0 - BODY_EDGES_Q, tail_s[1:]])
+
+
+def strata_count() -> int:
+    """The most strata a class has (one more where its tail threshold splits a stratum)."""
+    return int(_base_edges().size)
+
+
 def build_strata(unit: UnitCost) -> Strata:
     """Precompute the strata of a unit-cost distribution, for every parameter row."""
     d = unit.dist
-    tail_s = np.geomspace(0.1, S_MIN, round(np.log(S_MIN / 0.1) / np.log(TAIL_STEP)) + 1)
-    edges = np.concatenate([1.0 - BODY_EDGES_Q, tail_s[1:]])
+    edges = _base_edges()
     if d.has_tail and S_MIN < d.tail_prob < 1.0:
         edges = np.unique(np.concatenate([edges, [d.tail_prob]]))[::-1]
     probs = edges[:-1] - edges[1:]

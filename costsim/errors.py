@@ -27,6 +27,15 @@ class ScenarioError(CostsimError):
     """A scenario file is invalid."""
 
 
+class ForecastError(CostsimError):
+    """A forecast came out that cannot be trusted (a figure not finite, or $0 for priced
+    traffic), or would need more memory than it may take."""
+
+
+class OutputError(CostsimError):
+    """An output path cannot be written, or would overwrite an input."""
+
+
 class CostsimWarning(UserWarning):
     """Base class of costsim's warnings."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,8 +172,14 @@ class FittedModel:
 # ---------------------------------------------------------------------------------------------
 
 
-def fit_model(log: PilotLog, options: FitOptions | None = None) -> FittedModel:
-    """Fit the per-class model. Raises `FitError` when a class cannot be fitted."""
+def fit_model(
+    log: PilotLog,
+    options: FitOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> FittedModel:
+    """Fit the per-class model. Raises `FitError` when a class cannot be fitted.
+
+    ``progress(done, total)`` is called as the work advances (two steps a class)."""
     options = options or FitOptions()
     unknown = sorted(set(options.caps) - set(QUANTITIES))
     if unknown:
@@ -210,6 +216,8 @@ def fit_model(log: PilotLog, options: FitOptions | None = None) -> FittedModel:
             assert column is not None
             qfits[q] = _prepare_quantity(q, column[rows], column[sample], rng)
         partial[name] = {"rows": rows, "sample": sample, "rng": rng, "q": qfits}
+        if progress is not None:
+            progress(ci + 1, 2 * len(log.classes))
 
     # Pooled tail shapes for classes too small to fit their own.
     pooled = {q: _pooled_shape(q, partial, pooled_rng, notes) for q in present}
@@ -238,6 +246,8 @@ def fit_model(log: PilotLog, options: FitOptions | None = None) -> FittedModel:
         )
         for qf in quantities.values():
             _warn_heavy(name, qf)
+        if progress is not None:
+            progress(len(log.classes) + len(classes), 2 * len(log.classes))
 
     traffic = _traffic(log, notes)
     return FittedModel(

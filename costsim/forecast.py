@@ -13,15 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from scipy import special
 
 from . import __version__
-from .engine import Strata, UnitCost, aggregate, build_strata, reference_sum
-from .errors import ScenarioError
+from .engine import Strata, UnitCost, aggregate, build_strata, reference_sum, strata_count
+from .errors import ForecastError, ScenarioError
 from .fit import ClassFit, FittedModel, fit_values, pilot_level_variance
 from .scenario import Price, Scenario, validate_against_model
 from .traffic import (
@@ -40,6 +40,7 @@ CHUNK_TRIALS = 2000  # part of reproducibility: results depend on it, so it is f
 BRIDGE_TRIALS = 4000  # trials of the bridge's intermediate steps
 QUANTILES = {"p5": 0.05, "p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 REPRICE_MIN_SAMPLE = 20_000
+REPRICE_MAX_SAMPLE = 2_000_000  # bounded memory whatever a model file says of a class's size
 CONCENTRATION_SAMPLE = 1 << 17
 ENGINES = ("strata", "reference")
 _Z95 = 1.959963984540054
@@ -183,7 +184,7 @@ def _reprice(cf: ClassFit, price: Price, rng: np.random.Generator) -> tuple[Unit
             f"pricing.classes.{cf.name}: the model has no token columns for class '{cf.name}', "
             "so it cannot be re-priced; remove its price or refit with token columns"
         )
-    n = max(cf.requests, REPRICE_MIN_SAMPLE)
+    n = min(max(cf.requests, REPRICE_MIN_SAMPLE), REPRICE_MAX_SAMPLE)
     draws = _copula_sample(cf, n, rng)
     zero = np.zeros(n)
     inp = draws.get("input_tokens", zero)
@@ -538,6 +539,14 @@ def _reference_class(
     return tot, counts.sum(axis=1).astype(float)
 
 
+REFERENCE_S_PER_REQUEST = 150e-9  # measured on the 2-core development machine
+
+
+def reference_seconds(scenario: Scenario) -> float:
+    """Roughly how long ``--engine reference`` takes: it draws every request of every trial."""
+    return REFERENCE_S_PER_REQUEST * scenario.volume.requests * scenario.trials
+
+
 def scenario_hash(scenario: Scenario) -> str:
     text = json.dumps(scenario.raw, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -626,6 +635,46 @@ def _concentration(prep: Prepared, rng: np.random.Generator) -> dict[str, float]
     return out
 
 
+GIB = float(1 << 30)
+RUN_MEMORY = 8 * GIB  # strata, per-trial results and chunk temporaries of one forecast
+_CHUNK_ARRAYS = 8  # (chunk trials x classes) float arrays alive at once in `simulate`
+
+
+def memory_needed(scenario: Scenario, model: FittedModel) -> dict[str, float]:
+    """Bytes a forecast will hold, estimated before anything is allocated: the strata of every
+    class (parameter rows x strata x 4 moments), the per-trial class totals and request counts
+    the result keeps, and the temporaries of one chunk of trials."""
+    n_classes = len(model.classes) + len(scenario.mix.new_classes)
+    rows = 1 + max(
+        (
+            qf.xi_draws.size if qf.xi_draws is not None else 0
+            for cf in model.classes.values()
+            for qf in cf.quantities.values()
+        ),
+        default=0,
+    )
+    return {
+        "strata": 4 * 8.0 * n_classes * rows * strata_count(),
+        "results": 2 * 8.0 * scenario.trials * n_classes,
+        "chunk": _CHUNK_ARRAYS * 8.0 * min(CHUNK_TRIALS, scenario.trials) * n_classes,
+    }
+
+
+def guard_memory(scenario: Scenario, model: FittedModel) -> None:
+    """Refuse, before allocating, a forecast that would hold more than `RUN_MEMORY`."""
+    parts = memory_needed(scenario, model)
+    total = sum(parts.values())
+    if total > RUN_MEMORY:
+        n_classes = len(model.classes) + len(scenario.mix.new_classes)
+        raise ForecastError(
+            f"this forecast would hold about {total / GIB:.1f} GiB ({n_classes:,} classes: "
+            f"{parts['strata'] / GIB:.1f} GiB of strata; {scenario.trials:,} trials: "
+            f"{parts['results'] / GIB:.1f} GiB of per-class totals), more than the "
+            f"{RUN_MEMORY / GIB:.0f} GiB costsim allows itself: lower --trials (or `trials:`), "
+            "or merge small classes into one before fitting"
+        )
+
+
 def run_forecast(
     scenario: Scenario,
     model: FittedModel,
@@ -636,8 +685,10 @@ def run_forecast(
     progress: Callable[[int], None] | None = None,
 ) -> Forecast:
     """The whole forecast of a scenario."""
+    guard_memory(scenario, model)
     prep = prepare(scenario, model)
     class_totals, class_requests = simulate(prep, ALL_DRIVERS, engine, progress=progress)
+    _refuse_overflow(class_totals, tuple(pc.name for pc in prep.classes))
     totals = class_totals.sum(axis=1)
     qs, se, ci = _quantiles(totals)
     naive = prep.pilot_mean_cost * prep.plan.projected_requests
@@ -667,7 +718,7 @@ def run_forecast(
         )
     steps = _bridge(prep, totals, engine) if bridge else ()
     conc_rng = np.random.default_rng(np.random.SeedSequence(scenario.seed, spawn_key=(2**31 + 1,)))
-    return Forecast(
+    fc = Forecast(
         scenario_name=scenario.path.name if scenario.path is not None else "<scenario>",
         scenario_hash=scenario_hash(scenario),
         model_hash=model_hash(model_text) if model_text else "",
@@ -693,6 +744,57 @@ def run_forecast(
         percentiles=np.quantile(totals, np.linspace(0.0, 1.0, 101)),
         scenario_document=dict(scenario.raw),
     )
+    return ensure_trustworthy(fc)
+
+
+ZERO_CHECK_REQUESTS = 1000.0  # above this many projected requests, P50 = $0 cannot be chance
+
+
+def _refuse_overflow(class_totals: np.ndarray, classes: tuple[str, ...]) -> None:
+    bad = ~np.isfinite(class_totals)
+    if bad.any():
+        trials = int(np.count_nonzero(bad.any(axis=1)))
+        cls = classes[int(np.argmax(bad.any(axis=0)))]
+        raise ForecastError(
+            f"the forecast is not finite: {trials:,} of {class_totals.shape[0]:,} trials "
+            f"overflow (first in class '{cls}'); the model's tail or the scenario's volume and "
+            "prices are too large for the arithmetic: cap the tail (`costsim fit --cap "
+            "cost_usd=...`) or check them"
+        )
+
+
+def ensure_trustworthy(fc: Forecast) -> Forecast:
+    """``fc`` itself, or a `ForecastError` when a figure is not finite, or the forecast is $0
+    although priced requests are projected: such a forecast is never a result (and so can
+    never pass a budget check)."""
+    _refuse_overflow(fc.class_totals, fc.classes)
+    figures: dict[str, float] = {
+        "naive linear estimate": fc.naive_linear,
+        "pilot mean cost": fc.pilot_mean_cost,
+        **{k.upper() if k != "mean" else "mean": v for k, v in fc.quantiles.items()},
+        **{f"Monte Carlo error of {k}": v for k, v in fc.quantile_se.items()},
+        **{f"concentration {k}": v for k, v in fc.concentration.items()},
+    }
+    for name, row in fc.per_class.items():
+        for key, value in asdict(row).items():
+            if isinstance(value, float):
+                figures[f"class '{name}' {key}"] = value
+    for step in fc.bridge:
+        figures[f"bridge step '{step.driver}'"] = step.p95
+    for what, value in figures.items():
+        if not np.isfinite(value):
+            raise ForecastError(f"the forecast is not finite: {what} is {value}")
+    priced = fc.naive_linear > 0
+    if priced and (
+        fc.quantiles["mean"] <= 0
+        or (fc.quantiles["p50"] <= 0 and fc.projected_requests >= ZERO_CHECK_REQUESTS)
+    ):
+        raise ForecastError(
+            f"the forecast is $0 (P50 ${fc.quantiles['p50']:g}, mean ${fc.quantiles['mean']:g}) "
+            f"for {fc.projected_requests:,.0f} projected requests at ${fc.pilot_mean_cost:.4g} "
+            "each: check the scenario's volume and its uncertainty"
+        )
+    return fc
 
 
 def forecast_version() -> dict[str, Any]:

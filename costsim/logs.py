@@ -141,6 +141,10 @@ _CSV_SUFFIXES = (".csv", ".csv.gz")
 _BATCH_ROWS = 1 << 18
 _MAX_ROWS_SHOWN = 5
 _MAX_EXAMPLES = 3
+# Largest magnitude a cost, token count, latency or retry count may have. The fit squares
+# values summed over up to ~1e9 rows (and the GPD likelihood exponentiates them); 1e15 keeps
+# that far from float overflow, and no real request costs $1e15 or has 1e15 tokens.
+MAX_VALUE = 1e15
 _DICT = pa.dictionary(pa.int32(), pa.string())
 # CSV cells read as missing. "NaN"/"inf" are deliberately absent: they parse as float NaN/inf.
 _CSV_NULLS = ["", "NA", "N/A", "n/a", "NULL", "null", "None", "#N/A"]
@@ -548,8 +552,10 @@ def _check_range(
     earlier: list[_Problem],
     *,
     allow_negative: bool = False,
+    largest: float | None = MAX_VALUE,
 ) -> list[_Problem]:
-    """``earlier`` problems plus those of a numeric column: missing, NaN, infinite, negative.
+    """``earlier`` problems plus those of a numeric column: missing, NaN, infinite, negative,
+    and (with ``largest``) magnitudes beyond it, which would overflow the fit's arithmetic.
 
     Values that are NaN because they are missing or already reported (e.g. not a number) are
     not reported again as NaN.
@@ -558,7 +564,8 @@ def _check_range(
     if missing is not None:
         problems.append(("missing", missing, []))
     lo, hi = values.min(), values.max()
-    if (allow_negative or lo >= 0) and -np.inf < lo and hi < np.inf:
+    bound = np.inf if largest is None else largest
+    if (allow_negative or lo >= 0) and -bound <= lo and hi <= bound:
         return problems  # no NaN either: min/max would be NaN
     nan = np.isnan(values)
     if missing is not None:
@@ -574,6 +581,13 @@ def _check_range(
         negative = (values < 0) & ~inf
         if negative.any():
             problems.append(("negative", negative, []))
+    if largest is not None:
+        with np.errstate(invalid="ignore"):
+            huge = (np.abs(values) > largest) & ~inf
+        if huge.any():
+            problems.append(
+                (f"too large (above {largest:g})", huge, [_fmt_number(values[huge][0])])
+            )
     return problems
 
 
@@ -736,7 +750,7 @@ class _Timestamps:
         else:
             seconds, missing, problems = _to_numbers(arr)
             self.numeric_pieces.append(piece)
-        return seconds, _check_range(seconds, missing, problems, allow_negative=True)
+        return seconds, _check_range(seconds, missing, problems, allow_negative=True, largest=None)
 
     def _from_temporal(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
         t = arr.type

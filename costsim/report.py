@@ -7,10 +7,8 @@ naive linear estimate. `forecast_to_dict` is the stable JSON contract for CI and
 
 from __future__ import annotations
 
+import io
 import math
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,8 @@ from rich.text import Text
 from .dashboard import _num, _pct, _print_table, _usd
 from .errors import CostsimError
 from .forecast import QUANTILES, Forecast, forecast_version
-from .modelfile import _clean, _umask, dumps, write_atomic
+from .modelfile import _clean, dumps
+from .outputs import write_atomic
 
 KIND = "costsim.forecast"
 CURRENCY = "USD"
@@ -304,22 +303,6 @@ def forecast_to_markdown(fc: Forecast) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _replace_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Let ``write`` fill a temporary file in the same folder, then rename it onto ``path``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _sample_columns(fc: Forecast) -> dict[str, np.ndarray]:
     taken = {"trial", "total_usd"} & set(fc.classes)
     if taken:
@@ -336,25 +319,17 @@ def _sample_columns(fc: Forecast) -> dict[str, np.ndarray]:
     return columns
 
 
-def write_samples(fc: Forecast, path: str | Path) -> None:
-    """Per-trial totals (trial, total_usd, one column per class), Parquet or CSV by suffix.
+def samples_bytes(fc: Forecast, fmt: str) -> bytes:
+    """Per-trial totals (trial, total_usd, one column per class) as a Parquet or CSV file.
 
     Trials are numbered from 0 in simulation order. The Parquet file also carries the scenario
     hash, seed and engine in its schema metadata.
     """
-    path = Path(path)
-    fmt = SAMPLE_SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
-        allowed = ", ".join(SAMPLE_SUFFIXES)
-        raise CostsimError(
-            f"samples file {str(path)!r}: unknown suffix {path.suffix!r}; expected one of {allowed}"
-        )
     columns = _sample_columns(fc)
     if fmt == "csv":
         import pandas as pd
 
-        write_atomic(path, pd.DataFrame(columns).to_csv(index=False, lineterminator="\n"))
-        return
+        return str(pd.DataFrame(columns).to_csv(index=False, lineterminator="\n")).encode()
     meta = {
         "costsim.kind": "costsim.forecast.samples",
         "costsim.scenario_hash": fc.scenario_hash,
@@ -364,25 +339,72 @@ def write_samples(fc: Forecast, path: str | Path) -> None:
         "costsim.currency": CURRENCY,
     }
     table = pa.table(columns).replace_schema_metadata(meta)
-    _replace_atomic(path, lambda tmp: pq.write_table(table, tmp))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def sample_format(path: str | Path) -> str:
+    """``parquet`` or ``csv``, from the suffix of ``path``."""
+    fmt = SAMPLE_SUFFIXES.get(Path(path).suffix.lower())
+    if fmt is None:
+        allowed = ", ".join(SAMPLE_SUFFIXES)
+        raise CostsimError(
+            f"samples file {str(path)!r}: unknown suffix {Path(path).suffix!r}; expected one of "
+            f"{allowed}"
+        )
+    return fmt
+
+
+def write_samples(fc: Forecast, path: str | Path) -> None:
+    """`samples_bytes` written atomically to ``path``, in the format its suffix names."""
+    write_atomic(path, samples_bytes(fc, sample_format(path)))
+
+
+PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+
+def require_matplotlib() -> None:
+    """Say what to install (a `CostsimError`) when matplotlib is missing."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+        from matplotlib.figure import Figure  # noqa: F401
+    except ImportError:
+        raise CostsimError(PLOT_MISSING) from None
+
+
+def plot_format(path: str | Path) -> str:
+    """``png``, ``svg`` or ``pdf``, from the suffix of ``path``."""
+    fmt = PLOT_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise CostsimError(
+            f"plot file {str(path)!r}: unknown suffix {Path(path).suffix!r}; expected one of "
+            f"{', '.join(PLOT_FORMATS)}"
+        )
+    return fmt
 
 
 def write_plot(fc: Forecast, path: str | Path, budget: float | None = None) -> None:
-    """A PNG histogram of per-trial totals with the naive estimate, P50, P95 and the budget.
+    """`plot_bytes` written atomically to ``path``, in the format its suffix names."""
+    write_atomic(path, plot_bytes(fc, plot_format(path), budget))
+
+
+def plot_bytes(fc: Forecast, fmt: str = "png", budget: float | None = None) -> bytes:
+    """A histogram of per-trial totals with the naive estimate, P50, P95 and the budget, as a
+    PNG, SVG or PDF file; the same forecast gives the same bytes (no dates in the metadata).
 
     Uses matplotlib's Agg canvas directly (no pyplot, no global backend switch). A long right
     tail is cut at 1.5 P99 (or the budget, if further out); the trials beyond are counted in
     the legend.
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import FuncFormatter
-    except ImportError:
-        raise CostsimError(PLOT_MISSING) from None
+    require_matplotlib()
+    from matplotlib import rc_context
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
     if budget is not None and not math.isfinite(budget):
         raise CostsimError(f"--budget: expected a finite amount in USD, got {budget!r}")
-    path = Path(path)
     totals = np.asarray(fc.totals, dtype=float)
     marks = [
         ("naive", fc.naive_linear, "grey", "--"),
@@ -414,8 +436,15 @@ def write_plot(fc: Forecast, path: str | Path, budget: float | None = None) -> N
     ax.set_ylabel("trials")
     ax.set_title(f"{fc.scenario_name}: {fc.trials:,} trials, seed {fc.seed}")
     ax.legend(loc="upper right", frameon=False)
-    info = {
-        "Software": f"costsim {forecast_version()['costsim_version']}",
-        "Comment": f"scenario {fc.scenario_hash}, seed {fc.seed}, engine {fc.engine}",
+    software = f"costsim {forecast_version()['costsim_version']}"
+    comment = f"scenario {fc.scenario_hash}, seed {fc.seed}, engine {fc.engine}"
+    metadata: dict[str, dict[str, Any]] = {
+        "png": {"Software": software, "Comment": comment},
+        "svg": {"Creator": software, "Description": comment, "Date": None},
+        "pdf": {"Creator": software, "Subject": comment, "CreationDate": None},
     }
-    _replace_atomic(path, lambda tmp: fig.savefig(tmp, format="png", metadata=info))
+    info = metadata[fmt]
+    buffer = io.BytesIO()
+    with rc_context({"svg.hashsalt": fc.scenario_hash or "costsim"}):
+        fig.savefig(buffer, format=fmt, metadata=info)
+    return buffer.getvalue()

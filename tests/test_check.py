@@ -170,7 +170,7 @@ def test_allow_model_change(baseline, tmp_path: Path) -> None:
         (["--max", "p97=1"], "--max: expected STAT=USD"),
         (["--tolerance", "lots"], "--tolerance: expected a number"),
         (["--exceed", "100"], "--exceed: expected USD:PROBABILITY"),
-        (["--trials", "many"], "--trials: expected 'auto' or a positive integer"),
+        (["--trials", "many"], "--trials: expected auto or an integer in [100, 10,000,000]"),
         (["--baseline", "missing.json"], "baseline not found"),
     ],
 )

@@ -122,8 +122,11 @@ def test_lines_order_class_changes_and_summary() -> None:
     results = _all()
     out = lines(results)
     n_verdicts = len(_verdicts(results))
-    assert len(out) == n_verdicts + 1 + 1  # one class-change line (only _mixed has changes)
-    changes = out[-2]
+    notes = [f"INFO {r.scenario} note: {n}" for r in results for n in r.notes]
+    # one class-change line (only _mixed has changes), one line per note, the summary
+    assert len(out) == n_verdicts + 1 + len(notes) + 1
+    assert out[-1 - len(notes) : -1] == notes
+    changes = out[-2 - len(notes)]
     assert changes == (
         f"INFO {_mixed().scenario} classes driving the change: "
         "agent <&> +$9,800, rag|$ -$300, lookup +$20.00"

@@ -137,7 +137,7 @@ def test_drop_invalid_reports_and_fits(tmp_path: Path) -> None:
         app, ["fit", str(path), "-o", str(tmp_path / "m.json"), "--drop-invalid", "-q"]
     )
     assert result.exit_code == 0, result.stderr
-    assert "dropped 1 rows: cost_usd negative (rows 41)" in result.stderr
+    assert "dropped 1 row: cost_usd negative (row 41)" in result.stderr
     assert json.loads((tmp_path / "m.json").read_text())["source"]["rows_dropped"] == 1
 
 

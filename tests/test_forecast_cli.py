@@ -315,9 +315,10 @@ def test_error_names_a_file_with_brackets_verbatim(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "pattern"),
     [
-        (["--engine", "nope"], r"--engine: expected one of strata, reference, got 'nope'"),
-        (["--trials", "0"], r"--trials: expected a positive integer, got 0"),
-        (["--seed", "-1"], r"--seed: expected an integer >= 0, got -1"),
+        (["--engine", "nope"], r"'--engine': 'nope' is not one of 'strata', 'reference'"),
+        (["--trials", "0"], r"--trials: expected an integer in \[100, 10,000,000\], got '0'"),
+        (["--trials", "1000000000"], r"--trials: expected an integer in \[100, 10,000,000\]"),
+        (["--seed", "-1"], r"--seed: expected an integer in \[0, 9223372036854775807\], got -1"),
     ],
 )
 def test_bad_forecast_options_exit_2(tmp_path: Path, args: list[str], pattern: str) -> None:

@@ -1,0 +1,262 @@
+"""Never a false green: what a careless user did, run through the CLI as they would run it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.main import get_command
+from typer.testing import CliRunner
+
+import costsim.cli as cli
+import costsim.forecast as forecast_mod
+from costsim.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+PILOT = ROOT / "scenarios" / "pilot.parquet"
+MODEL = ROOT / "scenarios" / "pilot.model.json"
+runner = CliRunner()
+
+
+def _run(*args: object, **kwargs):
+    return runner.invoke(app, [str(a) for a in args], **kwargs)
+
+
+def _one_error(result, *fragments: str) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def _scenario(tmp_path: Path, name: str = "s.yaml", **extra) -> Path:
+    doc = {
+        "model": str(MODEL),
+        "horizon": "7d",
+        "volume": {"requests": 500_000, "uncertainty": 0.1},
+        "trials": 2000,
+        "seed": 3,
+    }
+    doc.update(extra)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Finite or refused
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_cost_that_overflows_the_fit_is_refused_by_row(tmp_path: Path) -> None:
+    df = pd.read_parquet(PILOT).iloc[:3000].copy()
+    df.loc[5, "cost_usd"] = 1e300
+    path = tmp_path / "p.parquet"
+    df.to_parquet(path)
+    out = tmp_path / "m.json"
+    _one_error(_run("fit", path, "-o", out), "cost_usd too large (above 1e+15)", "row: 6")
+    assert not out.exists()
+    dropped = _run("fit", path, "-o", out, "-q", "--drop-invalid")
+    assert dropped.exit_code == 0, dropped.stderr
+    assert "RuntimeWarning" not in dropped.stderr
+    assert "dropped 1 row: cost_usd too large" in dropped.stderr
+    assert json.loads(out.read_text())["source"]["rows_dropped"] == 1
+
+
+def _broken_simulate(value: float):
+    real = forecast_mod.simulate
+
+    def simulate(*args, **kwargs):
+        totals, requests = real(*args, **kwargs)
+        return np.full_like(totals, value), requests
+
+    return simulate
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [(np.nan, "the forecast is not finite"), (np.inf, "trials overflow"), (0.0, "is $0")],
+)
+def test_check_never_passes_a_broken_forecast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: float, fragment: str
+) -> None:
+    scenario = _scenario(tmp_path)
+    monkeypatch.setattr(forecast_mod, "simulate", _broken_simulate(value))
+    result = _run("check", scenario, "--max", "p95=100", "--max", "mean=1")
+    _one_error(result, fragment)
+    _one_error(_run("forecast", scenario, "--json", tmp_path / "f.json"), fragment)
+    assert not (tmp_path / "f.json").exists()
+
+
+def test_a_forecast_of_few_requests_may_be_zero_at_p50(tmp_path: Path) -> None:
+    # 3 requests a week: P(no request at all) is e^-3 = 5%, so P5 = $0 is an honest answer
+    result = _run("forecast", _scenario(tmp_path, volume={"requests": 3}), "--json", "-")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["quantiles"]["p5"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Command-line options get the bounds of their YAML keys
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--trials", "1000000000"], "--trials: expected auto or an integer in [100, 10,000,000]"),
+        (["--trials", "99"], "--trials: expected auto or an integer in [100, 10,000,000]"),
+        (["--max", "p95=100", "--warn", "p95=200"], "warn level $200 must be below the fail"),
+        (["--max", "p95=100", "--precision", "80%"], "--precision: expected a percentage in"),
+        (["--max", "p95=100", "--precision", "0%"], "--precision: expected a percentage in"),
+        (["--max", "p95=100", "--seed", "-4"], "--seed: expected an integer in [0, "),
+    ],
+)
+def test_check_options_are_bounded(tmp_path: Path, args: list[str], fragment: str) -> None:
+    _one_error(_run("check", _scenario(tmp_path), *args), fragment)
+
+
+def test_empty_column_name_is_bad_input(tmp_path: Path) -> None:
+    _one_error(
+        _run("fit", PILOT, "--class-col", "", "-o", tmp_path / "m.json"),
+        "--class-col: expected a column name, got an empty string",
+    )
+
+
+def test_a_bad_choice_is_one_line(tmp_path: Path) -> None:
+    _one_error(
+        _run("forecast", _scenario(tmp_path), "--engine", "fast"),
+        "'fast' is not one of 'strata', 'reference'",
+    )
+    _one_error(_run("check", _scenario(tmp_path), "--format", "xml"), "'xml' is not one of")
+
+
+# ---------------------------------------------------------------------------------------------
+# --trials auto keeps the paired comparison
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rise(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A baseline, and the same scenario with 6% more volume (tolerance 5%)."""
+    d = tmp_path_factory.mktemp("rise")
+    base_scenario = _scenario(d, "base.yaml")
+    baseline = d / "baseline.json"
+    made = _run("forecast", base_scenario, "--json", baseline, "-q", "--no-bridge")
+    assert made.exit_code == 0, made.stderr
+    risen = _scenario(d, "risen.yaml", volume={"requests": 530_000, "uncertainty": 0.1})
+    return risen, baseline
+
+
+@pytest.mark.parametrize("trials", [None, "auto", "4000"])
+def test_a_rise_beyond_tolerance_is_a_regression_whatever_the_trials(
+    rise: tuple[Path, Path], trials: str | None
+) -> None:
+    scenario, baseline = rise
+    args = ["check", scenario, "--baseline", baseline, "--max", "p95=1e9", "--format", "lines"]
+    if trials is not None:
+        args += ["--trials", trials, "--precision", "2%"]
+    result = _run(*args)
+    assert result.exit_code == 3, result.stdout + result.stderr
+    out = result.stdout
+    assert "REGRESSION risen.yaml p95 vs baseline" in out
+    notes = [line for line in out.splitlines() if " note: " in line]
+    assert any(
+        "regressions: compared with" in n
+        and "at its seed 3 and 2,000 trials" in n
+        and "paired" in n
+        for n in notes
+    ), notes
+    if trials is not None:
+        assert any("budgets:" in n for n in notes), notes
+
+
+# ---------------------------------------------------------------------------------------------
+# Resources
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_forecast_too_large_for_memory_is_refused_with_the_knob(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(forecast_mod, "RUN_MEMORY", 1e6)
+    _one_error(
+        _run("forecast", _scenario(tmp_path)), "6 classes", "lower --trials", "merge small classes"
+    )
+
+
+def test_out_of_memory_is_bad_input_not_a_bug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def boom() -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(cli, "app", boom)
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code == 2
+    assert "out of memory" in capsys.readouterr().err
+
+
+def test_reference_engine_says_how_long_it_expects(tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path, volume={"requests": 1000}, trials=100)
+    result = _run("forecast", scenario, "--engine", "reference", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert "reference engine: every request is drawn" in result.stderr
+    assert "expected to take about" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Help
+# ---------------------------------------------------------------------------------------------
+
+
+def _params():
+    group = get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        for param in command.params:
+            yield name, param
+
+
+def test_every_option_has_help_and_one_metavar_style() -> None:
+    for command, param in _params():
+        if param.param_type_name != "option" or param.name in ("help",):
+            continue
+        assert getattr(param, "help", None), f"{command} {param.opts[0]} has no help text"
+        if getattr(param, "is_flag", False) or param.metavar is None:
+            continue
+        assert param.metavar == param.metavar.upper() or "auto" in param.metavar, (
+            command,
+            param.opts,
+            param.metavar,
+        )
+
+
+@pytest.mark.parametrize("command", ["fit", "forecast", "check", "init", "schema"])
+def test_help_has_no_trailing_spaces_and_honours_no_color(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"], env={"NO_COLOR": "1", "COLUMNS": "100"})
+    assert result.exit_code == 0
+    assert "\x1b[" not in result.stdout
+    assert all(line == line.rstrip() for line in result.stdout.splitlines()), command
+
+
+def test_shell_completion_is_offered() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert "--install-completion" in result.stdout
+
+
+def test_a_fail_level_below_the_inherited_warn_level_replaces_it(tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path, budget={"p95": {"fail": 2e9, "warn": 1e9}})
+    result = _run("check", scenario, "--max", "p95=1e9", "--format", "lines")
+    assert result.exit_code == 0, result.stderr  # the scenario's warn level gives way
+    assert result.stdout.startswith("PASS s.yaml p95 ")
+    _one_error(
+        _run("check", scenario, "--max", "p95=1e9", "--warn", "p95=1e9"),
+        "the warn level $1,000,000,000 must be below the fail level",
+    )
