@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from enum import Enum
@@ -242,24 +242,24 @@ def _seed_option(value: int | None) -> int | None:
 
 
 class _LazyProgress:
-    """A progress bar on stderr that appears only on a terminal, and only once the work has
-    taken longer than ``PROGRESS_AFTER_S`` (quick runs and CI logs stay clean)."""
+    """Progress bars on stderr that appear only on a terminal, and only once the work has taken
+    longer than ``PROGRESS_AFTER_S`` (quick runs and CI logs stay clean). Called with the
+    `costsim.progress` protocol: one bar line per phase."""
 
-    def __init__(self, label: str) -> None:
-        self.label = label
+    def __init__(self) -> None:
         self.start = time.monotonic()
         self.bar: Progress | None = None
-        self.task: Any = None
+        self.tasks: dict[str, Any] = {}
         self.enabled = stderr.is_terminal
 
-    def update(self, done: int, total: int) -> None:
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
         if not self.enabled:
             return
         if self.bar is None:
             if time.monotonic() - self.start < PROGRESS_AFTER_S:
                 return
             self.bar = Progress(
-                TextColumn(self.label),
+                TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeRemainingColumn(),
@@ -267,8 +267,9 @@ class _LazyProgress:
                 transient=True,
             )
             self.bar.start()
-            self.task = self.bar.add_task(self.label, total=total)
-        self.bar.update(self.task, completed=done, total=total)
+        if phase not in self.tasks:
+            self.tasks[phase] = self.bar.add_task(phase, total=total)
+        self.bar.update(self.tasks[phase], completed=done, total=total)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -276,22 +277,12 @@ class _LazyProgress:
 
 
 @contextmanager
-def progress_bar(label: str) -> Iterator[_LazyProgress]:
-    bar = _LazyProgress(label)
+def progress_bar() -> Iterator[_LazyProgress]:
+    bar = _LazyProgress()
     try:
         yield bar
     finally:
         bar.close()
-
-
-def _chunk_progress(bar: _LazyProgress, total: int) -> Callable[[int], None]:
-    done = [0]
-
-    def advance(n: int) -> None:
-        done[0] += n
-        bar.update(done[0], total)
-
-    return advance
 
 
 def _show_report(outputs: list[Output], quiet: bool) -> bool:
@@ -421,9 +412,9 @@ def fit(
             ],
             [pilot],
         )
-        with warnings.catch_warnings(record=True) as caught, progress_bar("fitting") as bar:
+        with warnings.catch_warnings(record=True) as caught, progress_bar() as bar:
             warnings.simplefilter("always", CostsimWarning)
-            log = read_pilot(pilot, columns, drop_invalid=drop_invalid)
+            log = read_pilot(pilot, columns, drop_invalid=drop_invalid, progress=bar)
             for d in log.dropped:
                 more = ", ..." if d.count > len(d.first_rows) else ""
                 rows = ", ".join(str(r) for r in d.first_rows) + more
@@ -433,7 +424,7 @@ def fit(
                     f"(row{plural} {rows})[/]",
                     soft_wrap=True,
                 )
-            model = fit_model(log, options, progress=bar.update)
+            model = fit_model(log, options, progress=bar)
             text = model_to_json(model)
             check_model_text(text, str(outputs[0].target))  # what is written must load back
         for w in caught:
@@ -569,14 +560,14 @@ def forecast(
         model, text = _scenario_model(sc)
         if engine is Engine.reference:
             _announce_reference(sc)
-        with progress_bar("simulating") as bar:
+        with progress_bar() as bar:
             fc = run_forecast(
                 sc,
                 model,
                 model_text=text,
                 engine=engine,
                 bridge=not no_bridge,
-                progress=_chunk_progress(bar, sc.trials),
+                progress=bar,
             )
         write_outputs(outputs, _forecast_contents(fc, sc, outputs))
     if _show_report(outputs, quiet):

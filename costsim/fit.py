@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from scipy import special, stats
 
 from .errors import FitError, HeavyTailWarning, SmallSampleWarning
 from .logs import PilotLog
+from .progress import Progress
 from .splice import BODY_POINTS, SplicedDistribution
 from .tail import (
     CI_LEVEL,
@@ -175,11 +176,11 @@ class FittedModel:
 def fit_model(
     log: PilotLog,
     options: FitOptions | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> FittedModel:
     """Fit the per-class model. Raises `FitError` when a class cannot be fitted.
 
-    ``progress(done, total)`` is called as the work advances (two steps a class)."""
+    ``progress`` is told of each class fitted (two steps a class)."""
     options = options or FitOptions()
     unknown = sorted(set(options.caps) - set(QUANTITIES))
     if unknown:
@@ -217,7 +218,7 @@ def fit_model(
             qfits[q] = _prepare_quantity(q, column[rows], column[sample], rng)
         partial[name] = {"rows": rows, "sample": sample, "rng": rng, "q": qfits}
         if progress is not None:
-            progress(ci + 1, 2 * len(log.classes))
+            progress("fitting classes", ci + 1, 2 * len(log.classes))
 
     # Pooled tail shapes for classes too small to fit their own.
     pooled = {q: _pooled_shape(q, partial, pooled_rng, notes) for q in present}
@@ -247,7 +248,7 @@ def fit_model(
         for qf in quantities.values():
             _warn_heavy(name, qf)
         if progress is not None:
-            progress(len(log.classes) + len(classes), 2 * len(log.classes))
+            progress("fitting classes", len(log.classes) + len(classes), 2 * len(log.classes))
 
     traffic = _traffic(log, notes)
     return FittedModel(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -23,6 +22,7 @@ from . import __version__
 from .engine import Strata, UnitCost, aggregate, build_strata, reference_sum, strata_count
 from .errors import ForecastError, ScenarioError
 from .fit import ClassFit, FittedModel, fit_values, pilot_level_variance
+from .progress import Progress
 from .scenario import Price, Scenario, validate_against_model
 from .traffic import (
     ALL_DRIVERS,
@@ -210,7 +210,9 @@ def _reprice(cf: ClassFit, price: Price, rng: np.random.Generator) -> tuple[Unit
     return UnitCost.from_fit(qf.dist, qf.xi_draws, qf.sigma_draws), float(cost.mean())
 
 
-def prepare(scenario: Scenario, model: FittedModel) -> Prepared:
+def prepare(
+    scenario: Scenario, model: FittedModel, progress: Progress | None = None
+) -> Prepared:
     """Production classes, their unit costs and the deterministic traffic plan."""
     validate_against_model(scenario, tuple(model.classes))
     notes: list[str] = []
@@ -266,7 +268,12 @@ def prepare(scenario: Scenario, model: FittedModel) -> Prepared:
         model.traffic.hourly_profile,
         model.traffic.weekday_profile,
     )
-    strata = tuple(build_strata(pc.unit) for pc in classes)
+    strata_list = []
+    for j, pc in enumerate(classes):
+        strata_list.append(build_strata(pc.unit))
+        if progress is not None:
+            progress("preparing classes", j + 1, len(classes))
+    strata = tuple(strata_list)
     policies = tuple(retry_policy(pc, scenario.reliability) for pc in classes)
     # twice the expected requests of a trial: fixed per class, so runs share their draws
     reference = tuple(2.0 * float(plan.base[:, j].sum()) for j in range(len(classes)))
@@ -473,7 +480,7 @@ def simulate(
     drivers: Drivers = ALL_DRIVERS,
     engine: str = "strata",
     trials: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-trial class totals and request counts, chunk by chunk (bounded memory)."""
     if engine not in ENGINES:
@@ -516,7 +523,7 @@ def simulate(
             totals[start : start + n, j] = tot * mult[:, j]
             requests[start : start + n, j] = req
         if progress is not None:
-            progress(n)
+            progress("simulating trials", start + n, n_total)
     return totals, requests
 
 
@@ -682,11 +689,11 @@ def run_forecast(
     model_text: str = "",
     engine: str = "strata",
     bridge: bool = True,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> Forecast:
     """The whole forecast of a scenario."""
     guard_memory(scenario, model)
-    prep = prepare(scenario, model)
+    prep = prepare(scenario, model, progress)
     class_totals, class_requests = simulate(prep, ALL_DRIVERS, engine, progress=progress)
     _refuse_overflow(class_totals, tuple(pc.name for pc in prep.classes))
     totals = class_totals.sum(axis=1)

@@ -26,6 +26,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pa_fs
 
 from costsim.errors import LogSchemaError
+from costsim.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -944,7 +945,11 @@ def _plural(n: int, word: str) -> str:
 
 
 def read_pilot(
-    path: str | Path, columns: ColumnMap | None = None, *, drop_invalid: bool = False
+    path: str | Path,
+    columns: ColumnMap | None = None,
+    *,
+    drop_invalid: bool = False,
+    progress: Progress | None = None,
 ) -> PilotLog:
     """Read and validate a pilot log. Raises `LogSchemaError` on any bad input.
 
@@ -979,6 +984,8 @@ def read_pilot(
         for column in collected:
             column.add(batch.column(column.name), rows)
         rows += batch.num_rows
+        if progress is not None:
+            progress("reading rows", rows, total)
     if rows == 0:
         raise _error(f"pilot log {src} has no rows")
 

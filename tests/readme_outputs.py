@@ -91,6 +91,13 @@ FIXTURES = {
         "  requests: -5\n"
         "mix_concentraton: 300\n"
     ),
+    "huge.csv": "query_class,cost_usd\n" + "lookup,0.01\n" * 5 + "lookup,1e300\n",
+    "vague.yaml": (
+        "model: scenarios/pilot.model.json\n"
+        "horizon: 30d\n"
+        "start: 2027-02-30\n"
+        "volume: {requests: 3000000, uncertainty: 20}\n"
+    ),
 }
 
 MARKER = re.compile(r"<!-- (output|run): (.+?)(?: \(([^()]*)\))? -->")

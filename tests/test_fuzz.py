@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -47,6 +47,8 @@ ODD = st.one_of(
         ]
     ),
     st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=0, max_value=10),  # plausible values, so that many runs get to forecast
+    st.integers(min_value=0, max_value=100),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.text(max_size=6),
 )  # fmt: skip
@@ -104,6 +106,7 @@ def _finite_everywhere(value: Any, where: str = "") -> None:
 
 
 def _assert_clean(result: Any, what: str) -> None:
+    event(f"exit {result.exit_code}")  # --hypothesis-show-statistics shows the mix
     assert result.exception is None or isinstance(result.exception, SystemExit), (
         what,
         repr(result.exception),
@@ -230,6 +233,7 @@ def test_fuzzed_baselines_exit_0_2_or_a_verdict(
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(
         result.exception
     )
+    event(f"exit {result.exit_code}")
     assert result.exit_code in (0, 1, 2, 3), (result.exit_code, result.stderr)
     assert "Traceback" not in result.stdout + result.stderr
     if result.exit_code != 2:

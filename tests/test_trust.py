@@ -260,3 +260,27 @@ def test_a_fail_level_below_the_inherited_warn_level_replaces_it(tmp_path: Path)
         _run("check", scenario, "--max", "p95=1e9", "--warn", "p95=1e9"),
         "the warn level $1,000,000,000 must be below the fail level",
     )
+
+
+def test_progress_is_shown_on_a_terminal_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    scenario = _scenario(tmp_path, trials=4000)
+    plain = _run("forecast", scenario, "-q", "--no-bridge")
+    assert plain.exit_code == 0 and plain.stderr == ""  # a CI log gets no bar
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "stderr", Console(file=screen, force_terminal=True, width=100))
+    monkeypatch.setattr(cli, "PROGRESS_AFTER_S", 0.0)
+    result = _run("forecast", scenario, "-q", "--no-bridge")
+    assert result.exit_code == 0, result.stderr
+    shown = screen.getvalue()
+    assert "preparing classes" in shown and "simulating trials" in shown
+    fit_screen = io.StringIO()
+    monkeypatch.setattr(cli, "stderr", Console(file=fit_screen, force_terminal=True, width=100))
+    fitted = _run("fit", PILOT, "-o", tmp_path / "m.json", "-q")
+    assert fitted.exit_code == 0
+    assert "reading rows" in fit_screen.getvalue() and "fitting classes" in fit_screen.getvalue()
