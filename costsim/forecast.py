@@ -210,9 +210,7 @@ def _reprice(cf: ClassFit, price: Price, rng: np.random.Generator) -> tuple[Unit
     return UnitCost.from_fit(qf.dist, qf.xi_draws, qf.sigma_draws), float(cost.mean())
 
 
-def prepare(
-    scenario: Scenario, model: FittedModel, progress: Progress | None = None
-) -> Prepared:
+def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = None) -> Prepared:
     """Production classes, their unit costs and the deterministic traffic plan."""
     validate_against_model(scenario, tuple(model.classes))
     notes: list[str] = []
