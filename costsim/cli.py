@@ -9,11 +9,13 @@ for standard output, all written together or none.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from enum import Enum
@@ -28,6 +30,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperGroup
 
 from . import __version__
+from .backtest import DEFAULT_TRIALS as BACKTEST_TRIALS
+from .backtest import parse_split, run_backtest
+from .backtest_report import backtest_to_dict, backtest_to_markdown, render_backtest
 from .check import (
     DEFAULT_COMPARE,
     STATS,
@@ -54,7 +59,7 @@ from .dashboard import fit_summary_to_dict, render_fit, summarize_fit
 from .errors import CostsimError, CostsimWarning
 from .fit import DRIFT_WINDOW_S, MIN_CLASS_ROWS, QUANTITIES, FitOptions, fit_model
 from .forecast import CHUNK_TRIALS, Forecast, reference_seconds, run_forecast
-from .logs import ColumnMap, read_pilot
+from .logs import ColumnMap, PilotLog, read_pilot
 from .modelfile import check_model_text, dumps, load_model, model_to_json
 from .outputs import STDOUT, Output, check_outputs, write_outputs
 from .report import (
@@ -295,11 +300,55 @@ def _show_report(outputs: list[Output], quiet: bool) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _column(help_text: str) -> Any:
-    return typer.Option(metavar="COLUMN", help=help_text)
+# The log's column options, declared once for every command that reads a log:
+# ColumnMap field -> (option, help).
+COLUMN_OPTIONS: dict[str, tuple[str, str]] = {
+    "query_class": ("--class-col", "Query-class column."),
+    "cost": ("--cost-col", "Billed cost (USD) column."),
+    "input_tokens": ("--input-tokens-col", "Input tokens column."),
+    "output_tokens": ("--output-tokens-col", "Output tokens column."),
+    "cached_input_tokens": ("--cached-tokens-col", "Cached input tokens column."),
+    "timestamp": ("--timestamp-col", "Arrival time column."),
+    "latency": ("--latency-col", "Latency (ms) column."),
+    "status": ("--status-col", "Status (ok/error) column."),
+    "error": ("--error-col", "Error flag column (if no status)."),
+    "retries": ("--retries-col", "Retries column."),
+    "cold_start": ("--cold-start-col", "Cold-start flag column."),
+}
+
+
+def column_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the log's column options (`COLUMN_OPTIONS`, listed after its own); it
+    receives them as one keyword parameter ``columns: ColumnMap``, names checked non-empty."""
+    signature = inspect.signature(command, eval_str=True)
+    defaults = ColumnMap()
+    added = [
+        inspect.Parameter(
+            f"{field}_col",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=getattr(defaults, field),
+            annotation=Annotated[str, typer.Option(option, metavar="COLUMN", help=help_text)],
+        )
+        for field, (option, help_text) in COLUMN_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def with_columns(*args: Any, **kwargs: Any) -> None:
+        names = {field: kwargs.pop(f"{field}_col") for field in COLUMN_OPTIONS}
+        for field, name in names.items():
+            if not name.strip():
+                _fail(f"{COLUMN_OPTIONS[field][0]}: expected a column name, got an empty string")
+        command(*args, columns=ColumnMap(**names), **kwargs)
+
+    own = [p for p in signature.parameters.values() if p.name != "columns"]
+    new = signature.replace(parameters=[*own, *added])
+    with_columns.__signature__ = new  # type: ignore[attr-defined]  # what typer reads
+    with_columns.__annotations__ = {p.name: p.annotation for p in new.parameters.values()}
+    return with_columns
 
 
 @app.command()
+@column_options
 def fit(
     pilot: Annotated[
         Path,
@@ -360,19 +409,8 @@ def fit(
             help="Window over which unit-cost drift is measured, e.g. 1h.",
         ),
     ] = f"{DRIFT_WINDOW_S / 3600:g}h",
-    class_col: Annotated[str, _column("Query-class column.")] = "query_class",
-    cost_col: Annotated[str, _column("Billed cost (USD) column.")] = "cost_usd",
-    input_tokens_col: Annotated[str, _column("Input tokens column.")] = "input_tokens",
-    output_tokens_col: Annotated[str, _column("Output tokens column.")] = "output_tokens",
-    cached_tokens_col: Annotated[
-        str, _column("Cached input tokens column.")
-    ] = "cached_input_tokens",
-    timestamp_col: Annotated[str, _column("Arrival time column.")] = "timestamp",
-    latency_col: Annotated[str, _column("Latency (ms) column.")] = "latency_ms",
-    status_col: Annotated[str, _column("Status (ok/error) column.")] = "status",
-    error_col: Annotated[str, _column("Error flag column (if no status).")] = "error",
-    retries_col: Annotated[str, _column("Retries column.")] = "retries",
-    cold_start_col: Annotated[str, _column("Cold-start flag column.")] = "cold_start",
+    *,
+    columns: ColumnMap,
 ) -> None:
     """Fit a per-class heavy-tail cost model to a pilot log and show the dashboard.
 
@@ -387,23 +425,6 @@ def fit(
         min_class_rows=min_class_rows,
         drift_window_s=parse_duration_option(drift_window, "--drift-window"),
     )
-    names = {
-        "--class-col": class_col,
-        "--cost-col": cost_col,
-        "--input-tokens-col": input_tokens_col,
-        "--output-tokens-col": output_tokens_col,
-        "--cached-tokens-col": cached_tokens_col,
-        "--timestamp-col": timestamp_col,
-        "--latency-col": latency_col,
-        "--status-col": status_col,
-        "--error-col": error_col,
-        "--retries-col": retries_col,
-        "--cold-start-col": cold_start_col,
-    }
-    for option, name in names.items():
-        if not name.strip():
-            _fail(f"{option}: expected a column name, got an empty string")
-    columns = ColumnMap(*names.values())
     with user_errors():
         outputs = check_outputs(
             [
@@ -651,6 +672,134 @@ def init(
             escape(f"wrote {output}: edit volume and mix, then run `costsim forecast {output}`"),
             soft_wrap=True,
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# backtest
+# ---------------------------------------------------------------------------------------------
+
+
+def _print_dropped(log: PilotLog) -> None:
+    for d in log.dropped:
+        plural = "s" if d.count != 1 else ""
+        stderr.print(
+            f"[yellow]dropped {d.count:,} row{plural}: {escape(d.reason)}[/]", soft_wrap=True
+        )
+
+
+@app.command()
+@column_options
+def backtest(
+    log: Annotated[
+        Path,
+        typer.Argument(
+            help="Log with timestamps and costs: Parquet file or dataset directory, or CSV."
+        ),
+    ],
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            metavar="TIME|FRACTION",
+            help="The (last) origin: a fraction of the log's time span (0.5 fits the first half) "
+            "or an ISO date-time inside the log.",
+        ),
+    ] = "0.5",
+    rolling: Annotated[
+        int,
+        typer.Option(
+            "--rolling",
+            metavar="K",
+            help="Origins, dividing the log's start to the split evenly, the last at the split.",
+        ),
+    ] = 1,
+    horizon: Annotated[
+        str | None,
+        typer.Option(
+            "--horizon",
+            metavar="DURATION",
+            help="Window forecast after each origin, e.g. 7d [default: to the log's end].",
+        ),
+    ] = None,
+    volume_as_planned: Annotated[
+        bool,
+        typer.Option(
+            "--volume-as-planned",
+            help="Forecast the past's request rate and mix, not each window's actual ones.",
+        ),
+    ] = False,
+    trials: Annotated[
+        str, typer.Option("--trials", metavar="N", help="Trials of each forecast.")
+    ] = str(BACKTEST_TRIALS),
+    seed: Annotated[
+        int, typer.Option("--seed", metavar="N", help="Seed of the fits and forecasts.")
+    ] = 0,
+    json_out: Annotated[
+        str | None,
+        typer.Option("--json", metavar="PATH", help="Write the backtest as JSON ('-' = stdout)."),
+    ] = None,
+    markdown: Annotated[
+        str | None,
+        typer.Option(
+            "--markdown", metavar="PATH", help="Write the report as Markdown ('-' = stdout)."
+        ),
+    ] = None,
+    drop_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--drop-invalid", help="Drop invalid rows (and say how many) instead of failing."
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Do not print the report.")] = False,
+    *,
+    columns: ColumnMap,
+) -> None:
+    """Check the forecast on your own history: fit the past of a log, forecast its future.
+
+    At each origin, fits the rows before it and forecasts the window after it with that
+    window's actual requests and class mix (--volume-as-planned: the past's rate and mix), then
+    reports where the actual cost fell: its PIT, P5-P95 and P25-P75 coverage, the interval
+    score. Exits 0 whatever the scores (a report, not a gate); 2 on bad input.
+
+    Example: costsim backtest scenarios/pilot.parquet --split 0.5 --rolling 3
+    """
+    n_trials = _trials_option(trials)
+    _seed_option(seed)
+    with user_errors():
+        origin = parse_split(split)
+        horizon_s = parse_duration_option(horizon, "--horizon") if horizon is not None else None
+        outputs = check_outputs(
+            [
+                Output("--json", json_out) if json_out is not None else None,
+                Output("--markdown", markdown) if markdown is not None else None,
+            ],
+            [log],
+        )
+        with warnings.catch_warnings(record=True) as caught, progress_bar() as bar:
+            warnings.simplefilter("always", CostsimWarning)
+            source = read_pilot(log, columns, drop_invalid=drop_invalid, progress=bar)
+            _print_dropped(source)
+            result = run_backtest(
+                source,
+                origin,
+                rolling=rolling,
+                horizon_s=horizon_s,
+                volume_as_planned=volume_as_planned,
+                trials=n_trials,
+                seed=seed,
+                progress=bar,
+            )
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            stderr.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+        write_outputs(
+            outputs,
+            {
+                "--json": dumps(backtest_to_dict(result)) + "\n",
+                "--markdown": backtest_to_markdown(result),
+            },
+        )
+    if _show_report(outputs, quiet):
+        render_backtest(result, _stdout())
 
 
 # ---------------------------------------------------------------------------------------------
