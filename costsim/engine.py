@@ -28,18 +28,29 @@ _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
 _BODY_NODES = 128
 
 
+PARAM_ROWS = 201  # parameter rows of a class: the point estimate and 200 joint draws
+
+
 @dataclass(frozen=True)
 class UnitCost:
-    """The per-request cost of one production class, with draws of its tail parameters.
+    """The per-request cost of one production class as parameter rows: each row is one plausible
+    model of the class given what the pilot showed (DESIGN section 2, parameter rows).
 
-    Row 0 of the parameter arrays is the point estimate; rows 1.. are the fit's draws.
-    ``scale`` multiplies every cost (a new class borrowed from a pilot class).
+    Row 0 is the point estimate; rows 1.. are joint draws of everything a small pilot does not
+    know: the body (Bayesian bootstrap: Dirichlet weights on the body's quantile bins, as many
+    rows' worth as the pilot had below the threshold), the tail probability zeta (Beta(k, n - k)),
+    and the tail's (xi, sigma) from the fit's joint draws. ``row_scale`` multiplies each row's
+    costs (re-pricing from tokens carries the tokens' uncertainty this way); ``scale``
+    multiplies every cost (a new class borrowed from a pilot class).
     """
 
     dist: SplicedDistribution
-    xi: np.ndarray
-    sigma: np.ndarray
+    xi: np.ndarray  # (rows,)
+    sigma: np.ndarray  # (rows,)
     scale: float = 1.0
+    tail_prob: np.ndarray | None = None  # (rows,); None: the distribution's for every row
+    body_cum: np.ndarray | None = None  # (rows, body points): cumulative bin probabilities
+    row_scale: np.ndarray | None = None  # (rows,)
 
     @classmethod
     def from_fit(
@@ -48,17 +59,134 @@ class UnitCost:
         xi_draws: np.ndarray | None,
         sigma_draws: np.ndarray | None,
         scale: float = 1.0,
+        n: int | None = None,
+        rng: np.random.Generator | None = None,
+        rows: int = PARAM_ROWS,
     ) -> UnitCost:
-        xi = np.array([dist.xi])
-        sigma = np.array([dist.sigma])
-        if dist.has_tail and xi_draws is not None and sigma_draws is not None:
-            xi = np.concatenate([xi, xi_draws])
-            sigma = np.concatenate([sigma, sigma_draws])
-        return cls(dist, xi, sigma, scale)
+        """Parameter rows of a fitted quantity. With the pilot's row count ``n`` and a ``rng``,
+        the body and zeta are drawn per row too; without, only the tail parameters vary."""
+        xi = np.full(rows, dist.xi)
+        sigma = np.full(rows, dist.sigma)
+        if dist.has_tail and xi_draws is not None and sigma_draws is not None and xi_draws.size:
+            xi[1:] = np.resize(np.asarray(xi_draws, dtype=float), rows - 1)
+            sigma[1:] = np.resize(np.asarray(sigma_draws, dtype=float), rows - 1)
+        if n is None or rng is None:
+            return cls(dist, xi, sigma, scale)
+        n_body = max(n * (1.0 - dist.tail_prob), 1.0)
+        intervals = dist.body_quantiles.size - 1
+        weights = rng.gamma(n_body / intervals, size=(rows, intervals))
+        weights[0] = 1.0  # the point estimate: the fitted body
+        weights = np.maximum(weights, 1e-300)
+        cum = np.concatenate([np.zeros((rows, 1)), np.cumsum(weights, axis=1)], axis=1)
+        cum /= cum[:, -1:]
+        zeta = np.full(rows, dist.tail_prob)
+        k = dist.tail_prob * n
+        if dist.has_tail and n - k > 0:
+            zeta[1:] = rng.beta(max(k, 1e-3), n - k, size=rows - 1)
+        return cls(dist, xi, sigma, scale, zeta, cum)
 
     @property
     def n_params(self) -> int:
         return int(self.xi.size)
+
+    def ppf_rows(self, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Quantiles at ``q`` of the parameter row given for each element (``scale`` excluded).
+
+        Row r: F_r(x) = (1 - zeta_r) B_r(x) below the threshold u, with B_r the body's quantile
+        points at the row's cumulative bin probabilities, and (1 - zeta_r) + zeta_r G_r(x - u)
+        above, with G_r the (capped) GPD of (xi_r, sigma_r).
+        """
+        d = self.dist
+        q = np.asarray(q, dtype=float)
+        rows = np.broadcast_to(np.asarray(rows), q.shape)
+        zeta = self.tail_prob[rows] if self.tail_prob is not None else np.full(q.shape, d.tail_prob)
+        body_mass = 1.0 - zeta
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r_body = np.where(body_mass > 0, np.clip(q / body_mass, 0.0, 1.0), 1.0)
+        if self.body_cum is None:
+            out = np.interp(r_body, d.body_probs, d.body_quantiles)
+        else:
+            out = _interp_rows(r_body, rows, self.body_cum, d.body_quantiles)
+        if d.has_tail:
+            in_tail = (q > body_mass) & (zeta > 0)
+            if np.any(in_tail):
+                r = np.clip((q[in_tail] - body_mass[in_tail]) / zeta[in_tail], 0.0, 1.0)
+                rt = rows[in_tail]
+                out[in_tail] = d.threshold + tail_exceedance(
+                    r, self.xi[rt], self.sigma[rt], d.cap_excess
+                )
+        if self.row_scale is not None:
+            out = out * self.row_scale[rows]
+        return np.asarray(out, dtype=float)
+
+    def row_means(self) -> np.ndarray:
+        """Mean cost of each parameter row (``scale`` excluded)."""
+        d = self.dist
+        bq = d.body_quantiles
+        mids = 0.5 * (bq[1:] + bq[:-1])
+        cum = (
+            self.body_cum
+            if self.body_cum is not None
+            else np.broadcast_to(d.body_probs, (self.n_params, bq.size))
+        )
+        body = np.diff(cum, axis=1) @ mids
+        zeta = self.tail_prob if self.tail_prob is not None else np.full(self.n_params, d.tail_prob)
+        tail = d.threshold + tail_means(self.xi, self.sigma, d.cap_excess) if d.has_tail else 0.0
+        means = (1.0 - zeta) * body + (zeta * tail if d.has_tail else 0.0)
+        if self.row_scale is not None:
+            means = means * self.row_scale
+        return np.asarray(means, dtype=float)
+
+
+def _interp_rows(
+    x: np.ndarray, rows: np.ndarray, cum: np.ndarray, values: np.ndarray
+) -> np.ndarray:
+    """np.interp(x[i], cum[rows[i]], values) for every element, vectorised: each row's grid is
+    offset by 2 * row so that one sorted array serves every row."""
+    n_rows, points = cum.shape
+    shifted = (cum + 2.0 * np.arange(n_rows)[:, None]).ravel()
+    pos = np.searchsorted(shifted, x + 2.0 * rows, side="right") - 1
+    j = np.clip(pos - rows * points, 0, points - 2)
+    lo = cum[rows, j]
+    width = cum[rows, j + 1] - lo
+    frac = np.where(width > 0, np.clip((x - lo) / np.where(width > 0, width, 1.0), 0.0, 1.0), 0.0)
+    return np.asarray(values[j] + frac * (values[j + 1] - values[j]), dtype=float)
+
+
+def tail_means(xi: np.ndarray, sigma: np.ndarray, cap_excess: float | None) -> np.ndarray:
+    """Mean GPD exceedance per (xi, sigma) pair, truncated at ``cap_excess`` when given.
+
+    With S the survival function and c the cap: E[Y | Y <= c] = (int_0^c S - c S(c)) / (1 - S(c)),
+    int_0^c S = sigma (1 - (1 + xi c / sigma)^(1 - 1/xi)) / (1 - xi), with the limits
+    sigma (1 - exp(-c / sigma)) at xi = 0 and sigma log1p(c / sigma) at xi = 1. Without a cap,
+    sigma / (1 - xi) for xi < 1 and infinity otherwise.
+    """
+    xi = np.asarray(xi, dtype=float)
+    sigma = np.asarray(sigma, dtype=float)
+    if cap_excess is None:
+        with np.errstate(divide="ignore"):
+            return np.asarray(np.where(xi < 1.0, sigma / (1.0 - xi), np.inf), dtype=float)
+    c = float(cap_excess)
+    if c <= 0.0:
+        return np.zeros_like(xi)
+    small = np.abs(xi) < 1e-9
+    near_one = np.abs(xi - 1.0) < 1e-9
+    safe = np.where(small | near_one, 0.5, xi)
+    z = np.maximum(safe * c / sigma, -1.0 + 1e-15)
+    log_base = np.log1p(z)
+    with np.errstate(over="ignore", invalid="ignore"):
+        general = sigma * -np.expm1((safe - 1.0) / safe * log_base) / (1.0 - safe)
+        log_sf = np.where(small, -c / sigma, -log_base / safe)
+    integral = np.where(
+        small,
+        sigma * -np.expm1(-c / sigma),
+        np.where(near_one, sigma * np.log1p(c / sigma), general),
+    )
+    s_c = np.exp(log_sf)
+    mass = 1.0 - s_c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(mass > 0, (integral - c * s_c) / mass, 0.0)
+    return np.asarray(out, dtype=float)
 
 
 @dataclass(frozen=True)
@@ -90,7 +218,12 @@ def strata_count() -> int:
 
 
 def build_strata(unit: UnitCost) -> Strata:
-    """Precompute the strata of a unit-cost distribution, for every parameter row."""
+    """Precompute the strata of a unit-cost distribution, for every parameter row.
+
+    Body strata (survival probability 1 down to 0.1) by a fine midpoint rule on q; tail strata
+    by Gauss-Legendre in t = log(s). Both integrate the row's own quantile function, so each
+    row's body, zeta and tail parameters enter its moments.
+    """
     d = unit.dist
     edges = _base_edges()
     if d.has_tail and S_MIN < d.tail_prob < 1.0:
@@ -99,29 +232,24 @@ def build_strata(unit: UnitCost) -> Strata:
     rows, k = unit.n_params, probs.size
     mean = np.empty((rows, k))
     var = np.empty((rows, k))
-    zeta = d.tail_prob if d.has_tail else 0.0
-    is_tail = edges[1:] < zeta * (1 - 1e-12) if zeta > 0 else np.zeros(k, bool)
-    if not d.has_tail:
-        is_tail[:] = False
-    # Body strata (same for every parameter row): fine midpoint rule on q.
-    body = np.flatnonzero(~is_tail)
+    row_ids = np.arange(rows)[:, None, None]
+    body = np.flatnonzero(edges[:-1] > 0.1 + 1e-12)
     if body.size:
         u = (np.arange(_BODY_NODES) + 0.5) / _BODY_NODES
         q = 1.0 - (edges[body, None] - u[None, :] * probs[body, None])
-        x = d.ppf(q.ravel()).reshape(q.shape)
-        mean[:, body] = x.mean(axis=1)
-        var[:, body] = np.maximum(x.var(axis=1), 0.0)
-    # Tail strata: Gauss-Legendre in t = log(s), per parameter row.
-    tail = np.flatnonzero(is_tail)
+        qq = np.broadcast_to(q[None], (rows, *q.shape))
+        x = unit.ppf_rows(qq.ravel(), np.broadcast_to(row_ids, qq.shape).ravel()).reshape(qq.shape)
+        mean[:, body] = x.mean(axis=2)
+        var[:, body] = np.maximum(x.var(axis=2), 0.0)
+    tail = np.setdiff1d(np.arange(k), body)
     if tail.size:
         a, b = np.log(edges[tail + 1]), np.log(edges[tail])
         t = 0.5 * (b - a)[:, None] * _GL_NODES[None, :] + 0.5 * (a + b)[:, None]
         w = 0.5 * (b - a)[:, None] * _GL_WEIGHTS[None, :] * np.exp(t)  # ds = s dt
         w = w / w.sum(axis=1, keepdims=True)
-        r = 1.0 - np.exp(t) / zeta  # conditional tail probability
-        x = d.threshold + tail_exceedance(
-            r[None, :, :], unit.xi[:, None, None], unit.sigma[:, None, None], d.cap_excess
-        )
+        q = -np.expm1(t)  # 1 - s
+        qq = np.broadcast_to(q[None], (rows, *q.shape))
+        x = unit.ppf_rows(qq.ravel(), np.broadcast_to(row_ids, qq.shape).ravel()).reshape(qq.shape)
         m1 = np.sum(w[None] * x, axis=2)
         m2 = np.sum(w[None] * x * x, axis=2)
         mean[:, tail] = m1
@@ -139,9 +267,8 @@ def _ppf_rows(unit: UnitCost, q: np.ndarray) -> np.ndarray:
     """Quantiles at ``q`` for every parameter row: (rows, q.size)."""
     rows = unit.n_params
     qq = np.broadcast_to(np.clip(q, 0.0, 1.0 - 1e-16), (rows, q.size)).ravel()
-    xi = np.repeat(unit.xi, q.size)
-    sigma = np.repeat(unit.sigma, q.size)
-    return unit.dist.ppf_params(qq, xi, sigma).reshape(rows, q.size)
+    row_ids = np.repeat(np.arange(rows), q.size)
+    return unit.ppf_rows(qq, row_ids).reshape(rows, q.size)
 
 
 def poisson_inverse(mu: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -238,9 +365,8 @@ def aggregate(
         if extra.any():  # beyond the reserved slots (rare): fresh uniforms, drawn last
             trial = np.concatenate([trial, np.repeat(np.arange(n_trials), extra)])
             u = np.concatenate([u, rng.random(int(extra.sum()))])
-        rows = param_row[trial]
         q = 1.0 - s_cut * u
-        values = strata.unit.dist.ppf_params(q, strata.unit.xi[rows], strata.unit.sigma[rows])
+        values = strata.unit.ppf_rows(q, param_row[trial])
         total = total + np.bincount(trial, weights=values, minlength=n_trials) * strata.unit.scale
     return total, n_requests + m
 
@@ -274,9 +400,8 @@ def reference_sum(
         reps = flat_counts[part]
         cell = np.repeat(part, reps)
         trial = cell // n_buckets
-        rows = param_row[trial]
         q = rng.random(cell.size)
-        values = unit.dist.ppf_params(q, unit.xi[rows], unit.sigma[rows]) * flat_mult[cell]
+        values = unit.ppf_rows(q, param_row[trial]) * flat_mult[cell]
         totals += np.bincount(trial, weights=values, minlength=n_trials)
         start = stop
     return totals * unit.scale

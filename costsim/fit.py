@@ -23,6 +23,7 @@ from .progress import Progress
 from .splice import BODY_POINTS, SplicedDistribution
 from .tail import (
     CI_LEVEL,
+    K_FRACTION,
     K_MAX,
     N_DRAWS,
     TailFit,
@@ -64,6 +65,7 @@ DRIFT_MIN_WINDOWS = 6
 DEFAULT_DRIFT_LEVEL_SD = 0.10
 DEFAULT_DRIFT_PHI = 0.9
 RETRY_PMF_MAX = 10
+XI_BETWEEN_SD_MIN = 0.1  # least between-class sd of the tail shape a borrowed shape carries
 BOUNDED_XI = -0.25  # below this (and an interval under 0) a tail is called bounded, not light
 
 
@@ -317,6 +319,7 @@ def _prepare_quantity(
         "summary": summary,
         "tail": tail,
         "small": small,
+        "rng": rng,
     }
 
 
@@ -335,7 +338,10 @@ def _pooled_shape(
         var = np.array([max(float(np.var(f.xi_draws)), 1e-6) for f in fits])
         w = 1.0 / var
         xi = float(np.sum(w * xis) / w.sum())
-        se = float(np.sqrt(1.0 / w.sum() + np.var(xis)))  # between-class spread counts too
+        # a small class's own shape is the pooled one plus a random effect: the spread between
+        # classes, at least XI_BETWEEN_SD_MIN (one or two donor classes cannot measure it)
+        between = max(float(np.var(xis, ddof=1)) if xis.size > 2 else 0.0, XI_BETWEEN_SD_MIN**2)
+        se = float(np.sqrt(1.0 / w.sum() + between))
         source = f"pooled from {len(fits)} class{'es' if len(fits) > 1 else ''}"
     else:
         xi, se = 0.0, 0.2
@@ -354,8 +360,10 @@ def _finish_quantity(
     notes: list[str] = []
     tail_source = "fitted" if tail is not None else "none"
     if prep["small"] and pooled is not None:
-        k = max(3, int(0.25 * n))
-        tail = fit_tail_fixed_shape(top, n, pooled["xi"], pooled["ci"], pooled["draws"], k)
+        k = max(3, int(K_FRACTION * n))  # the donors' shapes were fitted above this quantile
+        tail = fit_tail_fixed_shape(
+            top, n, pooled["xi"], pooled["ci"], pooled["draws"], k, prep["rng"]
+        )
         if tail is not None:
             tail_source = "borrowed"
             notes.append(f"{n} rows: tail shape borrowed ({pooled['source']})")

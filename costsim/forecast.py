@@ -19,7 +19,15 @@ import numpy as np
 from scipy import special
 
 from . import __version__
-from .engine import Strata, UnitCost, aggregate, build_strata, reference_sum, strata_count
+from .engine import (
+    PARAM_ROWS,
+    Strata,
+    UnitCost,
+    aggregate,
+    build_strata,
+    reference_sum,
+    strata_count,
+)
 from .errors import ForecastError, ScenarioError
 from .fit import ClassFit, FittedModel, fit_values, pilot_level_variance
 from .progress import Progress
@@ -207,7 +215,31 @@ def _reprice(cf: ClassFit, price: Price, rng: np.random.Generator) -> tuple[Unit
         )
         cap = max(cap, float(cost.max()))
     qf = fit_values(cost, rng, cap=cap)
-    return UnitCost.from_fit(qf.dist, qf.xi_draws, qf.sigma_draws), float(cost.mean())
+    # Row 0 is the re-priced point estimate; the other rows carry what the pilot does not know
+    # of the tokens (each token quantity's own parameter rows) as a scale on the cost: the mean
+    # price of a row over the mean price of row 0. (The refit's own draws are left out: they
+    # would measure the noise of the synthetic sample, not of the pilot.)
+    means = {
+        q: _quantity_rows(cf, q, rng).row_means()
+        for q in ("input_tokens", "output_tokens", "cached_share")
+        if q in cf.quantities
+    }
+    rows = next(iter(means.values())).size
+    ones, zeros = np.ones(rows), np.zeros(rows)
+    e_in, e_out = means.get("input_tokens", zeros), means.get("output_tokens", zeros)
+    cached_frac = float(cached.sum() / inp.sum()) if inp.sum() > 0 else 0.0
+    cs = means.get("cached_share")
+    a = cached_frac * (cs / cs[0] if cs is not None and cs[0] > 0 else ones)
+    row_mean = fee + p_out * e_out + e_in * (p_in * (1.0 - a) + p_cached * a)
+    row_scale = row_mean / row_mean[0] if row_mean[0] > 0 else ones
+    unit = replace(UnitCost.from_fit(qf.dist, None, None, rows=rows), row_scale=row_scale)
+    return unit, float(cost.mean())
+
+
+def _quantity_rows(cf: ClassFit, q: str, rng: np.random.Generator) -> UnitCost:
+    """The parameter rows of one fitted quantity of a class."""
+    qf = cf.quantities[q]
+    return UnitCost.from_fit(qf.dist, qf.xi_draws, qf.sigma_draws, n=qf.n, rng=rng)
 
 
 def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = None) -> Prepared:
@@ -248,7 +280,9 @@ def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = 
                     "sheet (pricing.default or pricing.classes) to price its tokens"
                 )
             qf = cf.quantities["cost_usd"]
-            unit = UnitCost.from_fit(qf.dist, qf.xi_draws, qf.sigma_draws, scale)
+            unit = replace(
+                _quantity_rows(cf, "cost_usd", np.random.default_rng(class_ss[i])), scale=scale
+            )
             mean = qf.summary["mean"] * scale
         classes.append(ProductionClass(name, cf, unit, mean, price is not None, like))
     if all(c.cost_total is not None for c in model.classes.values()):
@@ -650,14 +684,7 @@ def memory_needed(scenario: Scenario, model: FittedModel) -> dict[str, float]:
     class (parameter rows x strata x 4 moments), the per-trial class totals and request counts
     the result keeps, and the temporaries of one chunk of trials."""
     n_classes = len(model.classes) + len(scenario.mix.new_classes)
-    rows = 1 + max(
-        (
-            qf.xi_draws.size if qf.xi_draws is not None else 0
-            for cf in model.classes.values()
-            for qf in cf.quantities.values()
-        ),
-        default=0,
-    )
+    rows = PARAM_ROWS
     return {
         "strata": 4 * 8.0 * n_classes * rows * strata_count(),
         "results": 2 * 8.0 * scenario.trials * n_classes,
