@@ -43,7 +43,10 @@ class ClassRow:
     tail_xi_ci: tuple[float, float] | None
     tail_verdict: str
     tail_source: str
-    drift_level_sd: float
+    drift_kind: str  # none, ar1, random_walk (costsim.drift)
+    drift_step_sd: float  # sd of the log level's change from one window to the next
+    drift_window_s: float
+    drift_common: float  # share of the drift common to all classes
     drift_estimated: bool
 
 
@@ -106,7 +109,10 @@ def summarize_fit(model: FittedModel) -> FitSummary:
                 tail_xi_ci=tq.xi_ci,
                 tail_verdict=tq.verdict,
                 tail_source=tq.tail_source,
-                drift_level_sd=c.drift.level_sd,
+                drift_kind=c.drift.kind,
+                drift_step_sd=c.drift.state_sd,
+                drift_window_s=c.drift.window_s,
+                drift_common=c.drift_common,
                 drift_estimated=c.drift.estimated,
             )
         )
@@ -231,6 +237,19 @@ def _print_table(
         )
 
 
+def _drift_text(r: ClassRow) -> str:
+    """``none``, ``walk ±3.1% per 1h``, ``AR(1) ±2.0% per 2h``; shared and default marked."""
+    if r.drift_kind == "none":
+        text = "none"
+    else:
+        kind = "walk" if r.drift_kind == "random_walk" else "AR(1)"
+        hours = r.drift_window_s / 3600
+        text = f"{kind} ±{_pct(r.drift_step_sd)} per {hours:g}h"
+    if r.drift_common >= 0.5:
+        text += f", {r.drift_common:.0%} shared"
+    return text + ("" if r.drift_estimated else " (default)")
+
+
 def render_fit(summary: FitSummary, console: Console) -> None:
     """Print the dashboard: cost, operations and tails per class, then concentration and notes."""
     span = f" over {summary.duration_s / 86400:.1f} days" if summary.duration_s else ""
@@ -272,7 +291,7 @@ def render_fit(summary: FitSummary, console: Console) -> None:
     )  # fmt: skip
     rows = []
     for r in summary.classes:
-        drift = _pct(r.drift_level_sd) + ("" if r.drift_estimated else " (default)")
+        drift = _drift_text(r)
         verdict = Text(r.tail_verdict, style=_VERDICT_STYLE.get(r.tail_verdict, ""))
         if r.tail_source == "borrowed":
             verdict.append(" (pooled shape)", style="dim")
@@ -282,7 +301,7 @@ def render_fit(summary: FitSummary, console: Console) -> None:
     tail_of = ", ".join(sorted({r.tail_quantity for r in summary.classes}))
     _print_table(
         console,
-        f"Tails ({tail_of}, GPD shape ξ) and hourly drift",
+        f"Tails ({tail_of}, GPD shape ξ) and drift of the unit cost",
         ["class", "ξ [90% CI]", "verdict", "drift"],
         rows,
     )

@@ -11,12 +11,20 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from scipy import special, stats
 
+from .drift import (
+    DriftFit,
+    common_loadings,
+    default_drift,
+    drift_windows,
+    fit_drift,
+    fit_state_space,
+)
 from .errors import FitError, HeavyTailWarning, SmallSampleWarning
 from .logs import PilotLog
 from .progress import Progress
@@ -60,10 +68,6 @@ COPULA_ROWS = 1 << 16
 MIN_CLASS_ROWS = 10
 DEFAULT_CAP_FACTOR = 10.0
 DRIFT_WINDOW_S = 3600.0
-DRIFT_MIN_PER_WINDOW = 10
-DRIFT_MIN_WINDOWS = 6
-DEFAULT_DRIFT_LEVEL_SD = 0.10
-DEFAULT_DRIFT_PHI = 0.9
 RETRY_PMF_MAX = 10
 XI_BETWEEN_SD_MIN = 0.1  # least between-class sd of the tail shape a borrowed shape carries
 BOUNDED_XI = -0.25  # below this (and an interval under 0) a tail is called bounded, not light
@@ -101,24 +105,6 @@ class QuantityFit:
 
 
 @dataclass(frozen=True)
-class Drift:
-    """Between-window variation of the log unit cost, beyond sampling (an AR(1) on windows).
-
-    ``level_sd``: standard deviation of the window level about the class mean (log scale, so
-    0.1 means about +-10% on the mean cost per request); ``phi``: correlation of consecutive
-    windows (1 = random walk); ``step_sd``: sd of the window-to-window change.
-    """
-
-    window_s: float
-    windows: int
-    level_sd: float
-    step_sd: float
-    phi: float
-    estimated: bool
-    note: str | None = None
-
-
-@dataclass(frozen=True)
 class Rates:
     error_rate: float | None
     retry_pmf: tuple[float, ...] | None
@@ -138,8 +124,9 @@ class ClassFit:
     quantities: dict[str, QuantityFit]
     dependence: tuple[tuple[str, ...], np.ndarray]
     rates: Rates
-    drift: Drift
+    drift: DriftFit
     hourly_profile: tuple[float, ...] | None
+    drift_common: float = 0.0  # share of the drift common to all classes (a one-factor loading)
 
 
 @dataclass(frozen=True)
@@ -252,6 +239,8 @@ def fit_model(
         if progress is not None:
             progress("fitting classes", len(log.classes) + len(classes), 2 * len(log.classes))
 
+    common = _drift_common(log, classes, {n: partial[n]["rows"] for n in log.classes})
+    classes = {n: replace(c, drift_common=common.get(n, 0.0)) for n, c in classes.items()}
     traffic = _traffic(log, notes)
     return FittedModel(
         source=log.source,
@@ -591,92 +580,37 @@ def _unit_measure(log: PilotLog, rows: np.ndarray) -> np.ndarray | None:
     return np.sum(parts, axis=0) if parts else None
 
 
-def estimate_drift(
-    timestamp: np.ndarray, value: np.ndarray, window_s: float = DRIFT_WINDOW_S
-) -> Drift:
-    """Between-window variation of mean log unit cost, corrected for sampling noise.
-
-    With window means m_t of y = log(value) over n_t requests and the pooled within-window
-    variance s2, sampling adds s2 / n_t to each window mean's variance, so
-        level variance  tau^2 = var_t(m_t) - mean_t(s2 / n_t)
-        step variance   d^2   = mean_t((m_{t+1} - m_t)^2) - mean_t(s2 * (1/n_t + 1/n_{t+1}))
-    (both floored at 0) and, for an AR(1) between windows, phi = 1 - d^2 / (2 tau^2).
-    """
-    positive = value[value > 0]
-    if timestamp.size == 0 or positive.size == 0:
-        return _default_drift(window_s, 0, "no positive unit costs")
-    floor = 1e-3 * float(np.median(positive))
-    y = np.log(np.maximum(value, floor))
-    w = np.floor((timestamp - timestamp.min()) / window_s).astype(np.int64)
-    n = np.bincount(w).astype(float)
-    s1 = np.bincount(w, weights=y)
-    s2 = np.bincount(w, weights=y * y)
-    used = n >= DRIFT_MIN_PER_WINDOW
-    windows = int(used.sum())
-    pairs = used[1:] & used[:-1]
-    if windows < DRIFT_MIN_WINDOWS or pairs.sum() < DRIFT_MIN_WINDOWS - 1:
-        return _default_drift(
-            window_s,
-            windows,
-            f"pilot too short to estimate drift ({windows} windows of {window_s / 3600:g} h with "
-            f">= {DRIFT_MIN_PER_WINDOW} requests; {DRIFT_MIN_WINDOWS} needed)",
-        )
-    nu, mean = n[used], s1[used] / n[used]
-    within = float(np.sum(s2[used] - nu * mean**2) / max(np.sum(nu - 1.0), 1.0))
-    tau2 = max(float(np.var(mean, ddof=1) - np.mean(within / nu)), 0.0)
-    m_all = np.where(used, s1 / np.maximum(n, 1.0), 0.0)
-    d = (m_all[1:] - m_all[:-1])[pairs]
-    noise = within * (1.0 / n[1:][pairs] + 1.0 / n[:-1][pairs])
-    step2 = max(float(np.mean(d**2) - np.mean(noise)), 0.0)
-    tau2, phi = _correct_level_variance(tau2, step2, windows)
-    return Drift(window_s, windows, math.sqrt(tau2), math.sqrt(step2), phi, True)
-
-
-def _correct_level_variance(tau2_raw: float, step2: float, windows: int) -> tuple[float, float]:
-    """Undo the downward bias of the spread of correlated window levels about their own mean.
-
-    For an AR(1) with variance tau^2 and correlation phi seen over T windows,
-        E[sample variance] = tau^2 * (1 - c / T),  c = 1 + 2 sum_{k<T} (1 - k/T) phi^k,
-    and phi = 1 - step^2 / (2 tau^2); a few fixed-point rounds solve both. The correction is
-    capped at 4x (a near random walk over a short pilot cannot pin its level variance down).
-    """
-    if tau2_raw <= 0:
-        return 0.0, 0.0
-    tau2 = tau2_raw
-    k = np.arange(1, windows)
-    for _ in range(20):
-        phi = float(np.clip(1.0 - step2 / (2.0 * tau2), 0.0, 1.0))
-        c = 1.0 + 2.0 * float(np.sum((1.0 - k / windows) * phi**k))
-        tau2 = tau2_raw / max(1.0 - c / windows, 0.25)
-    return tau2, float(np.clip(1.0 - step2 / (2.0 * tau2), 0.0, 1.0))
-
-
-def pilot_level_variance(drift: Drift) -> float:
-    """Variance of the pilot's own mean log level: the drift makes the pilot mean uncertain.
-
-    tau^2 * c / T for T windows of an AR(1) with correlation phi (see _correct_level_variance).
-    """
-    if drift.level_sd <= 0 or drift.windows <= 0:
-        return 0.0
-    k = np.arange(1, drift.windows)
-    c = 1.0 + 2.0 * float(np.sum((1.0 - k / drift.windows) * drift.phi**k))
-    return drift.level_sd**2 * min(c / drift.windows, 1.0)
-
-
-def _default_drift(window_s: float, windows: int, why: str) -> Drift:
-    note = (
-        f"{why}; assuming a default drift of {DEFAULT_DRIFT_LEVEL_SD:.0%} level spread with "
-        f"window-to-window correlation {DEFAULT_DRIFT_PHI:g}"
-    )
-    step = DEFAULT_DRIFT_LEVEL_SD * math.sqrt(2 * (1 - DEFAULT_DRIFT_PHI))
-    return Drift(window_s, windows, DEFAULT_DRIFT_LEVEL_SD, step, DEFAULT_DRIFT_PHI, False, note)
-
-
-def _drift(log: PilotLog, rows: np.ndarray, window_s: float) -> Drift:
+def _drift(log: PilotLog, rows: np.ndarray, window_s: float) -> DriftFit:
+    """The class's unit-cost drift, a state-space model on adaptive windows (costsim.drift)."""
     value = _unit_measure(log, rows)
-    if log.timestamp is None or value is None:
-        return _default_drift(window_s, 0, "no timestamps")
-    return estimate_drift(log.timestamp[rows], value, window_s)
+    if value is None:
+        return default_drift(window_s, 0.0, "no cost or token column")
+    if log.timestamp is None:
+        return fit_drift(None, value, window_s)
+    start, end = float(log.timestamp.min()), float(log.timestamp.max())
+    return fit_drift(log.timestamp[rows], value, window_s, start=start, end=end)
+
+
+def _drift_common(
+    log: PilotLog, classes: dict[str, ClassFit], rows_of: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """Each class's share of drift common to all classes, on one window grid (the longest
+    window any drifting class needed), where at least two classes drift."""
+    drifting = [n for n, c in classes.items() if c.drift.estimated and c.drift.kind != "none"]
+    if log.timestamp is None or len(drifting) < 2:
+        return {}
+    window = max(classes[n].drift.window_s for n in drifting)
+    start, end = float(log.timestamp.min()), float(log.timestamp.max())
+    series, fits = [], []
+    for name in drifting:
+        value = _unit_measure(log, rows_of[name])
+        assert value is not None
+        s = drift_windows(
+            log.timestamp[rows_of[name]], value, window, adapt=False, start=start, end=end
+        )
+        series.append(s)
+        fits.append(fit_state_space(s, (classes[name].drift.kind,)))
+    return dict(zip(drifting, (float(r) for r in common_loadings(fits, series)), strict=True))
 
 
 def _profile(

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import special
 
 from . import __version__
+from .drift import horizon_shift
 from .engine import (
     PARAM_ROWS,
     Strata,
@@ -29,7 +30,7 @@ from .engine import (
     strata_count,
 )
 from .errors import ForecastError, ScenarioError
-from .fit import ClassFit, FittedModel, fit_values, pilot_level_variance
+from .fit import ClassFit, FittedModel, fit_values
 from .progress import Progress
 from .scenario import Price, Scenario, validate_against_model
 from .traffic import (
@@ -37,9 +38,9 @@ from .traffic import (
     Drivers,
     TrafficPlan,
     TrialTraffic,
-    ar1_average_variance,
     build_plan,
     draw_traffic,
+    start_epoch,
     window_weights,
 )
 
@@ -154,6 +155,8 @@ class Prepared:
     strata: tuple[Strata, ...]
     retry_policies: tuple[RetryPolicy, ...]
     reference_intensity: tuple[float, ...]  # per class: where its exact draws begin
+    drift_shifts: tuple[tuple[float, float], ...]  # per class: (mean, var) of its log level
+    drift_common: np.ndarray  # per class: share of its drift common to all classes
 
 
 def _effective_price(scenario: Scenario, name: str) -> Price | None:
@@ -309,9 +312,11 @@ def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = 
     policies = tuple(retry_policy(pc, scenario.reliability) for pc in classes)
     # twice the expected requests of a trial: fixed per class, so runs share their draws
     reference = tuple(2.0 * float(plan.base[:, j].sum()) for j in range(len(classes)))
+    shifts = tuple(drift_shift(pc.source, plan, j, scenario, model) for j, pc in enumerate(classes))
+    common = np.array([pc.source.drift_common for pc in classes])
     return Prepared(
         scenario, model, tuple(classes), plan, pilot_mean, tuple(notes), strata, policies,
-        reference,
+        reference, shifts, common,
     )  # fmt: skip
 
 
@@ -424,13 +429,25 @@ def _multipliers(
             c_p, rho_p, c_s, rho_s = _cold_rates(pc, rel)
             mult[:, j] *= (1.0 + c_s * (rho_s - 1.0)) / (1.0 + c_p * (rho_p - 1.0))
         if drivers.uncertainty:
-            d = pc.source.drift
-            weights = base[:, j] / max(float(base[:, j].sum()), 1e-300)
-            on_windows = window_weights(weights, sc.resolution_s, d.window_s)
-            # the horizon's average level, and the pilot's own mean level, are both uncertain
-            v = ar1_average_variance(on_windows, d.level_sd, d.phi) + pilot_level_variance(d)
-            mult[:, j] *= np.exp(np.sqrt(v) * z_drift[:, j] - 0.5 * v)
+            shift, v = prep.drift_shifts[j]
+            mult[:, j] *= np.exp(shift + np.sqrt(v) * z_drift[:, j])
     return mult
+
+
+def drift_shift(
+    cf: ClassFit, plan: TrafficPlan, j: int, scenario: Scenario, model: FittedModel
+) -> tuple[float, float]:
+    """Log-normal law (mean, var) of a class's unit-cost level over the horizon relative to the
+    pilot's (`costsim.drift.horizon_shift`): from where the pilot ends, the horizon starting at
+    the scenario's `start` (right after the pilot when it gives none), weighted by its traffic."""
+    d = cf.drift
+    base = plan.base_no_events[:, j]
+    if base.sum() <= 0:
+        return 0.0, 0.0
+    weights = window_weights(base / base.sum(), scenario.resolution_s, d.window_s)
+    start, end = start_epoch(scenario), model.traffic.end
+    gap = 0 if start is None or end is None else max(0, int((start - end) // d.window_s))
+    return horizon_shift(d, weights, gap)
 
 
 def _cold_rates(pc: ProductionClass, rel: Any) -> tuple[float, float, float, float]:
@@ -500,6 +517,12 @@ def _weighted(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
+def _common_stream(seed: int, chunk: int) -> np.random.Generator:
+    """The chunk's stream of the drift factor shared by all classes (its own spawn key, so that
+    the per-class streams are the same whether or not classes share drift)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(chunk, 2**31 + 3)))
+
+
 def _chunk_streams(seed: int, chunk: int, n_classes: int) -> list[np.random.Generator]:
     """Independent streams of one chunk: volume, spikes, then one per class (its mix draw,
     drift, tail-parameter draw and requests), so adding a class leaves the others' alone."""
@@ -536,6 +559,10 @@ def simulate(
             gammas[:, j] = special.gammaincinv(alpha, u_mix) if alpha > 1e-12 else 0.0
             z_drift[:, j] = rng.standard_normal(n)
             rows_u[:, j] = rng.random(n)
+        if prep.drift_common.any():  # drift shared across classes: one common factor
+            rho = prep.drift_common
+            z_common = _common_stream(sc.seed, chunk).standard_normal(n)
+            z_drift = np.sqrt(rho) * z_common[:, None] + np.sqrt(1.0 - rho) * z_drift
         traffic = draw_traffic(prep.plan, sc, n, drivers, rngs[0], rngs[1], gammas)
         mult = _multipliers(prep, traffic, drivers, z_drift)
         for j, pc in enumerate(prep.classes):

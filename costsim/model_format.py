@@ -32,11 +32,12 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
+from .drift import KINDS as DRIFT_KINDS
 from .errors import CostsimError
 from .fit import QUANTITIES
 
 KIND = "costsim.model"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: drift as a state-space model
 
 # Tail shape xi of a point estimate. The fitter searches [-0.5, 3]; -1 is the uniform
 # distribution, below which the GPD density rises towards its end point and the likelihood has
@@ -595,12 +596,30 @@ class RatesDoc(Closed):
 
 
 class DriftDoc(Closed):
+    """`costsim.drift.DriftFit`: the unit cost's drift as a state-space model."""
+
+    kind: Annotated[str, Choice(DRIFT_KINDS)]
+    estimated: Flag
     window_s: Positive
     windows: Count
-    level_sd: NonNegative
-    step_sd: NonNegative
-    phi: Annotated[float, Num(-1.0, 1.0)]
-    estimated: Flag
+    observed: Count
+    mu: Annotated[float, Num()]
+    mu_var: NonNegative
+    phi: Annotated[float, Num(0.0, 1.0)]
+    state_sd: NonNegative
+    level_end: Annotated[float, Num()]
+    level_end_var: NonNegative
+    level_mu_cov: Annotated[float, Num()]
+    reference: Annotated[float, Num()]
+    dispersion: NonNegative
+    within_var: NonNegative
+    loglik: dict[Annotated[str, Choice(DRIFT_KINDS)], Annotated[float, Num(finite=False)]] = Field(
+        default_factory=dict
+    )
+    aic: dict[Annotated[str, Choice(DRIFT_KINDS)], Annotated[float, Num(finite=False)]] = Field(
+        default_factory=dict
+    )
+    common: Annotated[float, Num(0.0, 1.0)] = 0.0
     note: str | None = None
 
 

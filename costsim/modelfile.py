@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from . import __version__
+from .drift import DriftFit, DriftKind
 from .errors import CostsimError, ModelFileError
-from .fit import ClassFit, Drift, FitOptions, FittedModel, QuantityFit, Rates, Traffic
+from .fit import ClassFit, FitOptions, FittedModel, QuantityFit, Rates, Traffic
 from .model_format import KIND, SCHEMA_VERSION, ClassDoc, ModelDoc, QuantityDoc, validated
 from .outputs import write_atomic
 from .splice import SplicedDistribution
@@ -111,12 +112,24 @@ def model_to_dict(model: FittedModel) -> dict[str, Any]:
                 "cold_start_latency_ms": r.cold_start_latency_ms,
             },
             "drift": {
+                "kind": d.kind,
+                "estimated": d.estimated,
                 "window_s": d.window_s,
                 "windows": d.windows,
-                "level_sd": d.level_sd,
-                "step_sd": d.step_sd,
+                "observed": d.observed,
+                "mu": d.mu,
+                "mu_var": d.mu_var,
                 "phi": d.phi,
-                "estimated": d.estimated,
+                "state_sd": d.state_sd,
+                "level_end": d.level_end,
+                "level_end_var": d.level_end_var,
+                "level_mu_cov": d.level_mu_cov,
+                "reference": d.reference,
+                "dispersion": d.dispersion,
+                "within_var": d.within_var,
+                "loglik": dict(d.loglik),
+                "aic": dict(d.aic),
+                "common": c.drift_common,
                 "note": d.note,
             },
             "hourly_profile": c.hourly_profile,
@@ -214,16 +227,28 @@ def _class(name: str, c: ClassDoc) -> ClassFit:
             cold_start_cost_ratio=r.cold_start_cost_ratio,
             cold_start_latency_ms=r.cold_start_latency_ms,
         ),
-        drift=Drift(
+        drift=DriftFit(
+            kind=cast(DriftKind, dr.kind),
+            estimated=dr.estimated,
             window_s=dr.window_s,
             windows=dr.windows,
-            level_sd=dr.level_sd,
-            step_sd=dr.step_sd,
+            observed=dr.observed,
+            mu=dr.mu,
+            mu_var=dr.mu_var,
             phi=dr.phi,
-            estimated=dr.estimated,
+            state_sd=dr.state_sd,
+            level_end=dr.level_end,
+            level_end_var=dr.level_end_var,
+            level_mu_cov=dr.level_mu_cov,
+            reference=dr.reference,
+            dispersion=dr.dispersion,
+            within_var=dr.within_var,
+            loglik=dict(dr.loglik),
+            aic=dict(dr.aic),
             note=dr.note,
         ),
         hourly_profile=c.hourly_profile,
+        drift_common=dr.common,
     )
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
-from scipy import signal
 
 from .errors import ScenarioError
 from .scenario import MAX_REQUESTS, MAX_SPIKES_PER_TRIAL, Scenario, format_duration
@@ -68,16 +67,21 @@ class Drivers:
 ALL_DRIVERS = Drivers()
 
 
+def start_epoch(scenario: Scenario) -> float | None:
+    """The scenario's `start` in epoch seconds (UTC when no zone is given), or None."""
+    if scenario.start is None:
+        return None
+    dt = datetime.fromisoformat(scenario.start.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
 def _bucket_times(scenario: Scenario) -> np.ndarray:
     """Start time (epoch s) of every bucket."""
-    start = MONDAY
-    if scenario.start is not None:
-        text = scenario.start.replace("Z", "+00:00")
-        dt = datetime.fromisoformat(text)
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        start = dt.timestamp()
-    return start + np.arange(scenario.buckets) * scenario.resolution_s
+    start = start_epoch(scenario)
+    first = MONDAY if start is None else start
+    return first + np.arange(scenario.buckets) * scenario.resolution_s
 
 
 def _shape_at(
@@ -386,18 +390,3 @@ def window_weights(weights: np.ndarray, bucket_s: float, window_s: float) -> np.
     m = max(1, round(window_s / bucket_s))
     padded = np.concatenate([weights, np.zeros((-weights.size) % m)])
     return np.asarray(padded.reshape(-1, m).sum(axis=1))
-
-
-def ar1_average_variance(weights: np.ndarray, level_sd: float, phi: float) -> float:
-    """Variance of sum_b w_b x_b for a stationary AR(1) x with sd ``level_sd`` and lag-1
-    correlation ``phi`` (weights summing to 1):
-        tau^2 * (sum_b w_b^2 + 2 sum_b w_b h_b),  h_b = phi * (h_{b-1} + w_{b-1})
-    The recursion runs as a linear filter, so the cost is O(buckets) without a Python loop.
-    """
-    if level_sd <= 0:
-        return 0.0
-    w = np.asarray(weights, dtype=float)
-    if phi <= 0:
-        return float(level_sd**2 * np.sum(w * w))
-    h = signal.lfilter([0.0, phi], [1.0, -phi], w)
-    return float(level_sd**2 * (np.sum(w * w) + 2.0 * np.sum(w * h)))

@@ -47,7 +47,7 @@ def _interval(seed: int, with_drift: bool) -> tuple[float, float, float]:
         model = fit_model(make_log({"c": cost[pilot]}, timestamps={"c": ts[pilot]}))
     if not with_drift:
         c = model.classes["c"]
-        model = replace(model, classes={"c": replace(c, drift=replace(c.drift, level_sd=0.0))})
+        model = replace(model, classes={"c": replace(c, drift=replace(c.drift, kind="none"))})
     scenario = parse_scenario(
         {
             "model": "unused.model.json",

@@ -42,7 +42,7 @@ def test_fit_bundled_pilot_writes_model_and_dashboard(tmp_path: Path) -> None:
     result = runner.invoke(app, ["fit", str(PILOT), "-o", str(out)])
     assert result.exit_code == 0, result.stderr
     model = json.loads(out.read_text())
-    assert model["schema_version"] == 1
+    assert model["schema_version"] == 2
     assert set(model["classes"]) == {
         "lookup",
         "rag_single_hop",
