@@ -43,6 +43,7 @@ def _stats(ordered: bool) -> AfterValidator:
 
 
 Usd = Annotated[float, Num(0.0)]
+UsdOrInf = Annotated[float, Num(0.0, finite=False)]
 
 
 class ClassFigures(Open):
@@ -64,7 +65,8 @@ class BaselineDoc(Open):
     trials: Annotated[int, integer(1)]
     horizon_s: Annotated[float, Num(0.0, lo_open=True)]
     quantiles: Annotated[dict[str, Usd], _stats(ordered=True)]
-    quantile_se: Annotated[dict[str, Usd], _stats(ordered=False)]
+    # an unresolved quantile (too few trials to bound it) has an infinite error, written "inf"
+    quantile_se: Annotated[dict[str, UsdOrInf], _stats(ordered=False)]
     percentiles: Annotated[
         tuple[float, ...], Nums(Num(0.0), length=PERCENTILES, non_decreasing=True)
     ] = ()

@@ -275,7 +275,31 @@ def _stat_value(fc: Forecast, stat: str) -> tuple[float, float]:
     return fc.quantiles[stat], fc.quantile_se[stat]
 
 
+def trials_to_resolve(q: float) -> int:
+    """The fewest trials whose order-statistic 95% interval of the q-quantile stays inside the
+    sample (`forecast.quantile_with_error`)."""
+    n = 2
+    while True:
+        half = Z95 * math.sqrt(n * q * (1 - q))
+        if math.floor(n * q - half) >= 0 and math.ceil(n * q + half) <= n - 1:
+            return n
+        n = math.ceil(n * 1.05) + 1
+
+
+def _refuse_unresolved(fc: Forecast, stats: list[str] | tuple[str, ...]) -> None:
+    """A gated quantile the trials cannot bound is never judged (it could hide anything)."""
+    unresolved = [s for s in stats if s in fc.unresolved]
+    if unresolved:
+        need = max(trials_to_resolve(QUANTILES[s]) for s in unresolved)
+        raise CostsimError(
+            f"{fc.scenario_name}: {', '.join(unresolved)} cannot be judged with {fc.trials:,} "
+            f"trials (its Monte Carlo interval runs past the sample); use --trials {need:,} or "
+            "more, or --trials auto"
+        )
+
+
 def budget_verdicts(fc: Forecast, limits: list[Limit]) -> list[Verdict]:
+    _refuse_unresolved(fc, [lim.stat for lim in limits])
     out = []
     for lim in limits:
         value, se = _stat_value(fc, lim.stat)
@@ -349,6 +373,7 @@ def regression_verdicts(
     numbers make small; without, the two figures' errors are combined as if independent, which
     is conservative (a rise just above the tolerance may only warn).
     """
+    _refuse_unresolved(fc, stats)
     paired = (
         paired_errors(fc.totals, baseline_totals, stats, fc.seed)
         if baseline_totals is not None and baseline_totals.shape == fc.totals.shape
@@ -367,10 +392,8 @@ def regression_verdicts(
         else:
             rel = f" ({100 * delta / base:+.1f}%)" if base else ""
             change = f"{'+' if delta > 0 else '-'}{usd(abs(delta))}{rel}"
-        detail = (
-            f"{usd(cur)} vs baseline {usd(base)}: {change}, tolerance {tolerance} "
-            f"± MC error {usd(Z95 * se)}"
-        )
+        error = f"± MC error {usd(Z95 * se)}" if math.isfinite(se) else "MC error unbounded"
+        detail = f"{usd(cur)} vs baseline {usd(base)}: {change}, tolerance {tolerance} {error}"
         if delta - allowed > Z95 * se:
             status = REGRESSION
         elif delta > allowed:
@@ -481,7 +504,9 @@ def trials_needed(
         else:
             value, _, lo, hi = quantile_with_error(totals, QUANTILES[stat])
             half = (hi - lo) / 2
-        if value > 0 and half > 0:
+        if not math.isfinite(half):
+            need = max(need, trials_to_resolve(QUANTILES[stat]))
+        elif value > 0 and half > 0:
             need = max(need, math.ceil(n * (half / (precision * value)) ** 2))
     return int(min(cap, step * math.ceil(need / step)))
 

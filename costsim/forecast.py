@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -112,21 +113,31 @@ class Forecast:
     percentiles: np.ndarray  # P0, P1, ..., P100 of the totals: the distribution, for baselines
     scenario_document: dict[str, Any] = field(default_factory=dict)  # to reproduce a baseline
 
+    @property
+    def unresolved(self) -> tuple[str, ...]:
+        """Quantiles the trials cannot bound (infinite Monte Carlo error): more trials needed."""
+        return tuple(k for k, se in self.quantile_se.items() if not math.isfinite(se))
+
 
 def quantile_with_error(x: np.ndarray, q: float) -> tuple[float, float, float, float]:
     """Sample quantile with a distribution-free 95% interval from order statistics.
 
     The number of draws below the true quantile is Binomial(T, q), so the order statistics at
     ranks T*q -+ 1.96 * sqrt(T*q*(1-q)) bound it with about 95% confidence; the standard error
-    is the interval's half-width / 1.96.
+    is the interval's half-width / 1.96. When a rank falls outside the sample (P99 of 200
+    trials), the sample cannot bound the quantile on that side: the interval is open there
+    (+-inf) and the error infinite — the quantile is *unresolved*, not given a too-narrow error.
     """
     xs = np.sort(x)
     n = xs.size
     est = float(np.quantile(xs, q))
     half = _Z95 * np.sqrt(n * q * (1 - q))
-    lo = xs[int(np.clip(np.floor(n * q - half), 0, n - 1))]
-    hi = xs[int(np.clip(np.ceil(n * q + half), 0, n - 1))]
-    return est, float((hi - lo) / (2 * _Z95)), float(lo), float(hi)
+    i_lo, i_hi = int(np.floor(n * q - half)), int(np.ceil(n * q + half))
+    lo = float(xs[i_lo]) if i_lo >= 0 else -math.inf
+    hi = float(xs[i_hi]) if i_hi <= n - 1 else math.inf
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return est, math.inf, lo, hi
+    return est, float((hi - lo) / (2 * _Z95)), lo, hi
 
 
 # ---------------------------------------------------------------------------------------------
@@ -641,6 +652,17 @@ def _quantiles(
     return qs, se, ci
 
 
+def _unresolved_note(se: dict[str, float], trials: int) -> tuple[str, ...]:
+    keys = [k.upper() for k, v in se.items() if not math.isfinite(v)]
+    if not keys:
+        return ()
+    return (
+        f"{', '.join(keys)} unresolved: {trials:,} trials cannot bound "
+        f"{'it' if len(keys) == 1 else 'them'} (their order-statistic interval runs past the "
+        "sample); run more trials",
+    )
+
+
 def _bridge(prep: Prepared, full: np.ndarray, engine: str) -> tuple[BridgeStep, ...]:
     """Naive -> forecast, switching each driver on in turn (common random numbers).
 
@@ -799,7 +821,7 @@ def run_forecast(
         per_class=per_class,
         bridge=steps,
         concentration=_concentration(prep, conc_rng),
-        notes=prep.notes,
+        notes=prep.notes + _unresolved_note(se, int(totals.size)),
         percentiles=np.quantile(totals, np.linspace(0.0, 1.0, 101)),
         scenario_document=dict(scenario.raw),
     )
@@ -831,7 +853,11 @@ def ensure_trustworthy(fc: Forecast) -> Forecast:
         "naive linear estimate": fc.naive_linear,
         "pilot mean cost": fc.pilot_mean_cost,
         **{k.upper() if k != "mean" else "mean": v for k, v in fc.quantiles.items()},
-        **{f"Monte Carlo error of {k}": v for k, v in fc.quantile_se.items()},
+        **{
+            f"Monte Carlo error of {k}": v
+            for k, v in fc.quantile_se.items()
+            if k not in fc.unresolved
+        },
         **{f"concentration {k}": v for k, v in fc.concentration.items()},
     }
     for name, row in fc.per_class.items():

@@ -104,7 +104,7 @@ def _quantile_rows(fc: Forecast) -> list[list[str]]:
         [
             _label(k),
             _usd(fc.quantiles[k]),
-            "±" + _usd(fc.quantile_se[k]),
+            "unresolved" if k in fc.unresolved else "±" + _usd(fc.quantile_se[k]),
             _times(_ratio(fc.quantiles[k], fc.naive_linear)),
         ]
         for k in QUANTILE_KEYS

@@ -71,7 +71,7 @@ MUTATIONS: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("quantiles not a mapping", lambda d: d.update(quantiles=[1, 2]),
      "quantiles: expected a mapping, got a list"),
     ("standard error NaN", lambda d: d["quantile_se"].update(p95="NaN"),
-     "quantile_se.p95: expected a number >= 0, got 'NaN'"),
+     "quantile_se.p95: expected a number >= 0 (or \"inf\"), got 'NaN'"),
     ("standard error missing", lambda d: d["quantile_se"].pop("p50"),
      "quantile_se.p50: required"),
     ("no trials", lambda d: d.update(trials=0), "trials: expected an integer >= 1, got 0"),

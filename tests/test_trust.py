@@ -284,3 +284,22 @@ def test_progress_is_shown_on_a_terminal_only(
     fitted = _run("fit", PILOT, "-o", tmp_path / "m.json", "-q")
     assert fitted.exit_code == 0
     assert "reading rows" in fit_screen.getvalue() and "fitting classes" in fit_screen.getvalue()
+
+
+def test_an_unresolved_quantile_is_marked_and_never_judged(tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path, trials=100)
+    result = _run("forecast", scenario, "--json", "-", "--no-bridge")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["quantile_se"]["p99"] == "inf"  # P99 of 100 trials: unbounded above
+    assert data["quantile_ci95"]["p99"][1] == "inf"
+    assert any("P95, P99 unresolved: 100 trials cannot bound them" in n for n in data["notes"])
+    assert data["quantile_se"]["p50"] != "inf"
+    _one_error(
+        _run("check", scenario, "--max", "p99=1e12"),
+        "p99 cannot be judged with 100 trials",
+        "use --trials 564 or more",
+    )
+    assert _run("check", scenario, "--max", "p50=1e12").exit_code == 0
+    report = _run("forecast", scenario, "--no-bridge")
+    assert "unresolved" in report.stdout
