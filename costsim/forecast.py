@@ -87,6 +87,17 @@ class BridgeStep:
 
 
 @dataclass(frozen=True)
+class CapSensitivity:
+    """The forecast's mean and P95 had the caps of the classes whose mean depends on them been
+    10x and 100x higher (on the bridge's trials, with the forecast's random numbers)."""
+
+    classes: tuple[str, ...]
+    factors: tuple[float, ...]  # 10, 100
+    mean: tuple[float, ...]
+    p95: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Forecast:
     scenario_name: str
     scenario_hash: str
@@ -112,6 +123,7 @@ class Forecast:
     notes: tuple[str, ...]
     percentiles: np.ndarray  # P0, P1, ..., P100 of the totals: the distribution, for baselines
     scenario_document: dict[str, Any] = field(default_factory=dict)  # to reproduce a baseline
+    cap_sensitivity: CapSensitivity | None = None  # where the mean depends on a tail's cap
 
     @property
     def unresolved(self) -> tuple[str, ...]:
@@ -652,6 +664,56 @@ def _quantiles(
     return qs, se, ci
 
 
+CAP_FACTORS = (10.0, 100.0)
+CAP_SENSITIVE = 0.01  # a class whose mean moves by more than this at 100x its cap
+
+
+def _cap_sensitivity(prep: Prepared, engine: str, totals: np.ndarray) -> CapSensitivity | None:
+    """Where a capped tail's mean depends on its cap (xi near or above 1), the forecast's mean
+    and P95 with every such cap 10x and 100x higher, on the bridge's trials."""
+    sensitive = []
+    for j, pc in enumerate(prep.classes):
+        d = pc.unit.dist
+        if not d.has_tail or d.cap is None:
+            continue
+        now = float(pc.unit.row_means()[0])
+        far = replace(pc.unit, dist=replace(d, cap=CAP_FACTORS[-1] * d.cap))
+        if now > 0 and float(far.row_means()[0]) / now - 1.0 > CAP_SENSITIVE:
+            sensitive.append(j)
+    if not sensitive:
+        return None
+    n = min(BRIDGE_TRIALS, totals.size)  # the first trials: the same random numbers
+    means, p95s = [float(totals[:n].mean())], [float(np.quantile(totals[:n], 0.95))]
+    for factor in CAP_FACTORS:
+        strata = list(prep.strata)
+        for j in sensitive:
+            unit = prep.classes[j].unit
+            d = unit.dist
+            assert d.cap is not None
+            strata[j] = build_strata(replace(unit, dist=replace(d, cap=factor * d.cap)))
+        t, _ = simulate(replace(prep, strata=tuple(strata)), ALL_DRIVERS, engine, trials=n)
+        tot = t.sum(axis=1)
+        means.append(float(tot.mean()))
+        p95s.append(float(np.quantile(tot, 0.95)))
+    names = tuple(prep.classes[j].name for j in sensitive)
+    return CapSensitivity(names, (1.0, *CAP_FACTORS), tuple(means), tuple(p95s))
+
+
+def _cap_note(cs: CapSensitivity | None) -> tuple[str, ...]:
+    if cs is None:
+        return ()
+    figures = "; ".join(
+        f"{'with the model' + chr(39) + 's caps' if f == 1 else f'caps {f:g}x higher'}: "
+        f"mean ${m:,.0f}, P95 ${p:,.0f}"
+        for f, m, p in zip(cs.factors, cs.mean, cs.p95, strict=True)
+    )
+    return (
+        f"the mean depends on the cap of {', '.join(cs.classes)} (a tail too heavy for its "
+        f"mean to settle); on {BRIDGE_TRIALS:,} trials at most: {figures}. Set a physical cap "
+        "(`costsim fit --cap`, `--max-tokens`) if the default one is not",
+    )
+
+
 def _unresolved_note(se: dict[str, float], trials: int) -> tuple[str, ...]:
     keys = [k.upper() for k, v in se.items() if not math.isfinite(v)]
     if not keys:
@@ -798,6 +860,7 @@ def run_forecast(
             borrowed_from=pc.borrowed_from,
         )
     steps = _bridge(prep, totals, engine) if bridge else ()
+    sensitivity = _cap_sensitivity(prep, engine, totals) if bridge else None
     conc_rng = np.random.default_rng(np.random.SeedSequence(scenario.seed, spawn_key=(2**31 + 1,)))
     fc = Forecast(
         scenario_name=scenario.path.name if scenario.path is not None else "<scenario>",
@@ -821,9 +884,10 @@ def run_forecast(
         per_class=per_class,
         bridge=steps,
         concentration=_concentration(prep, conc_rng),
-        notes=prep.notes + _unresolved_note(se, int(totals.size)),
+        notes=prep.notes + _unresolved_note(se, int(totals.size)) + _cap_note(sensitivity),
         percentiles=np.quantile(totals, np.linspace(0.0, 1.0, 101)),
         scenario_document=dict(scenario.raw),
+        cap_sensitivity=sensitivity,
     )
     return ensure_trustworthy(fc)
 

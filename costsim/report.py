@@ -197,6 +197,20 @@ def forecast_to_dict(fc: Forecast) -> dict[str, Any]:
             "top_1pct": fc.concentration.get("top_1pct"),
             "top_5pct": fc.concentration.get("top_5pct"),
         },
+        "cap_sensitivity": None
+        if fc.cap_sensitivity is None
+        else {
+            "classes": list(fc.cap_sensitivity.classes),
+            **{
+                f"cap_x{f:g}": {"mean": m, "p95": p}
+                for f, m, p in zip(
+                    fc.cap_sensitivity.factors,
+                    fc.cap_sensitivity.mean,
+                    fc.cap_sensitivity.p95,
+                    strict=True,
+                )
+            },
+        },
         "notes": list(fc.notes),
     }
     return dict(_clean(out))

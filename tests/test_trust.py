@@ -303,3 +303,15 @@ def test_an_unresolved_quantile_is_marked_and_never_judged(tmp_path: Path) -> No
     assert _run("check", scenario, "--max", "p50=1e12").exit_code == 0
     report = _run("forecast", scenario, "--no-bridge")
     assert "unresolved" in report.stdout
+
+
+def test_cap_sensitivity_is_reported_where_the_mean_depends_on_the_cap(tmp_path: Path) -> None:
+    # the bundled model's long_context_summary tail has xi > 1: its mean is the cap's
+    scenario = _scenario(tmp_path, trials=1000)
+    data = json.loads(_run("forecast", scenario, "--json", "-").stdout)
+    cs = data["cap_sensitivity"]
+    assert cs["classes"] == ["long_context_summary"]
+    assert cs["cap_x1"]["mean"] < cs["cap_x10"]["mean"] < cs["cap_x100"]["mean"]
+    assert any("the mean depends on the cap of long_context_summary" in n for n in data["notes"])
+    quick = json.loads(_run("forecast", scenario, "--json", "-", "--no-bridge").stdout)
+    assert quick["cap_sensitivity"] is None  # measured with the bridge only (check skips it)
