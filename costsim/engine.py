@@ -73,9 +73,9 @@ class UnitCost:
         if n is None or rng is None:
             return cls(dist, xi, sigma, scale)
         n_body = max(n * (1.0 - dist.tail_prob), 1.0)
-        intervals = dist.body_quantiles.size - 1
-        weights = rng.gamma(n_body / intervals, size=(rows, intervals))
-        weights[0] = 1.0  # the point estimate: the fitted body
+        width = np.diff(dist.body_probs)  # each bin's share of the body's rows
+        weights = rng.gamma(np.maximum(n_body * width, 1e-6), size=(rows, width.size))
+        weights[0] = width  # the point estimate: the fitted body
         weights = np.maximum(weights, 1e-300)
         cum = np.concatenate([np.zeros((rows, 1)), np.cumsum(weights, axis=1)], axis=1)
         cum /= cum[:, -1:]

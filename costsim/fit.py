@@ -69,6 +69,7 @@ MIN_CLASS_ROWS = 10
 DEFAULT_CAP_FACTOR = 10.0
 DRIFT_WINDOW_S = 3600.0
 RETRY_PMF_MAX = 10
+ATOM_SHARE = 0.01  # a value repeated in at least this share of a class's rows is an atom
 XI_BETWEEN_SD_MIN = 0.1  # least between-class sd of the tail shape a borrowed shape carries
 BOUNDED_XI = -0.25  # below this (and an interval under 0) a tail is called bounded, not light
 
@@ -369,16 +370,16 @@ def _finish_quantity(
     body = sample[: np.searchsorted(sample, u, side="right")]
     if body.size == 0:
         body = np.array([u])
-    body_q = _quantile_grid(body, BODY_POINTS)
+    body_p, body_q = body_grid(body, BODY_POINTS, ATOM_SHARE * sample.size)
     body_q[-1] = u
     body_q = np.maximum.accumulate(body_q)
 
     cap, cap_source = _cap(cls, q, prep["summary"]["max"], u, options)
     if tail is None:
-        dist = SplicedDistribution(body_q, 0.0, 0.0, 1.0, None)
+        dist = SplicedDistribution(body_q, 0.0, 0.0, 1.0, None, body_p)
         cap, cap_source = None, None
     else:
-        dist = SplicedDistribution(body_q, tail.k / n, tail.xi, tail.sigma, cap)
+        dist = SplicedDistribution(body_q, tail.k / n, tail.xi, tail.sigma, cap, body_p)
 
     diagnostics: dict[str, Any] = {"notes": notes}
     if tail is not None:
@@ -442,6 +443,31 @@ def _cap(
     return max(observed_max, u) * options.default_cap_factor, (
         f"default: {options.default_cap_factor:g}x the largest value in the pilot"
     )
+
+
+def body_grid(
+    sorted_values: np.ndarray, points: int, atom_rows: float
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The body's quantile function: on ``points`` equally spaced probabilities, plus the exact
+    probability edges of every atom (a value repeated at least ``atom_rows`` times, e.g. a price
+    tier or a maximum output length), so that an atom keeps its exact mass instead of one
+    quantised to the grid's step. Returns (probabilities or None when equally spaced, values)."""
+    m = sorted_values.size
+    values, first, counts = np.unique(sorted_values, return_index=True, return_counts=True)
+    atoms = counts >= max(atom_rows, 2.0)
+    grid = np.linspace(0.0, 1.0, points)
+    if not atoms.any() or m < 2:
+        return None, _quantile_grid(sorted_values, points)
+    lo, hi = first[atoms] / m, (first[atoms] + counts[atoms]) / m
+    # the grid's points off the atoms, then both edges of every atom at the atom's value: where
+    # one atom ends exactly where the next begins, the probability appears twice (a jump)
+    off = ~((grid[:, None] >= lo[None, :]) & (grid[:, None] <= hi[None, :])).any(axis=1)
+    probs = np.concatenate([grid[off], lo, hi])
+    vals = np.concatenate(
+        [np.interp(grid[off] * (m - 1), np.arange(m), sorted_values), values[atoms], values[atoms]]
+    )
+    order = np.lexsort((vals, probs))
+    return probs[order], np.maximum.accumulate(vals[order])
 
 
 def _quantile_grid(sorted_values: np.ndarray, points: int) -> np.ndarray:

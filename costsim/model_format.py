@@ -472,9 +472,21 @@ class DistributionDoc(Closed):
     xi: Annotated[float, Num(*XI_RANGE)]
     sigma: Positive
     cap: Annotated[float | None, Num(0.0, lo_open=True, null=True)] = None
+    # probabilities of the body quantiles when not equally spaced (the exact edges of atoms)
+    body_probs: Annotated[
+        tuple[float, ...] | None, Nums(Num(0.0, 1.0), min_length=2, non_decreasing=True, null=True)
+    ] = None
 
     @model_validator(mode="after")
     def _cap_bounds_body(self) -> DistributionDoc:
+        if self.body_probs is not None:
+            p = self.body_probs
+            why = None
+            if len(p) != len(self.body_quantiles):
+                why = f"expected one per body quantile ({len(self.body_quantiles)}), got {len(p)}"
+            elif p[0] != 0.0 or p[-1] != 1.0:
+                why = "must run from 0 to 1"
+            raise_problems([("body_probs", why)] if why else [])
         top = self.body_quantiles[-1]
         if self.cap is not None and self.cap < top:
             raise_problems(

@@ -198,6 +198,7 @@ def _quantity(name: str, q: QuantityDoc) -> QuantityFit:
             dist.xi,
             dist.sigma,
             dist.cap,
+            None if dist.body_probs is None else np.asarray(dist.body_probs, dtype=float),
         ),
         xi_ci=None if tail.xi_ci is None else (tail.xi_ci[0], tail.xi_ci[1]),
         xi_draws=None if tail.draws is None else np.asarray(tail.draws.xi, dtype=float),

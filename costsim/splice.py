@@ -66,6 +66,7 @@ class SplicedDistribution:
     xi: float
     sigma: float
     cap: float | None = None
+    body_grid: np.ndarray | None = None  # probabilities of the body quantiles; None: equal steps
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -75,6 +76,10 @@ class SplicedDistribution:
 
     @property
     def body_probs(self) -> np.ndarray:
+        """Probabilities of the body's quantile points: equally spaced, or with the exact edges
+        of the body's atoms (values a pilot repeats, e.g. price tiers) added."""
+        if self.body_grid is not None:
+            return self.body_grid
         return np.linspace(0.0, 1.0, self.body_quantiles.size)
 
     @property
@@ -204,4 +209,5 @@ class SplicedDistribution:
             "xi": float(self.xi),
             "sigma": float(self.sigma),
             "cap": None if self.cap is None else float(self.cap),
+            **({} if self.body_grid is None else {"body_probs": self.body_grid.tolist()}),
         }

@@ -151,3 +151,16 @@ def test_model_file_is_deterministic_and_round_trips(tmp_path) -> None:
         save_model(fit_model(make_log(data), FitOptions(seed=3)), path)
     assert path.read_text() == first
     assert model_to_json(load_model(path)) == first
+
+
+def test_atoms_keep_their_exact_mass() -> None:
+    """Price tiers (three values) were mis-weighted by the body grid's 1/256 steps (-5.9%)."""
+    rng = np.random.default_rng(31)
+    tiers, probs = np.array([0.01, 0.10, 1.00]), np.array([0.7, 0.25, 0.05])
+    x = rng.choice(tiers, size=3000, p=probs)
+    x[:40] = 0.5  # and a few requests in between
+    d = fit_model(make_log({"c": x})).classes["c"].quantities["cost_usd"].dist
+    assert d.mean() == pytest.approx(x.mean(), rel=1e-9)
+    for tier in tiers:  # each atom's mass, exactly
+        mass = float(d.cdf(tier) - d.cdf(tier * (1 - 1e-9)))
+        assert mass == pytest.approx(np.mean(x == tier), abs=1e-12)

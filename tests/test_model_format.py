@@ -468,3 +468,21 @@ def test_any_mutation_is_a_model_or_a_model_file_error(
         text = str(exc)
         assert text.startswith("m.json: ") and "\n" not in text
         assert not any(word in text for word in PYDANTIC_WORDS), text
+
+
+def test_body_probabilities_are_checked() -> None:
+    doc = json.loads(MODEL.read_text())
+    n = len(_get_dist(doc)["body_quantiles"])
+    _set(doc, f"{DIST}.body_probs", [0.0, 1.0])
+    assert f"{DIST}.body_probs: expected one per body quantile ({n}), got 2" in _error(doc)
+    _set(doc, f"{DIST}.body_probs", list(np.linspace(0.1, 1.0, n)))
+    assert f"{DIST}.body_probs: must run from 0 to 1" in _error(doc)
+    _set(doc, f"{DIST}.body_probs", list(np.linspace(0.0, 1.0, n)))
+    model_from_dict(doc)  # equally spaced, written out: as good as absent
+
+
+def _get_dist(doc: dict[str, Any]) -> dict[str, Any]:
+    node: Any = doc
+    for key in DIST.split("."):
+        node = node[key]
+    return dict(node)
