@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from . import __version__
-from .drift import DriftFit, DriftKind
+from .drift import DriftFit
 from .errors import CostsimError, ModelFileError
 from .fit import ClassFit, FitOptions, FittedModel, QuantityFit, Rates, Traffic
 from .model_format import KIND, SCHEMA_VERSION, ClassDoc, ModelDoc, QuantityDoc, validated
@@ -112,25 +113,8 @@ def model_to_dict(model: FittedModel) -> dict[str, Any]:
                 "cold_start_latency_ms": r.cold_start_latency_ms,
             },
             "drift": {
-                "kind": d.kind,
-                "estimated": d.estimated,
-                "window_s": d.window_s,
-                "windows": d.windows,
-                "observed": d.observed,
-                "mu": d.mu,
-                "mu_var": d.mu_var,
-                "phi": d.phi,
-                "state_sd": d.state_sd,
-                "level_end": d.level_end,
-                "level_end_var": d.level_end_var,
-                "level_mu_cov": d.level_mu_cov,
-                "reference": d.reference,
-                "dispersion": d.dispersion,
-                "within_var": d.within_var,
-                "loglik": dict(d.loglik),
-                "aic": dict(d.aic),
+                **{f.name: getattr(d, f.name) for f in fields(DriftFit)},
                 "common": c.drift_common,
-                "note": d.note,
             },
             "hourly_profile": c.hourly_profile,
         }
@@ -228,26 +212,7 @@ def _class(name: str, c: ClassDoc) -> ClassFit:
             cold_start_cost_ratio=r.cold_start_cost_ratio,
             cold_start_latency_ms=r.cold_start_latency_ms,
         ),
-        drift=DriftFit(
-            kind=cast(DriftKind, dr.kind),
-            estimated=dr.estimated,
-            window_s=dr.window_s,
-            windows=dr.windows,
-            observed=dr.observed,
-            mu=dr.mu,
-            mu_var=dr.mu_var,
-            phi=dr.phi,
-            state_sd=dr.state_sd,
-            level_end=dr.level_end,
-            level_end_var=dr.level_end_var,
-            level_mu_cov=dr.level_mu_cov,
-            reference=dr.reference,
-            dispersion=dr.dispersion,
-            within_var=dr.within_var,
-            loglik=dict(dr.loglik),
-            aic=dict(dr.aic),
-            note=dr.note,
-        ),
+        drift=DriftFit(**{f.name: getattr(dr, f.name) for f in fields(DriftFit)}),
         hourly_profile=c.hourly_profile,
         drift_common=dr.common,
     )

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import one_error, run
 from typer.testing import CliRunner
 
-from costsim.cli import app
 from costsim.errors import OutputError
 from costsim.outputs import Output, check_outputs, write_outputs
 
@@ -23,22 +23,8 @@ MODEL = ROOT / "scenarios" / "pilot.model.json"
 runner = CliRunner()
 
 
-def _run(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _one_error(result, *fragments: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture()
@@ -72,7 +58,7 @@ def scenario(tmp_path: Path) -> Path:
 
 def test_fit_output_onto_the_pilot_is_refused(small_pilot: Path) -> None:
     before = _sha(small_pilot)
-    _one_error(_run("fit", small_pilot, "-o", small_pilot), "is an input of this command")
+    one_error(run("fit", small_pilot, "-o", small_pilot), "is an input of this command")
     assert _sha(small_pilot) == before
 
 
@@ -80,8 +66,8 @@ def test_fit_writes_nothing_when_one_output_cannot_be_written(
     small_pilot: Path, tmp_path: Path
 ) -> None:
     model = tmp_path / "out.model.json"
-    _one_error(
-        _run("fit", small_pilot, "-o", model, "--json", "/nonexistent/x.json"),
+    one_error(
+        run("fit", small_pilot, "-o", model, "--json", "/nonexistent/x.json"),
         "--json /nonexistent/x.json: the folder /nonexistent does not exist",
     )
     assert not model.exists()
@@ -91,7 +77,7 @@ def test_fit_refuses_to_write_inside_a_dataset_directory(tmp_path: Path) -> None
     dataset = tmp_path / "dataset"
     dataset.mkdir()
     shutil.copy(PILOT, dataset / "part-0.parquet")
-    _one_error(_run("fit", dataset, "-o", dataset / "m.model.json"), "inside the input directory")
+    one_error(run("fit", dataset, "-o", dataset / "m.model.json"), "inside the input directory")
     assert sorted(p.name for p in dataset.iterdir()) == ["part-0.parquet"]
 
 
@@ -102,11 +88,11 @@ def test_forecast_outputs_onto_the_scenario_or_model_are_refused(
     model = scenario.parent / "m.json"
     before = (_sha(scenario), _sha(model))
     for target in (scenario, model):
-        result = _run("forecast", scenario, option, target, "-q")
+        result = run("forecast", scenario, option, target, "-q")
         if option in ("--samples", "--plot"):  # the suffix is checked too; either refusal works
-            _one_error(result, option)
+            one_error(result, option)
         else:
-            _one_error(result, "is an input of this command")
+            one_error(result, "is an input of this command")
     assert (_sha(scenario), _sha(model)) == before
 
 
@@ -115,16 +101,16 @@ def test_a_link_to_an_input_is_the_input(scenario: Path, tmp_path: Path) -> None
     soft.symlink_to(scenario.parent / "m.json")
     hard = tmp_path / "hard.json"
     os.link(scenario, hard)
-    _one_error(_run("forecast", scenario, "--json", soft, "-q"), "is an input")
-    _one_error(_run("forecast", scenario, "--json", hard, "-q"), "is an input")
+    one_error(run("forecast", scenario, "--json", soft, "-q"), "is an input")
+    one_error(run("forecast", scenario, "--json", hard, "-q"), "is an input")
 
 
 def test_check_outputs_onto_inputs_are_refused(scenario: Path, tmp_path: Path) -> None:
     base = tmp_path / "base.json"
-    assert _run("forecast", scenario, "--json", base, "-q", "--no-bridge").exit_code == 0
+    assert run("forecast", scenario, "--json", base, "-q", "--no-bridge").exit_code == 0
     before = _sha(base)
-    _one_error(_run("check", scenario, "--baseline", base, "--junit", base), "is an input")
-    _one_error(_run("check", scenario, "--json", scenario), "is an input")
+    one_error(run("check", scenario, "--baseline", base, "--junit", base), "is an input")
+    one_error(run("check", scenario, "--json", scenario), "is an input")
     assert _sha(base) == before
 
 
@@ -132,18 +118,18 @@ def test_init_force_never_overwrites_its_own_model(tmp_path: Path) -> None:
     model = tmp_path / "m.json"
     shutil.copy(MODEL, model)
     before = _sha(model)
-    _one_error(_run("init", model, "-o", model, "--force"), "is an input of this command")
+    one_error(run("init", model, "-o", model, "--force"), "is an input of this command")
     assert _sha(model) == before
 
 
 def test_two_outputs_to_one_file_or_to_stdout_are_refused(scenario: Path, tmp_path: Path) -> None:
     same = tmp_path / "out.txt"
-    _one_error(
-        _run("forecast", scenario, "--json", same, "--markdown", same),
+    one_error(
+        run("forecast", scenario, "--json", same, "--markdown", same),
         "--markdown",
     )
-    _one_error(
-        _run("forecast", scenario, "--json", "-", "--markdown", "-"),
+    one_error(
+        run("forecast", scenario, "--json", "-", "--markdown", "-"),
         "--json and --markdown all write to standard output",
     )
     assert not same.exists()
@@ -156,27 +142,27 @@ def test_two_outputs_to_one_file_or_to_stdout_are_refused(scenario: Path, tmp_pa
 def test_unsupported_suffix_is_refused_before_any_work(
     scenario: Path, tmp_path: Path, option: str, name: str, allowed: str
 ) -> None:
-    _one_error(
-        _run("forecast", scenario, option, tmp_path / name), f"expected a file ending in {allowed}"
+    one_error(
+        run("forecast", scenario, option, tmp_path / name), f"expected a file ending in {allowed}"
     )
 
 
 def test_output_that_is_a_directory_is_refused(scenario: Path, tmp_path: Path) -> None:
-    _one_error(_run("forecast", scenario, "--json", tmp_path), "is a directory")
+    one_error(run("forecast", scenario, "--json", tmp_path), "is a directory")
 
 
 def test_dash_is_stdout_for_every_text_output(scenario: Path) -> None:
-    md = _run("forecast", scenario, "--markdown", "-", "--no-bridge")
+    md = run("forecast", scenario, "--markdown", "-", "--no-bridge")
     assert md.exit_code == 0, md.stderr
     assert md.stdout.startswith("#") and "P95" in md.stdout
-    csv = _run("forecast", scenario, "--samples", "-", "--no-bridge")
+    csv = run("forecast", scenario, "--samples", "-", "--no-bridge")
     assert csv.exit_code == 0, csv.stderr
     assert csv.stdout.splitlines()[0].startswith("trial,total_usd,")
     assert len(csv.stdout.splitlines()) == 201
-    junit = _run("check", scenario, "--junit", "-")
+    junit = run("check", scenario, "--junit", "-")
     assert junit.exit_code == 0, junit.stderr
     assert junit.stdout.lstrip().startswith("<?xml")
-    schema = _run("schema", "-o", "-")
+    schema = run("schema", "-o", "-")
     assert json.loads(schema.stdout)["type"] == "object"
 
 
@@ -186,7 +172,7 @@ def test_existing_output_is_replaced_keeping_its_permissions(
     out = tmp_path / "f.json"
     out.write_text("old")
     out.chmod(0o640)
-    assert _run("forecast", scenario, "--json", out, "-q", "--no-bridge").exit_code == 0
+    assert run("forecast", scenario, "--json", out, "-q", "--no-bridge").exit_code == 0
     assert json.loads(out.read_text())["kind"] == "costsim.forecast"
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

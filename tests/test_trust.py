@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from cli_helpers import one_error, run
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -20,20 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PILOT = ROOT / "scenarios" / "pilot.parquet"
 MODEL = ROOT / "scenarios" / "pilot.model.json"
 runner = CliRunner()
-
-
-def _run(*args: object, **kwargs):
-    return runner.invoke(app, [str(a) for a in args], **kwargs)
-
-
-def _one_error(result, *fragments: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def _scenario(tmp_path: Path, name: str = "s.yaml", **extra) -> Path:
@@ -61,9 +48,9 @@ def test_a_cost_that_overflows_the_fit_is_refused_by_row(tmp_path: Path) -> None
     path = tmp_path / "p.parquet"
     df.to_parquet(path)
     out = tmp_path / "m.json"
-    _one_error(_run("fit", path, "-o", out), "cost_usd too large (above 1e+15)", "row: 6")
+    one_error(run("fit", path, "-o", out), "cost_usd too large (above 1e+15)", "row: 6")
     assert not out.exists()
-    dropped = _run("fit", path, "-o", out, "-q", "--drop-invalid")
+    dropped = run("fit", path, "-o", out, "-q", "--drop-invalid")
     assert dropped.exit_code == 0, dropped.stderr
     assert "RuntimeWarning" not in dropped.stderr
     assert "dropped 1 row: cost_usd too large" in dropped.stderr
@@ -89,15 +76,15 @@ def test_check_never_passes_a_broken_forecast(
 ) -> None:
     scenario = _scenario(tmp_path)
     monkeypatch.setattr(forecast_mod, "simulate", _broken_simulate(value))
-    result = _run("check", scenario, "--max", "p95=100", "--max", "mean=1")
-    _one_error(result, fragment)
-    _one_error(_run("forecast", scenario, "--json", tmp_path / "f.json"), fragment)
+    result = run("check", scenario, "--max", "p95=100", "--max", "mean=1")
+    one_error(result, fragment)
+    one_error(run("forecast", scenario, "--json", tmp_path / "f.json"), fragment)
     assert not (tmp_path / "f.json").exists()
 
 
 def test_a_forecast_of_few_requests_may_be_zero_at_p50(tmp_path: Path) -> None:
     # 3 requests a week: P(no request at all) is e^-3 = 5%, so P5 = $0 is an honest answer
-    result = _run("forecast", _scenario(tmp_path, volume={"requests": 3}), "--json", "-")
+    result = run("forecast", _scenario(tmp_path, volume={"requests": 3}), "--json", "-")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["quantiles"]["p5"] == 0
 
@@ -119,22 +106,22 @@ def test_a_forecast_of_few_requests_may_be_zero_at_p50(tmp_path: Path) -> None:
     ],
 )
 def test_check_options_are_bounded(tmp_path: Path, args: list[str], fragment: str) -> None:
-    _one_error(_run("check", _scenario(tmp_path), *args), fragment)
+    one_error(run("check", _scenario(tmp_path), *args), fragment)
 
 
 def test_empty_column_name_is_bad_input(tmp_path: Path) -> None:
-    _one_error(
-        _run("fit", PILOT, "--class-col", "", "-o", tmp_path / "m.json"),
+    one_error(
+        run("fit", PILOT, "--class-col", "", "-o", tmp_path / "m.json"),
         "--class-col: expected a column name, got an empty string",
     )
 
 
 def test_a_bad_choice_is_one_line(tmp_path: Path) -> None:
-    _one_error(
-        _run("forecast", _scenario(tmp_path), "--engine", "fast"),
+    one_error(
+        run("forecast", _scenario(tmp_path), "--engine", "fast"),
         "'fast' is not one of 'strata', 'reference'",
     )
-    _one_error(_run("check", _scenario(tmp_path), "--format", "xml"), "'xml' is not one of")
+    one_error(run("check", _scenario(tmp_path), "--format", "xml"), "'xml' is not one of")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,7 +135,7 @@ def rise(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("rise")
     base_scenario = _scenario(d, "base.yaml")
     baseline = d / "baseline.json"
-    made = _run("forecast", base_scenario, "--json", baseline, "-q", "--no-bridge")
+    made = run("forecast", base_scenario, "--json", baseline, "-q", "--no-bridge")
     assert made.exit_code == 0, made.stderr
     risen = _scenario(d, "risen.yaml", volume={"requests": 530_000, "uncertainty": 0.1})
     return risen, baseline
@@ -162,7 +149,7 @@ def test_a_rise_beyond_tolerance_is_a_regression_whatever_the_trials(
     args = ["check", scenario, "--baseline", baseline, "--max", "p95=1e9", "--format", "lines"]
     if trials is not None:
         args += ["--trials", trials, "--precision", "2%"]
-    result = _run(*args)
+    result = run(*args)
     assert result.exit_code == 3, result.stdout + result.stderr
     out = result.stdout
     assert "REGRESSION risen.yaml p95 vs baseline" in out
@@ -186,8 +173,8 @@ def test_a_forecast_too_large_for_memory_is_refused_with_the_knob(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(forecast_mod, "RUN_MEMORY", 1e6)
-    _one_error(
-        _run("forecast", _scenario(tmp_path)), "6 classes", "lower --trials", "merge small classes"
+    one_error(
+        run("forecast", _scenario(tmp_path)), "6 classes", "lower --trials", "merge small classes"
     )
 
 
@@ -206,7 +193,7 @@ def test_out_of_memory_is_bad_input_not_a_bug(
 
 def test_reference_engine_says_how_long_it_expects(tmp_path: Path) -> None:
     scenario = _scenario(tmp_path, volume={"requests": 1000}, trials=100)
-    result = _run("forecast", scenario, "--engine", "reference", "-q")
+    result = run("forecast", scenario, "--engine", "reference", "-q")
     assert result.exit_code == 0, result.stderr
     assert "reference engine: every request is drawn" in result.stderr
     assert "expected to take about" in result.stderr
@@ -253,11 +240,11 @@ def test_shell_completion_is_offered() -> None:
 
 def test_a_fail_level_below_the_inherited_warn_level_replaces_it(tmp_path: Path) -> None:
     scenario = _scenario(tmp_path, budget={"p95": {"fail": 2e9, "warn": 1e9}})
-    result = _run("check", scenario, "--max", "p95=1e9", "--format", "lines")
+    result = run("check", scenario, "--max", "p95=1e9", "--format", "lines")
     assert result.exit_code == 0, result.stderr  # the scenario's warn level gives way
     assert result.stdout.startswith("PASS s.yaml p95 ")
-    _one_error(
-        _run("check", scenario, "--max", "p95=1e9", "--warn", "p95=1e9"),
+    one_error(
+        run("check", scenario, "--max", "p95=1e9", "--warn", "p95=1e9"),
         "the warn level $1,000,000,000 must be below the fail level",
     )
 
@@ -270,48 +257,48 @@ def test_progress_is_shown_on_a_terminal_only(
     from rich.console import Console
 
     scenario = _scenario(tmp_path, trials=4000)
-    plain = _run("forecast", scenario, "-q", "--no-bridge")
+    plain = run("forecast", scenario, "-q", "--no-bridge")
     assert plain.exit_code == 0 and plain.stderr == ""  # a CI log gets no bar
     screen = io.StringIO()
     monkeypatch.setattr(cli, "stderr", Console(file=screen, force_terminal=True, width=100))
     monkeypatch.setattr(cli, "PROGRESS_AFTER_S", 0.0)
-    result = _run("forecast", scenario, "-q", "--no-bridge")
+    result = run("forecast", scenario, "-q", "--no-bridge")
     assert result.exit_code == 0, result.stderr
     shown = screen.getvalue()
     assert "preparing classes" in shown and "simulating trials" in shown
     fit_screen = io.StringIO()
     monkeypatch.setattr(cli, "stderr", Console(file=fit_screen, force_terminal=True, width=100))
-    fitted = _run("fit", PILOT, "-o", tmp_path / "m.json", "-q")
+    fitted = run("fit", PILOT, "-o", tmp_path / "m.json", "-q")
     assert fitted.exit_code == 0
     assert "reading rows" in fit_screen.getvalue() and "fitting classes" in fit_screen.getvalue()
 
 
 def test_an_unresolved_quantile_is_marked_and_never_judged(tmp_path: Path) -> None:
     scenario = _scenario(tmp_path, trials=100)
-    result = _run("forecast", scenario, "--json", "-", "--no-bridge")
+    result = run("forecast", scenario, "--json", "-", "--no-bridge")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["quantile_se"]["p99"] == "inf"  # P99 of 100 trials: unbounded above
     assert data["quantile_ci95"]["p99"][1] == "inf"
     assert any("P95, P99 unresolved: 100 trials cannot bound them" in n for n in data["notes"])
     assert data["quantile_se"]["p50"] != "inf"
-    _one_error(
-        _run("check", scenario, "--max", "p99=1e12"),
+    one_error(
+        run("check", scenario, "--max", "p99=1e12"),
         "p99 cannot be judged with 100 trials",
         "use --trials 564 or more",
     )
-    assert _run("check", scenario, "--max", "p50=1e12").exit_code == 0
-    report = _run("forecast", scenario, "--no-bridge")
+    assert run("check", scenario, "--max", "p50=1e12").exit_code == 0
+    report = run("forecast", scenario, "--no-bridge")
     assert "unresolved" in report.stdout
 
 
 def test_cap_sensitivity_is_reported_where_the_mean_depends_on_the_cap(tmp_path: Path) -> None:
     # the bundled model's long_context_summary tail has xi > 1: its mean is the cap's
     scenario = _scenario(tmp_path, trials=1000)
-    data = json.loads(_run("forecast", scenario, "--json", "-").stdout)
+    data = json.loads(run("forecast", scenario, "--json", "-").stdout)
     cs = data["cap_sensitivity"]
     assert cs["classes"] == ["long_context_summary"]
     assert cs["cap_x1"]["mean"] < cs["cap_x10"]["mean"] < cs["cap_x100"]["mean"]
     assert any("the mean depends on the cap of long_context_summary" in n for n in data["notes"])
-    quick = json.loads(_run("forecast", scenario, "--json", "-", "--no-bridge").stdout)
+    quick = json.loads(run("forecast", scenario, "--json", "-", "--no-bridge").stdout)
     assert quick["cap_sensitivity"] is None  # measured with the bridge only (check skips it)
