@@ -319,7 +319,8 @@ COLUMN_OPTIONS: dict[str, tuple[str, str]] = {
 
 def column_options(command: Callable[..., None]) -> Callable[..., None]:
     """Give a command the log's column options (`COLUMN_OPTIONS`, listed after its own); it
-    receives them as one keyword parameter ``columns: ColumnMap``, names checked non-empty."""
+    receives them as one keyword parameter ``columns: ColumnMap``. An empty name leaves an
+    optional column out; the query class is always needed."""
     signature = inspect.signature(command, eval_str=True)
     defaults = ColumnMap()
     added = [
@@ -336,8 +337,13 @@ def column_options(command: Callable[..., None]) -> Callable[..., None]:
     def with_columns(*args: Any, **kwargs: Any) -> None:
         names = {field: kwargs.pop(f"{field}_col") for field in COLUMN_OPTIONS}
         for field, name in names.items():
-            if not name.strip():
-                _fail(f"{COLUMN_OPTIONS[field][0]}: expected a column name, got an empty string")
+            option = COLUMN_OPTIONS[field][0]
+            if field == "query_class" and not name.strip():
+                _fail(f"{option}: expected a column name, got an empty string")
+            if name and not name.strip():  # "" leaves an optional column out; blanks are a slip
+                _fail(
+                    f"{option}: expected a column name (or '' to leave it out), got {name!r}"
+                )
         command(*args, columns=ColumnMap(**names), **kwargs)
 
     own = [p for p in signature.parameters.values() if p.name != "columns"]

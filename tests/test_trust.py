@@ -302,3 +302,10 @@ def test_cap_sensitivity_is_reported_where_the_mean_depends_on_the_cap(tmp_path:
     assert any("the mean depends on the cap of long_context_summary" in n for n in data["notes"])
     quick = json.loads(run("forecast", scenario, "--json", "-", "--no-bridge").stdout)
     assert quick["cap_sensitivity"] is None  # measured with the bridge only (check skips it)
+
+
+def test_an_empty_name_leaves_an_optional_column_out(tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    assert run("fit", PILOT, "--latency-col", "", "-o", out, "-q").exit_code == 0
+    assert "latency_ms" not in json.loads(out.read_text())["classes"]["lookup"]["quantities"]
+    one_error(run("fit", PILOT, "--latency-col", " ", "-o", out), "--latency-col: expected")
