@@ -341,9 +341,7 @@ def column_options(command: Callable[..., None]) -> Callable[..., None]:
             if field == "query_class" and not name.strip():
                 _fail(f"{option}: expected a column name, got an empty string")
             if name and not name.strip():  # "" leaves an optional column out; blanks are a slip
-                _fail(
-                    f"{option}: expected a column name (or '' to leave it out), got {name!r}"
-                )
+                _fail(f"{option}: expected a column name (or '' to leave it out), got {name!r}")
         command(*args, columns=ColumnMap(**names), **kwargs)
 
     own = [p for p in signature.parameters.values() if p.name != "columns"]
