@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -136,12 +136,12 @@ def parse_split(text: str) -> float | datetime:
         when = datetime.fromisoformat(iso)
     except ValueError:
         raise BacktestError(f"--split: expected {_SPLIT_HINT}, got {text!r}") from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def iso(t: float) -> str:
     """Epoch seconds as an ISO date-time in UTC (``Z``), to the second when it is whole."""
-    when = datetime.fromtimestamp(t, tz=timezone.utc)
+    when = datetime.fromtimestamp(t, tz=UTC)
     spec = "seconds" if t == math.floor(t) else "milliseconds"
     return when.isoformat(timespec=spec).replace("+00:00", "Z")
 

@@ -7,7 +7,7 @@ into a dictionary, a table or text. `backtest_to_dict` is the stable JSON contra
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -95,7 +95,7 @@ def backtest_to_dict(bt: Backtest) -> dict[str, Any]:
 
 def _when(t: float) -> str:
     """An origin, compact: 2026-10-11 23:58 (UTC)."""
-    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _signed_pct(v: float | None) -> str:

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -134,14 +134,14 @@ stderr = Console(stderr=True, highlight=False)
 WIDE = 160  # width of tables written to a pipe or a CI log, where no terminal sets one
 
 
-class Engine(str, Enum):
+class Engine(StrEnum):
     """--engine: the stratified engine, or the per-request reference."""
 
     strata = "strata"
     reference = "reference"
 
 
-class CheckFormat(str, Enum):
+class CheckFormat(StrEnum):
     """--format of `check`'s standard output."""
 
     auto = "auto"

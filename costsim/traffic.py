@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
 from .errors import ScenarioError
 from .scenario import MAX_REQUESTS, MAX_SPIKES_PER_TRIAL, Scenario, format_duration
 
-MONDAY = datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp()  # a Monday, 00:00 UTC
+MONDAY = datetime(2024, 1, 1, tzinfo=UTC).timestamp()  # a Monday, 00:00 UTC
 MONTH_S = 30 * 86400.0
 
 # Memory: the traffic layer refuses, with the knob to turn, what would not fit in these budgets.
@@ -73,7 +73,7 @@ def start_epoch(scenario: Scenario) -> float | None:
         return None
     dt = datetime.fromisoformat(scenario.start.replace("Z", "+00:00"))
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -184,13 +184,13 @@ def _csv(path: Path, times: np.ndarray, with_time: bool = True) -> Path:
 
 def _two_days(tmp_path: Path) -> Path:
     """400 requests over two days from 2026-01-01 00:00 UTC."""
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     return _csv(tmp_path / "log.csv", t0 + np.linspace(0, 2 * 86400, 400))
 
 
 def _gap(tmp_path: Path) -> Path:
     """400 requests over the first day, then one ten days later."""
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     times = np.append(t0 + np.linspace(0, 86400, 400), t0 + 10 * 86400)
     return _csv(tmp_path / "gap.csv", times)
 
@@ -232,14 +232,14 @@ def test_an_empty_window_is_refused(tmp_path: Path) -> None:
 def test_nothing_before_the_first_origin_is_refused(tmp_path: Path) -> None:
     # origins fall on whole seconds: 200 of them over the 100 s before the split put the first
     # at the log's very first request, with nothing before it to fit
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     log = _csv(tmp_path / "late.csv", np.append(t0, t0 + 100 + np.arange(0.0, 500.0, 10.0)))
     result = _run(str(log), "--split", "2026-01-01T00:01:40Z", "--rolling", "200")
     _assert_refused(result, "no request before the origin 2026-01-01T00:00:00Z")
 
 
 def test_a_log_too_short_to_fit_is_refused(tmp_path: Path) -> None:
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     result = _run(str(_csv(tmp_path / "short.csv", t0 + np.arange(12.0) * 3600)))
     _assert_refused(result, "too few requests before the origin", "no class has the 10")
 
@@ -259,8 +259,8 @@ def test_output_onto_the_input_log_is_refused(tmp_path: Path) -> None:
 
 def test_split_parsing() -> None:
     assert parse_split(" 0.25 ") == 0.25
-    assert parse_split("2026-10-12") == datetime(2026, 10, 12, tzinfo=timezone.utc)
-    assert parse_split("2026-10-12T06:00:00Z") == datetime(2026, 10, 12, 6, tzinfo=timezone.utc)
+    assert parse_split("2026-10-12") == datetime(2026, 10, 12, tzinfo=UTC)
+    assert parse_split("2026-10-12T06:00:00Z") == datetime(2026, 10, 12, 6, tzinfo=UTC)
     for bad in ("1", "-0.1", "nan", "inf", "next week"):
         with pytest.raises(BacktestError, match="--split"):
             parse_split(bad)
@@ -277,7 +277,7 @@ def test_interval_score() -> None:
 # ---------------------------------------------------------------------------------------------
 
 DAY = 86400.0
-T0 = datetime(2026, 1, 5, tzinfo=timezone.utc).timestamp()  # a Monday
+T0 = datetime(2026, 1, 5, tzinfo=UTC).timestamp()  # a Monday
 
 
 def _stationary(days: int, per_day: float, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -300,7 +300,7 @@ def test_a_class_new_in_the_window_is_left_out_of_both_sides() -> None:
     log = make_log(
         {k: v[1] for k, v in data.items()}, timestamps={k: v[0] for k, v in data.items()}
     )
-    bt = run_backtest(log, datetime.fromtimestamp(T0 + 3 * DAY, tz=timezone.utc), trials=500)
+    bt = run_backtest(log, datetime.fromtimestamp(T0 + 3 * DAY, tz=UTC), trials=500)
     (o,) = bt.origins
     assert o.excluded == ("newcomer",)
     assert o.excluded_requests == 30 and o.excluded_cost == pytest.approx(3000.0)

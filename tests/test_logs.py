@@ -181,7 +181,7 @@ def test_csv_file(tmp_path: Path) -> None:
     np.testing.assert_array_equal(log.cold_start, [True, False, True])
     np.testing.assert_array_equal(log.retries, [0, 1, 2])
     assert log.retries is not None and log.retries.dtype == np.int64
-    jan1 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+    jan1 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC).timestamp()
     np.testing.assert_array_equal(log.timestamp, [jan1, jan1 + 3600, jan1 + 7200])
 
 
@@ -363,7 +363,7 @@ def test_timestamp_naive_datetime_is_utc_with_note(tmp_path: Path) -> None:
         {"query_class": ["a", "a"], "cost_usd": [1.0, 1.0], "timestamp": pa.array(naive)},
     )
     log = read_ok(path)
-    start = dt.datetime(2024, 3, 1, 12, tzinfo=dt.timezone.utc).timestamp()
+    start = dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC).timestamp()
     np.testing.assert_array_equal(log.timestamp, [start, start + 30])
     assert any("no time zone" in note for note in log.notes)
 
@@ -379,7 +379,7 @@ def test_timestamp_with_time_zone(tmp_path: Path) -> None:
     path = tmp_path / "tz.parquet"
     frame.to_parquet(path)
     log = read_ok(path)
-    expected = dt.datetime(2024, 3, 1, 12, tzinfo=dt.timezone.utc).timestamp()
+    expected = dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC).timestamp()
     np.testing.assert_array_equal(log.timestamp, [expected])
     assert log.notes == ()
 
@@ -389,7 +389,7 @@ def test_timestamp_date_column(tmp_path: Path) -> None:
         tmp_path / "p.parquet",
         {"query_class": ["a"], "cost_usd": [1.0], "timestamp": pa.array([dt.date(2024, 1, 2)])},
     )
-    expected = dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc).timestamp()
+    expected = dt.datetime(2024, 1, 2, tzinfo=dt.UTC).timestamp()
     np.testing.assert_array_equal(read_ok(path).timestamp, [expected])
 
 
@@ -446,7 +446,7 @@ def test_timestamp_iso_strings_with_mixed_offsets(tmp_path: Path) -> None:
         },
     )
     log = read_ok(path)
-    jan1 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+    jan1 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC).timestamp()
     np.testing.assert_array_equal(log.timestamp, [jan1, jan1, jan1 + 1])
 
 
@@ -456,7 +456,7 @@ def test_timestamp_offsets_on_every_row_need_no_note(tmp_path: Path) -> None:
         "query_class,cost_usd,timestamp\na,1,2024-01-01T00:00:00Z\na,1,2024-01-01T02:00:00+02:00\n",
     )
     log = read_ok(path)
-    jan1 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+    jan1 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC).timestamp()
     np.testing.assert_array_equal(log.timestamp, [jan1, jan1])
     assert log.notes == ()
 
@@ -466,7 +466,7 @@ def test_timestamp_strings_over_many_batches(tmp_path: Path) -> None:
     lines = [f"a,1,2024-01-01 00:00:{i % 60:02d}" for i in range(n)]
     path = write_text(tmp_path / "p.csv", "query_class,cost_usd,timestamp\n" + "\n".join(lines))
     log = read_ok(path)
-    jan1 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+    jan1 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC).timestamp()
     assert log.timestamp is not None
     np.testing.assert_array_equal(log.timestamp, jan1 + np.arange(n) % 60)
 
