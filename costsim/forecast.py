@@ -31,9 +31,17 @@ from .engine import (
     strata_count,
 )
 from .errors import ForecastError, ScenarioError
-from .fit import ClassFit, FittedModel, fit_values
+from .fit import ClassFit, FittedModel
 from .progress import Progress
-from .scenario import Price, Scenario, validate_against_model
+from .reliability import (
+    ClassReliability,
+    class_reliability,
+    cold_changed,
+    multipliers,
+    retries_changed,
+)
+from .repricing import effective_price, quantity_rows, reprice
+from .scenario import Scenario, validate_against_model
 from .traffic import (
     ALL_DRIVERS,
     Drivers,
@@ -49,8 +57,6 @@ FORECAST_SCHEMA_VERSION = 1
 CHUNK_TRIALS = 2000  # part of reproducibility: results depend on it, so it is fixed
 BRIDGE_TRIALS = 4000  # trials of the bridge's intermediate steps
 QUANTILES = {"p5": 0.05, "p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
-REPRICE_MIN_SAMPLE = 20_000
-REPRICE_MAX_SAMPLE = 2_000_000  # bounded memory whatever a model file says of a class's size
 CONCENTRATION_SAMPLE = 1 << 17
 ENGINES = ("strata", "reference")
 _Z95 = 1.959963984540054
@@ -176,96 +182,10 @@ class Prepared:
     pilot_mean_cost: float
     notes: tuple[str, ...]
     strata: tuple[Strata, ...]
-    retry_policies: tuple[RetryPolicy, ...]
+    reliability: tuple[ClassReliability, ...]  # per class: retry and cold-start rows
     reference_intensity: tuple[float, ...]  # per class: where its exact draws begin
     drift_shifts: tuple[tuple[float, float], ...]  # per class: (mean, var) of its log level
     drift_common: np.ndarray  # per class: share of its drift common to all classes
-
-
-def _effective_price(scenario: Scenario, name: str) -> Price | None:
-    pricing = scenario.pricing
-    if pricing is None:
-        return None
-    own = pricing.classes.get(name)
-    default = pricing.default
-    if own is None and default is None:
-        return None
-    fields = ("input_per_mtok", "output_per_mtok", "cached_per_mtok", "per_request")
-    merged = {}
-    for f in fields:
-        value = getattr(own, f) if own is not None else None
-        if value is None and default is not None:
-            value = getattr(default, f)
-        merged[f] = value
-    return Price(**merged)
-
-
-def _copula_sample(cf: ClassFit, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Joint draws of a class's quantities through its Gaussian copula."""
-    names, corr = cf.dependence
-    w, v = np.linalg.eigh((corr + corr.T) / 2)
-    root = v * np.sqrt(np.clip(w, 0.0, None))
-    z = rng.standard_normal((n, len(names))) @ root.T
-    u = np.clip(special.ndtr(z), 1e-12, 1 - 1e-12)
-    return {q: cf.quantities[q].dist.ppf(u[:, j]) for j, q in enumerate(names)}
-
-
-def _reprice(cf: ClassFit, price: Price, rng: np.random.Generator) -> tuple[UnitCost, float]:
-    """Per-request cost under a price sheet: copula draws of tokens, priced, then refitted."""
-    have = set(cf.quantities)
-    if not have & {"input_tokens", "output_tokens"}:
-        raise ScenarioError(
-            f"pricing.classes.{cf.name}: the model has no token columns for class '{cf.name}', "
-            "so it cannot be re-priced; remove its price or refit with token columns"
-        )
-    n = min(max(cf.requests, REPRICE_MIN_SAMPLE), REPRICE_MAX_SAMPLE)
-    draws = _copula_sample(cf, n, rng)
-    zero = np.zeros(n)
-    inp = draws.get("input_tokens", zero)
-    out = draws.get("output_tokens", zero)
-    cached = draws["cached_share"] * inp if "cached_share" in draws else zero
-    p_in = (price.input_per_mtok or 0.0) / 1e6
-    p_out = (price.output_per_mtok or 0.0) / 1e6
-    p_cached = (
-        price.cached_per_mtok if price.cached_per_mtok is not None else price.input_per_mtok or 0.0
-    ) / 1e6
-    fee = price.per_request or 0.0
-    cost = (inp - cached) * p_in + cached * p_cached + out * p_out + fee
-    caps = {q: cf.quantities[q].dist.cap for q in cf.quantities}
-    cap = None
-    if all(caps.get(q) is not None for q in ("input_tokens", "output_tokens") if q in caps):
-        cap = (
-            (caps.get("input_tokens") or 0.0) * max(p_in, p_cached)
-            + (caps.get("output_tokens") or 0.0) * p_out
-            + fee
-        )
-        cap = max(cap, float(cost.max()))
-    qf = fit_values(cost, rng, cap=cap)
-    # Row 0 is the re-priced point estimate; the other rows carry what the pilot does not know
-    # of the tokens (each token quantity's own parameter rows) as a scale on the cost: the mean
-    # price of a row over the mean price of row 0. (The refit's own draws are left out: they
-    # would measure the noise of the synthetic sample, not of the pilot.)
-    means = {
-        q: _quantity_rows(cf, q, rng).row_means()
-        for q in ("input_tokens", "output_tokens", "cached_share")
-        if q in cf.quantities
-    }
-    rows = next(iter(means.values())).size
-    ones, zeros = np.ones(rows), np.zeros(rows)
-    e_in, e_out = means.get("input_tokens", zeros), means.get("output_tokens", zeros)
-    cached_frac = float(cached.sum() / inp.sum()) if inp.sum() > 0 else 0.0
-    cs = means.get("cached_share")
-    a = cached_frac * (cs / cs[0] if cs is not None and cs[0] > 0 else ones)
-    row_mean = fee + p_out * e_out + e_in * (p_in * (1.0 - a) + p_cached * a)
-    row_scale = row_mean / row_mean[0] if row_mean[0] > 0 else ones
-    unit = replace(UnitCost.from_fit(qf.dist, None, None, rows=rows), row_scale=row_scale)
-    return unit, float(cost.mean())
-
-
-def _quantity_rows(cf: ClassFit, q: str, rng: np.random.Generator) -> UnitCost:
-    """The parameter rows of one fitted quantity of a class."""
-    qf = cf.quantities[q]
-    return UnitCost.from_fit(qf.dist, qf.xi_draws, qf.sigma_draws, n=qf.n, rng=rng)
 
 
 def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = None) -> Prepared:
@@ -294,9 +214,9 @@ def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = 
     classes: list[ProductionClass] = []
     for i, name in enumerate(names):
         cf, scale, like = sources[name]
-        price = _effective_price(scenario, name)
+        price = effective_price(scenario, name)
         if price is not None:
-            unit, mean = _reprice(cf, price, np.random.default_rng(class_ss[i]))
+            unit, mean = reprice(cf, price, np.random.default_rng(class_ss[i]))
             unit = replace(unit, scale=scale)
             mean *= scale
         else:
@@ -307,7 +227,7 @@ def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = 
                 )
             qf = cf.quantities["cost_usd"]
             unit = replace(
-                _quantity_rows(cf, "cost_usd", np.random.default_rng(class_ss[i])), scale=scale
+                quantity_rows(cf, "cost_usd", np.random.default_rng(class_ss[i])), scale=scale
             )
             mean = qf.summary["mean"] * scale
         classes.append(ProductionClass(name, cf, unit, mean, price is not None, like))
@@ -332,7 +252,11 @@ def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = 
         if progress is not None:
             progress("preparing classes", j + 1, len(classes))
     strata = tuple(strata_list)
-    policies = tuple(retry_policy(pc, scenario.reliability) for pc in classes)
+    rel_ss = np.random.SeedSequence(scenario.seed, spawn_key=(2**31 + 5,)).spawn(len(classes))
+    policies = tuple(
+        class_reliability(pc.source, scenario.reliability, pc.unit.n_params, rel_ss[j])
+        for j, pc in enumerate(classes)
+    )
     # twice the expected requests of a trial: fixed per class, so runs share their draws
     reference = tuple(2.0 * float(plan.base[:, j].sum()) for j in range(len(classes)))
     shifts = tuple(drift_shift(pc.source, plan, j, scenario, model) for j, pc in enumerate(classes))
@@ -344,117 +268,8 @@ def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = 
 
 
 # ---------------------------------------------------------------------------------------------
-# Multipliers computed on intensities: retries, cold starts, drift
+# Drift: the unit-cost level over the horizon
 # ---------------------------------------------------------------------------------------------
-
-
-def _attempts(f: np.ndarray, max_attempts: int, billed_failures: bool) -> np.ndarray:
-    """Billed attempts per request when each attempt fails with probability f and a request
-    makes at most ``max_attempts``: (1 - f^m) / (1 - f) attempts, of which 1 - f^m succeed."""
-    f = np.minimum(f, 0.999)
-    f_m = np.array(f, dtype=float, copy=True)
-    for _ in range(max_attempts - 1):  # f ** m by repeated products: much cheaper than pow
-        f_m *= f
-    succeeded = 1.0 - f_m
-    return succeeded / (1.0 - f) if billed_failures else succeeded
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """The pilot's retry behaviour, read off its retry counts, and the scenario's.
-
-    The pilot made at most ``pilot_max`` attempts and 1 + mean(retries) on average; its
-    per-attempt failure probability ``f_pilot`` is the one for which a request limited to
-    ``pilot_max`` attempts makes that many. The scenario keeps both unless it sets them.
-    """
-
-    f_pilot: float
-    pilot_max: int
-    f: float
-    max_attempts: int
-
-
-def retry_policy(pc: ProductionClass, rel: Any) -> RetryPolicy:
-    rates = pc.source.rates
-    target = 1.0 + (rates.retry_mean or 0.0)
-    pilot_max = max(len(rates.retry_pmf), 1) if rates.retry_pmf else 1
-    lo, hi = 0.0, 0.999
-    for _ in range(60):  # bisection: attempts increase with f
-        mid = 0.5 * (lo + hi)
-        lo, hi = (
-            (mid, hi) if float(_attempts(np.asarray(mid), pilot_max, True)) < target else (lo, mid)
-        )
-    f_pilot = 0.5 * (lo + hi) if pilot_max > 1 else 0.0
-    f = rel.error_rate if rel.error_rate is not None else f_pilot
-    m = rel.max_attempts if rel.max_attempts is not None else pilot_max
-    return RetryPolicy(f_pilot, pilot_max, f, m)
-
-
-def _reliability_changed(scenario: Scenario) -> bool:
-    r = scenario.reliability
-    return not (
-        r.error_rate is None
-        and r.load_exponent == 0
-        and r.max_attempts is None
-        and r.billed_failures
-    )
-
-
-def _cold_changed(scenario: Scenario) -> bool:
-    r = scenario.reliability
-    return not (
-        r.cold_start_rate is None and r.cold_start_cost_ratio is None and r.spike_cold_share == 0
-    )
-
-
-BLOCK_CELLS = 2_000_000  # trials x buckets held at once by the load-dependent effects
-
-
-def _multipliers(
-    prep: Prepared, traffic: TrialTraffic, drivers: Drivers, z_drift: np.ndarray
-) -> np.ndarray:
-    """Per-trial, per-class cost multipliers: retries x cold starts x drift.
-
-    A scenario that leaves reliability alone gets exactly 1 for retries and cold starts: the
-    pilot's cost already includes its own. Otherwise the multiplier is the scenario's billed
-    attempts (or cold-start cost) over the pilot's. Where they depend on load, they are computed
-    per bucket, averaged with the class's intensity as weights, and divided by the same average
-    over the scenario's expected traffic under the pilot's behaviour: traffic shaped as expected
-    costs what the pilot's behaviour costs, spikes and events cost more.
-    """
-    sc = prep.scenario
-    rel = sc.reliability
-    plan = prep.plan
-    n_trials, n_classes = traffic.intensity.shape
-    mult = np.ones((n_trials, n_classes))
-    base = plan.base if drivers.spikes else plan.base_no_events
-    retries_on = drivers.retries and _reliability_changed(sc)
-    cold_on = drivers.cold_starts and _cold_changed(sc)
-    by_load = retries_on and rel.load_exponent != 0
-    by_rise = cold_on and rel.spike_cold_share > 0
-    expected_load = plan.base_no_events.sum(axis=1)
-    mean_load = float(np.sum(expected_load**2) / max(float(expected_load.sum()), 1e-300))
-    policies = prep.retry_policies
-    if by_load or by_rise:
-        rows = max(1, BLOCK_CELLS // base.shape[0])
-        for first in range(0, n_trials, rows):
-            block = slice(first, min(first + rows, n_trials))
-            _bucket_multipliers(
-                prep, traffic, base, block, mean_load, policies, by_load, by_rise, mult
-            )
-    for j, pc in enumerate(prep.classes):
-        pol = policies[j]
-        if retries_on and not by_load:
-            pilot = float(_attempts(np.asarray(pol.f_pilot), pol.pilot_max, True))
-            now = float(_attempts(np.asarray(pol.f), pol.max_attempts, rel.billed_failures))
-            mult[:, j] *= now / pilot
-        if cold_on and not by_rise:
-            c_p, rho_p, c_s, rho_s = _cold_rates(pc, rel)
-            mult[:, j] *= (1.0 + c_s * (rho_s - 1.0)) / (1.0 + c_p * (rho_p - 1.0))
-        if drivers.uncertainty:
-            shift, v = prep.drift_shifts[j]
-            mult[:, j] *= np.exp(shift + np.sqrt(v) * z_drift[:, j])
-    return mult
 
 
 def drift_shift(
@@ -473,66 +288,19 @@ def drift_shift(
     return horizon_shift(d, weights, gap)
 
 
-def _cold_rates(pc: ProductionClass, rel: Any) -> tuple[float, float, float, float]:
-    """Cold-start rate and cost ratio of the pilot, and the scenario's."""
-    r = pc.source.rates
-    c_p, rho_p = r.cold_start_rate or 0.0, r.cold_start_cost_ratio or 1.0
-    c_s = rel.cold_start_rate if rel.cold_start_rate is not None else c_p
-    rho_s = rel.cold_start_cost_ratio if rel.cold_start_cost_ratio is not None else rho_p
-    return c_p, rho_p, c_s, rho_s
-
-
-def _bucket_multipliers(
-    prep: Prepared,
-    traffic: TrialTraffic,
-    base: np.ndarray,
-    block: slice,
-    mean_load: float,
-    policies: tuple[RetryPolicy, ...],
-    by_load: bool,
-    by_rise: bool,
-    mult: np.ndarray,
-) -> None:
-    """Load- and rise-dependent multipliers for a block of trials, bucket by bucket."""
-    plan, rel = prep.plan, prep.scenario.reliability
-    spike = (
-        traffic.spikes.grid(block, base.shape[0], plan.bucket_s)
-        if traffic.spikes is not None
-        else np.ones((block.stop - block.start, base.shape[0]))
+def _multipliers(
+    prep: Prepared, traffic: TrialTraffic, drivers: Drivers, z_drift: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """Per-trial, per-class cost multipliers: retries x cold starts (`costsim.reliability`,
+    on the trial's parameter rows) x drift."""
+    mult = multipliers(
+        prep.plan, prep.scenario.reliability, prep.reliability, traffic, drivers, rows
     )
-    mix = traffic.mix_factor[block]
-    loaded = mix @ base.T + (spike - 1.0) * ((mix * plan.spike_hit) @ base.T)
-    load = traffic.volume[block, None] * loaded / max(mean_load, 1e-300)
-    load_k = load**rel.load_exponent if by_load else None
-    expected = plan.base_no_events.sum(axis=1) / max(mean_load, 1e-300)
-    for j, pc in enumerate(prep.classes):
-        lam = np.broadcast_to(base[:, j], spike.shape)
-        if plan.spike_hit[j]:
-            lam = lam * spike
-        if by_load and load_k is not None:
-            pol = policies[j]
-            w0 = plan.base_no_events[:, j]
-            pilot_like = _attempts(pol.f_pilot * expected**rel.load_exponent, pol.pilot_max, True)
-            norm = float(np.dot(w0, pilot_like) / max(float(w0.sum()), 1e-300))
-            now = _attempts(pol.f * load_k, pol.max_attempts, rel.billed_failures)
-            mult[block, j] *= _weighted(lam, now) / norm
-        if by_rise:
-            c_p, rho_p, c_s, rho_s = _cold_rates(pc, rel)
-            prev = np.concatenate([lam[:, :1], lam[:, :-1]], axis=1)
-            rise = np.clip(1.0 - prev / np.maximum(lam, 1e-300), 0.0, 1.0)
-            c_b = np.clip(c_s + rel.spike_cold_share * rise, 0.0, 1.0)
-            w0 = plan.base_no_events[:, j]
-            prev0 = np.concatenate([w0[:1], w0[:-1]])
-            rise0 = np.clip(1.0 - prev0 / np.maximum(w0, 1e-300), 0.0, 1.0)
-            c0 = np.clip(c_p + rel.spike_cold_share * rise0, 0.0, 1.0)
-            norm = float(np.dot(w0, 1.0 + c0 * (rho_p - 1.0)) / max(float(w0.sum()), 1e-300))
-            mult[block, j] *= _weighted(lam, 1.0 + c_b * (rho_s - 1.0)) / norm
-
-
-def _weighted(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Per-trial average of ``values`` over buckets with ``weights``."""
-    total = np.einsum("ij,ij->i", weights, values)
-    return np.asarray(total / np.maximum(weights.sum(axis=1), 1e-300))
+    if drivers.uncertainty:
+        for j in range(len(prep.classes)):
+            shift, v = prep.drift_shifts[j]
+            mult[:, j] *= np.exp(shift + np.sqrt(v) * z_drift[:, j])
+    return mult
 
 
 # ---------------------------------------------------------------------------------------------
@@ -587,21 +355,21 @@ def simulate(
             z_common = _common_stream(sc.seed, chunk).standard_normal(n)
             z_drift = np.sqrt(rho) * z_common[:, None] + np.sqrt(1.0 - rho) * z_drift
         traffic = draw_traffic(prep.plan, sc, n, drivers, rngs[0], rngs[1], gammas)
-        mult = _multipliers(prep, traffic, drivers, z_drift)
-        for j, pc in enumerate(prep.classes):
-            n_draws = pc.unit.n_params - 1
-            rows = (
-                1 + (rows_u[:, j] * n_draws).astype(np.int64)
-                if drivers.uncertainty and n_draws > 0
-                else np.zeros(n, dtype=np.int64)
-            )
+        rows = np.zeros((n, n_classes), dtype=np.int64)  # each trial's parameter row per class
+        if drivers.uncertainty:
+            for j, pc in enumerate(prep.classes):
+                n_draws = pc.unit.n_params - 1
+                if n_draws > 0:
+                    rows[:, j] = 1 + (rows_u[:, j] * n_draws).astype(np.int64)
+        mult = _multipliers(prep, traffic, drivers, z_drift, rows)
+        for j in range(n_classes):
             lam = traffic.intensity[:, j]
             if engine == "strata":
                 tot, req = aggregate(
-                    prep.strata[j], lam, rows, class_rngs[j], prep.reference_intensity[j]
+                    prep.strata[j], lam, rows[:, j], class_rngs[j], prep.reference_intensity[j]
                 )
             else:
-                tot, req = _reference_class(prep, traffic, j, rows, drivers, class_rngs[j])
+                tot, req = _reference_class(prep, traffic, j, rows[:, j], drivers, class_rngs[j])
             totals[start : start + n, j] = tot * mult[:, j]
             requests[start : start + n, j] = req
         if progress is not None:
@@ -733,6 +501,7 @@ def _bridge(prep: Prepared, full: np.ndarray, engine: str) -> tuple[BridgeStep, 
     up to the headline figures.
     """
     sc = prep.scenario
+    rel = sc.reliability
     naive = prep.pilot_mean_cost * prep.plan.projected_requests
     mix_value = float(
         sum(
@@ -745,8 +514,8 @@ def _bridge(prep: Prepared, full: np.ndarray, engine: str) -> tuple[BridgeStep, 
         ("mix shift & pricing" if sc.pricing is not None else "mix shift", None),
         ("unseen tail", Drivers(True, False, False, False, False)),
         ("spikes & events", Drivers(True, True, False, False, False) if has_spikes else None),
-        ("retries", Drivers(True, True, True, False, False) if _reliability_changed(sc) else None),
-        ("cold starts", Drivers(True, True, True, True, False) if _cold_changed(sc) else None),
+        ("retries", Drivers(True, True, True, False, False) if retries_changed(rel) else None),
+        ("cold starts", Drivers(True, True, True, True, False) if cold_changed(rel) else None),
         ("uncertainty", ALL_DRIVERS),
     ]
     out = []

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from costsim.forecast import prepare, retry_policy, run_forecast, simulate
+from costsim.forecast import prepare, run_forecast, simulate
 from costsim.modelfile import load_model
+from costsim.reliability import attempts
 from costsim.scenario import parse_scenario
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "scenarios" / "pilot.model.json"
@@ -71,18 +72,31 @@ def test_reliability_left_out_or_load_only_bills_like_the_pilot(model) -> None:
 
 def test_retry_policy_reproduces_the_pilot_and_responds_to_its_settings(model) -> None:
     prep = prepare(_scenario(), model)
-    agent = next(pc for pc in prep.classes if pc.name == "agent_tool_use")
-    pol = retry_policy(agent, _scenario().reliability)
-    assert pol.max_attempts == pol.pilot_max > 1 and pol.f == pol.f_pilot > 0
+    j = next(i for i, pc in enumerate(prep.classes) if pc.name == "agent_tool_use")
+    agent, pol = prep.classes[j], prep.reliability[j]
+    retry_mean = agent.source.rates.retry_mean
+    assert pol.max_attempts == pol.pilot_max > 1 and np.array_equal(pol.f, pol.f_pilot)
+    # row 0 is the pilot's own rate; the other rows are its Bayesian-bootstrap draws
+    pilot_attempts = attempts(pol.f_pilot, pol.pilot_max, True)
+    assert pilot_attempts[0] == pytest.approx(1 + retry_mean, rel=1e-9)
+    pmf = np.asarray(agent.source.rates.retry_pmf)
+    k = np.arange(pmf.size)
+    sd_mean = np.sqrt((pmf @ k**2 - (pmf @ k) ** 2) / agent.source.requests)
+    draws = pilot_attempts[1:] - 1
+    assert abs(draws.mean() - retry_mean) < 4 * sd_mean / np.sqrt(draws.size)
+    assert draws.std() == pytest.approx(sd_mean, rel=4 / np.sqrt(2 * draws.size))
     base = run_forecast(_scenario(), model, bridge=False)
-    j = base.classes.index("agent_tool_use")
     no_retries = run_forecast(_scenario(reliability={"max_attempts": 1}), model, bridge=False)
     never_fails = run_forecast(_scenario(reliability={"error_rate": 0}), model, bridge=False)
-    retry_mean = agent.source.rates.retry_mean
-    ratio = no_retries.class_totals[:, j].mean() / base.class_totals[:, j].mean()
-    assert ratio == pytest.approx(1 / (1 + retry_mean), rel=1e-9)
-    ratio0 = never_fails.class_totals[:, j].mean() / base.class_totals[:, j].mean()
-    assert ratio0 == pytest.approx(1 / (1 + retry_mean), rel=1e-9)
+    # the same random numbers: each trial's ratio is 1 / the pilot's attempts in its row
+    allowed = 1 / pilot_attempts[1:]
+    for other in (no_retries, never_fails):
+        ratio = other.class_totals[:, j] / base.class_totals[:, j]
+        nearest = np.min(np.abs(ratio[:, None] / allowed[None, :] - 1), axis=1)
+        assert nearest.max() < 1e-9
+        assert ratio.mean() == pytest.approx(
+            1 / (1 + retry_mean), abs=4 * allowed.std() / np.sqrt(ratio.size) + 1e-3
+        )
 
 
 def test_adding_a_class_keeps_the_others_random_numbers(model) -> None:

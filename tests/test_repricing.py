@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from costsim.forecast import _reprice
 from costsim.modelfile import load_model
+from costsim.repricing import reprice
 from costsim.scenario import Price
 
 MODEL = Path(__file__).resolve().parents[1] / "scenarios" / "pilot.model.json"
@@ -27,7 +27,7 @@ PILOT_PRICES = {
 def test_repricing_at_pilot_prices_reproduces_the_pilot_mean(name: str) -> None:
     cf = load_model(MODEL).classes[name]
     price = PILOT_PRICES.get(name, PILOT_PRICES["default"])
-    unit, mean = _reprice(cf, price, np.random.default_rng(1))
+    unit, mean = reprice(cf, price, np.random.default_rng(1))
     pilot = cf.quantities["cost_usd"].summary["mean"]
     # The Gaussian copula approximates the joint tail of the tokens: within 5% of the pilot's
     # mean cost, and the refitted distribution keeps the re-priced sample's mean.
