@@ -300,8 +300,13 @@ def _prepare_quantity(
         "p99": float(qs[2]),
         "max": float(top[-1]),
     }
-    small = candidate_counts(n).size == 0
-    tail = None if small else fit_tail(top, n, rng)
+    # An atom at the very top (many rows at the largest value, e.g. outputs cut at max_tokens)
+    # is a hard limit, not a tail: nothing lies beyond it, and a GPD fitted through a point
+    # mass would be wrong. The class is then empirical up to that value, the atom kept exact.
+    at_max = int(np.count_nonzero(x == top[-1]))
+    capped = n >= 2 and at_max >= max(ATOM_SHARE * n, 2.0)
+    small = candidate_counts(n).size == 0 and not capped
+    tail = None if small or capped else fit_tail(top, n, rng)
     return {
         "n": n,
         "top": top,
@@ -309,6 +314,7 @@ def _prepare_quantity(
         "summary": summary,
         "tail": tail,
         "small": small,
+        "capped": at_max / n if capped else None,
         "rng": rng,
     }
 
@@ -362,6 +368,11 @@ def _finish_quantity(
                 SmallSampleWarning,
                 stacklevel=3,
             )
+    elif prep["capped"] is not None:
+        notes.append(
+            f"{prep['capped']:.1%} of rows sit at the largest value {_human(float(top[-1]))}, "
+            "a hard limit (such as max_tokens): no tail beyond it (empirical distribution)"
+        )
     elif tail is None:
         notes.append("no tail fitted: too few distinct large values (empirical distribution)")
 

@@ -164,3 +164,24 @@ def test_atoms_keep_their_exact_mass() -> None:
     for tier in tiers:  # each atom's mass, exactly
         mass = float(d.cdf(tier) - d.cdf(tier * (1 - 1e-9)))
         assert mass == pytest.approx(np.mean(x == tier), abs=1e-12)
+
+
+def test_an_atom_at_the_top_is_a_hard_limit_not_a_tail() -> None:
+    """Outputs cut at max_tokens: many rows sit exactly at the largest value. Fitting a GPD
+    through that point mass would invent values beyond it; the fit keeps it as an atom."""
+    from costsim.fit import fit_values
+
+    rng = np.random.default_rng(7)
+    mu, s, cap, n = 6.5, 0.9, 4096.0, 20_000
+    x = np.minimum(rng.lognormal(mu, s, n), cap)
+    qf = fit_values(x, np.random.default_rng(1), name="output_tokens")
+    d = qf.dist
+    assert not d.has_tail and d.upper_bound == cap
+    # the atom keeps its exact mass: P(X = cap) in the fit equals the sample's share
+    share = float(np.mean(x == cap))
+    assert 1.0 - float(d.cdf(np.nextafter(cap, 0))) == pytest.approx(share, abs=1e-9)
+    # E[min(X, c)] of a lognormal, in closed form: the fit's mean is within sampling error
+    z = (np.log(cap) - mu) / s
+    truth = np.exp(mu + s**2 / 2) * stats.norm.cdf(z - s) + cap * stats.norm.sf(z)
+    assert abs(d.mean() - truth) < 4 * x.std() / np.sqrt(n)
+    assert any("hard limit" in note for note in qf.diagnostics["notes"])
