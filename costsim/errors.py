@@ -36,6 +36,11 @@ class OutputError(CostsimError):
     """An output path cannot be written, or would overwrite an input."""
 
 
+class PriceError(CostsimError):
+    """A model is not in the price catalog, has no per-token price, or its calls cannot be
+    priced (e.g. more cached than input tokens)."""
+
+
 class CostsimWarning(UserWarning):
     """Base class of costsim's warnings."""
 
