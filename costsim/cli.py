@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import numpy as np
+import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -59,7 +60,7 @@ from .dashboard import fit_summary_to_dict, render_fit, summarize_fit
 from .errors import CostsimError, CostsimWarning
 from .fit import DRIFT_WINDOW_S, MIN_CLASS_ROWS, QUANTITIES, FitOptions, fit_model
 from .forecast import CHUNK_TRIALS, Forecast, reference_seconds, run_forecast
-from .logs import ColumnMap, PilotLog, read_pilot
+from .logs import ColumnMap, PilotLog, read_export, read_pilot
 from .modelfile import check_model_text, dumps, load_model, model_to_json
 from .outputs import STDOUT, Output, check_outputs, write_outputs
 from .report import (
@@ -84,6 +85,7 @@ from .scenario import (
     parse_duration,
     read_yaml,
 )
+from .sources import read_source
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, not bad input and not a broken budget
@@ -139,6 +141,26 @@ class Engine(StrEnum):
 
     strata = "strata"
     reference = "reference"
+
+
+class LogFormat(StrEnum):
+    """--format of `fit`'s pilot log."""
+
+    auto = "auto"
+    table = "table"
+    langfuse = "langfuse"
+    litellm = "litellm"
+    helicone = "helicone"
+    otel = "otel"
+    openai_batch = "openai-batch"
+    bedrock = "bedrock"
+
+
+class Unit(StrEnum):
+    """--unit of an export: a query is one call or a whole trace."""
+
+    call = "call"
+    trace = "trace"
 
 
 class CheckFormat(StrEnum):
@@ -314,6 +336,7 @@ COLUMN_OPTIONS: dict[str, tuple[str, str]] = {
     "error": ("--error-col", "Error flag column (if no status)."),
     "retries": ("--retries-col", "Retries column."),
     "cold_start": ("--cold-start-col", "Cold-start flag column."),
+    "calls": ("--calls-col", "Calls-per-query column (LLM calls of one query)."),
 }
 
 
@@ -413,10 +436,44 @@ def fit(
             help="Window over which unit-cost drift is measured, e.g. 1h.",
         ),
     ] = f"{DRIFT_WINDOW_S / 3600:g}h",
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--format",
+            help="What the log is: costsim's table or a tool's export (auto: from its content).",
+        ),
+    ] = LogFormat.auto,
+    class_from: Annotated[
+        str | None,
+        typer.Option(
+            "--class-from",
+            metavar="PATH",
+            help="Exports: the query class from a field (metadata.route) or a tag (tag:route=).",
+        ),
+    ] = None,
+    class_map: Annotated[
+        Path | None,
+        typer.Option(
+            "--class-map",
+            metavar="YAML",
+            help="Exports: regular expressions mapped to class names (first match wins).",
+        ),
+    ] = None,
+    unit: Annotated[
+        Unit | None,
+        typer.Option(
+            "--unit",
+            help="Exports: one query is a call, or a whole trace [default: trace where the "
+            "export has trace ids].",
+        ),
+    ] = None,
     *,
     columns: ColumnMap,
 ) -> None:
     """Fit a per-class heavy-tail cost model to a pilot log and show the dashboard.
+
+    The log is costsim's table (one row per request) or an export of Langfuse, LiteLLM,
+    Helicone, OpenTelemetry GenAI spans, OpenAI Batch output or Bedrock invocation logs.
 
     Example: costsim fit scenarios/pilot.parquet -o pilot.model.json
     """
@@ -435,11 +492,34 @@ def fit(
                 Output("--output", output or f"{_stem(pilot)}.model.json", (".json",)),
                 Output("--json", json_out) if json_out is not None else None,
             ],
-            [pilot],
+            [pilot, *([class_map] if class_map is not None else [])],
         )
         with warnings.catch_warnings(record=True) as caught, progress_bar() as bar:
             warnings.simplefilter("always", CostsimWarning)
-            log = read_pilot(pilot, columns, drop_invalid=drop_invalid, progress=bar)
+            try:
+                source = read_source(
+                    pilot,
+                    format=log_format.value,
+                    class_from=class_from,
+                    class_map=class_map,
+                    unit=unit.value if unit is not None else None,
+                )
+            except (pa.ArrowException, UnicodeDecodeError) as exc:  # e.g. parts that disagree
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                _fail(f"{pilot}: cannot be read as one log: {first[:200]}")
+            if source is None:
+                if class_from is not None or class_map is not None or unit is not None:
+                    _fail(
+                        f"{pilot}: --class-from, --class-map and --unit read a tool's export; "
+                        "this is costsim's table (name its columns with --class-col and the like)"
+                    )
+                log = read_pilot(pilot, columns, drop_invalid=drop_invalid, progress=bar)
+            else:
+                log = read_export(source, pilot, drop_invalid=drop_invalid, progress=bar)
+                if not quiet:
+                    stderr.print(escape(source.detected), soft_wrap=True)
+                    for note in source.notes:
+                        stderr.print(f"note: {escape(note)}", soft_wrap=True)
             for d in log.dropped:
                 more = ", ..." if d.count > len(d.first_rows) else ""
                 rows = ", ".join(str(r) for r in d.first_rows) + more
@@ -621,6 +701,44 @@ def _plot_budget(sc: Scenario) -> float | None:
     """The budget line of the plot: the scenario's P95 fail level, else its first limit's."""
     limits = sorted(sc.budget.limits, key=lambda lim: lim.stat != "p95")
     return float(limits[0].fail) if limits and limits[0].fail is not None else None
+
+
+@app.command()
+def prices(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A catalog model: provider:model (openai:gpt-4o) or a name as logs spell it."
+        ),
+    ],
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", metavar="DATE", help="The prices in force on this date (YYYY-MM-DD) [now]."
+        ),
+    ] = None,
+) -> None:
+    """Show the prices costsim would use for a model, from the bundled catalog (genai-prices;
+    never a network call).
+
+    Example: costsim prices openai:gpt-4o
+    """
+    from datetime import UTC, datetime
+
+    from .prices import describe
+
+    when = None
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at).replace(tzinfo=UTC)
+        except ValueError:
+            _fail(f"--at: expected a date such as 2025-06-30, got {at!r}")
+    with user_errors():
+        rows = describe(model, when)
+    console = _stdout()
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        console.print(f"{label:<{width}}  {escape(value)}", soft_wrap=True, highlight=False)
 
 
 @app.command()

@@ -35,6 +35,9 @@ class ClassRow:
     output_tokens_p99: float | None
     latency_p50: float | None
     latency_p99: float | None
+    calls_p50: float | None  # LLM calls per query, when the log has traces
+    calls_p99: float | None
+    calls_xi: float | None  # the tail shape of calls per query (None: no tail fitted)
     error_rate: float | None
     retry_cost_share: float | None
     cold_start_rate: float | None
@@ -101,6 +104,13 @@ def summarize_fit(model: FittedModel) -> FitSummary:
                 output_tokens_p99=_q(c, "output_tokens", "p99"),
                 latency_p50=_q(c, "latency_ms", "p50"),
                 latency_p99=_q(c, "latency_ms", "p99"),
+                calls_p50=_q(c, "calls", "p50"),
+                calls_p99=_q(c, "calls", "p99"),
+                calls_xi=(
+                    c.quantities["calls"].dist.xi
+                    if "calls" in c.quantities and c.quantities["calls"].tail_source != "none"
+                    else None
+                ),
                 error_rate=c.rates.error_rate,
                 retry_cost_share=c.rates.retry_cost_share,
                 cold_start_rate=c.rates.cold_start_rate,
@@ -237,6 +247,14 @@ def _print_table(
         )
 
 
+def _calls(r: ClassRow) -> str:
+    """Calls per query: median / P99, and the shape of its tail when one was fitted."""
+    if r.calls_p50 is None:
+        return "—"
+    xi = f" (xi {r.calls_xi:.2f})" if r.calls_xi is not None else ""
+    return f"{_pair(r.calls_p50, r.calls_p99)}{xi}"
+
+
 def _drift_text(r: ClassRow) -> str:
     """``none``, ``walk ±3.1% per 1h``, ``AR(1) ±2.0% per 2h``; shared and default marked."""
     if r.drift_kind == "none":
@@ -273,12 +291,14 @@ def render_fit(summary: FitSummary, console: Console) -> None:
         rows,
         drop=("requests", "p50", "max", "cost"),
     )
+    traces = any(r.calls_p50 is not None for r in summary.classes)
     rows = [
         [
             r.name, _pair(r.latency_p50, r.latency_p99), _pct(r.error_rate),
             _pct(r.retry_cost_share), _pct(r.cold_start_rate),
             _pair(r.input_tokens_p50, r.input_tokens_p99),
             _pair(r.output_tokens_p50, r.output_tokens_p99),
+            *([_calls(r)] if traces else []),
         ]
         for r in summary.classes
     ]  # fmt: skip
@@ -286,7 +306,7 @@ def render_fit(summary: FitSummary, console: Console) -> None:
         console,
         "Latency, reliability and tokens",
         ["class", "latency ms p50/p99", "errors", "retry $", "cold", "in tok p50/p99",
-         "out tok p50/p99"],
+         "out tok p50/p99", *(["calls/query p50/p99 (xi)"] if traces else [])],
         rows,
     )  # fmt: skip
     rows = []

@@ -40,12 +40,15 @@ from .tail import (
     fit_tail_fixed_shape,
 )
 
-QUANTITIES = ("cost_usd", "input_tokens", "output_tokens", "cached_share", "latency_ms")
+QUANTITIES = (
+    "cost_usd", "input_tokens", "output_tokens", "cached_share", "latency_ms", "calls",
+)  # fmt: skip
 _LOG_FIELDS = {
     "cost_usd": "cost",
     "input_tokens": "input_tokens",
     "output_tokens": "output_tokens",
     "latency_ms": "latency_ms",
+    "calls": "calls",  # LLM calls per query: an agent's steps are heavy-tailed too
 }
 BOUNDED = {"cached_share": 1.0}  # quantities with a natural upper bound
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
 import pyarrow.fs as pa_fs
+import pyarrow.parquet as pq
 
 from costsim.errors import LogSchemaError
 from costsim.progress import Progress
@@ -44,6 +47,7 @@ class ColumnMap:
     error: str = "error"
     retries: str = "retries"
     cold_start: str = "cold_start"
+    calls: str = "calls"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class PilotLog:
     columns: ColumnMap = field(default_factory=ColumnMap)
     dropped: tuple[DroppedRows, ...] = ()
     notes: tuple[str, ...] = ()
+    calls: np.ndarray | None = None  # LLM calls per query (a trace's), when the log has them
 
     @property
     def n_rows(self) -> int:
@@ -126,6 +131,7 @@ _ROLES: tuple[_Role, ...] = (
     _Role("error", _FLAG, "error flag", "error", "--error-col"),
     _Role("retries", _COUNT, "retry count", "retries", "--retries-col"),
     _Role("cold_start", _FLAG, "cold-start flag", "cold_start", "--cold-start-col"),
+    _Role("calls", _NUMBER, "calls per query", "calls", "--calls-col"),
 )
 _COST_ROLES = ("cost", "input_tokens", "output_tokens")
 
@@ -1061,4 +1067,38 @@ def read_pilot(
         columns=cmap,
         dropped=dropped,
         notes=tuple(notes),
+        calls=outputs.get("calls"),
     )
+
+
+def read_export(
+    source: Any,
+    path: str | Path,
+    *,
+    drop_invalid: bool = False,
+    progress: Progress | None = None,
+) -> PilotLog:
+    """Validate the internal table a reader made of a tool's export (`costsim.sources`) exactly
+    like a pilot log: the same checks, messages and ``drop_invalid``, naming ``path``.
+
+    The table goes through a temporary Parquet file (one validation path for every input);
+    calls per query are kept only where a query is a trace.
+    """
+    table: pa.Table = source.table
+    if "cached_input_tokens" in table.column_names and "input_tokens" in table.column_names:
+        # an export that does not mention cached tokens for a call cached none of them
+        cached, inp = table["cached_input_tokens"], table["input_tokens"]
+        filled = pc.if_else(pc.and_(pc.is_null(cached), pc.is_valid(inp)), 0.0, cached)
+        table = table.set_column(
+            table.column_names.index("cached_input_tokens"), "cached_input_tokens", filled
+        )
+    cmap = ColumnMap(calls="calls" if source.unit == "trace" else "")
+    src = str(path)
+    with tempfile.TemporaryDirectory(prefix="costsim-") as tmp:
+        part = os.path.join(tmp, "export.parquet")
+        pq.write_table(table, part)
+        try:
+            log = read_pilot(part, cmap, drop_invalid=drop_invalid, progress=progress)
+        except LogSchemaError as exc:
+            raise _error(str(exc).replace(part, src)) from None
+    return replace(log, source=src)
