@@ -36,7 +36,14 @@ import pyarrow as pa
 from costsim.sources import bedrock, helicone, langfuse, litellm, openai_batch, otel
 from costsim.sources._base import Format
 from costsim.sources._fields import Fields, error
-from costsim.sources._io import DataFile, load_documents, load_flat, locate, sample_keys
+from costsim.sources._io import (
+    DataFile,
+    Wanted,
+    load_documents,
+    load_flat,
+    locate,
+    sample_keys,
+)
 from costsim.sources.classes import (
     UNCLASSIFIED,
     apply_class_map,
@@ -171,13 +178,31 @@ def _detect_files(files: list[DataFile], src: str, requested: str) -> tuple[str,
     return name, title
 
 
-def _load(fmt: Format, files: list[DataFile]) -> pa.Table:
+def _wanted(fmt: Format, class_from: str | None) -> Wanted | None:
+    """The fields the reader and the class will use, when the format declares its own."""
+    if fmt.reads is None:
+        return None
+    if class_from is not None and class_from.startswith("tag:"):
+        classes = fmt.tags
+    else:
+        classes = (class_from,) if class_from is not None else fmt.default_class
+    return Wanted(
+        numbers=fmt.reads.numbers,
+        values=fmt.reads.values,
+        present=(*fmt.reads.present, classes),
+        strict=class_from is not None,
+    )
+
+
+def _load(fmt: Format, files: list[DataFile], wanted: Wanted | None = None) -> pa.Table:
     if fmt.loader == "otel":
         docs: list[dict] = []
         for f in files:
             docs.extend(load_documents(f))
         return otel.spans_table(docs)
-    tables = [load_flat(f) for f in files]
+    if len({f.kind for f in files}) > 1:
+        wanted = None  # parts in several forms are merged column by column, every column
+    tables = [load_flat(f, wanted) for f in files]
     if len(tables) == 1:
         return tables[0]
     try:
@@ -229,7 +254,7 @@ def read_source(
     if name == "table":
         return None
     fmt = FORMATS[name]
-    table = _load(fmt, files)
+    table = _load(fmt, files, _wanted(fmt, class_from))
     if table.num_rows == 0:
         raise error(f"pilot log {src} has no rows")
     if name == "openai-batch":

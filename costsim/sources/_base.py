@@ -34,6 +34,22 @@ class Calls:
 
 
 @dataclass(frozen=True)
+class Reads:
+    """The fields a reader uses, so that a large JSON export is read without the rest (its
+    ``input``/``output`` texts above all). Dotted paths, as `Fields` takes them.
+
+    ``numbers`` and ``values`` (text, times) are read for their values only: a field the file
+    does not have reads as all missing, which the reader treats like an absent one. In each
+    group of ``present`` the reader uses the first field that exists, so whether it exists
+    matters and is found out exactly (else the file is read whole).
+    """
+
+    numbers: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()
+    present: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
 class Format:
     """One export format: how to recognise it, what it is called, how to read it."""
 
@@ -47,3 +63,4 @@ class Format:
     traces: bool = False  # whether the format has trace ids
     loader: str = "flat"  # "flat": one row per record; "otel": spans of OTLP JSON
     class_note: str = ""  # what the default class means, for the detected line
+    reads: Reads | None = None  # the fields `calls` uses; None: every field is read

@@ -288,6 +288,16 @@ def to_seconds(col: pa.ChunkedArray | pa.Array | None, rows: int) -> np.ndarray:
         numeric = pc.match_substring_regex(col, r"^\s*[0-9]+(\.[0-9]*)?\s*$")
         if pc.all(pc.or_kleene(numeric, col.is_null())).as_py() is not False:
             return _scale(to_float(col, rows))
+        # Arrow parses strict ISO 8601 (all naive, or all with a zone) as pandas does; anything
+        # else (mixed, malformed, other precisions) goes to pandas, which leaves bad cells NaN.
+        for zone in (None, "UTC"):
+            try:
+                stamps = pc.cast(col, pa.timestamp("ns", tz=zone))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+            ns = np.asarray(stamps.cast(pa.int64()).to_numpy(zero_copy_only=False), np.float64)
+            ns[np.asarray(stamps.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = np.nan
+            return ns / 1e9
         parsed = pd.to_datetime(
             pd.Series(col.to_pandas(), dtype=object), utc=True, format="ISO8601", errors="coerce"
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 from costsim.sources._fields import error, flatten, records_table
 
 _SAMPLE_BYTES = 1 << 20
+_BLOCK = 1 << 24  # pyarrow.json block size; also the sample a projection is planned from
 _SKIP_DIRS = {"manifests"}
 _CSV_NULLS = ["", "NA", "N/A", "NULL", "null", "None"]
 # Large payload fields that costsim never reads; dropped on the slow path to save memory.
@@ -173,8 +175,12 @@ def _records_of(doc: object) -> list[dict]:
     return []
 
 
-def load_flat(f: DataFile) -> pa.Table:
-    """A whole file as one flat table (nested fields as dotted columns)."""
+def load_flat(f: DataFile, wanted: Wanted | None = None) -> pa.Table:
+    """A whole file as one flat table (nested fields as dotted columns).
+
+    With ``wanted``, JSON lines are read projected onto those fields where that gives the
+    reader the same table values (see `Wanted`); every other field may be left out.
+    """
     try:
         if f.kind == "parquet":
             return flatten(pq.read_table(f.path))
@@ -189,7 +195,10 @@ def load_flat(f: DataFile) -> pa.Table:
     try:
         head = _head(f.path, f.gzipped, 64).lstrip(b"\xef\xbb\xbf \t\r\n")
         if head[:1] == b"{":
-            table = pa_json.read_json(stream, read_options=pa_json.ReadOptions(block_size=1 << 24))
+            projected = _read_projected(f, wanted) if wanted is not None else None
+            if projected is not None:
+                return projected
+            table = pa_json.read_json(stream, read_options=pa_json.ReadOptions(block_size=_BLOCK))
             return flatten(table)
     except (pa.ArrowException, OSError):
         pass  # mixed types, pretty-printed JSON or one huge row: the slow path below
@@ -217,3 +226,136 @@ def load_documents(f: DataFile) -> list[dict]:
     if f.kind != "json":
         raise error(f"{f.label}: expected JSON, found {f.kind.upper()}")
     return _records_of(_load_document(f))
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """The fields a reader will use (`costsim.sources._base.Reads`, plus the class fields).
+
+    ``numbers``/``values``: read for their values (absent = all missing). ``present``: groups in
+    which the first field that exists is used; a field the sampled first block does not have is
+    known absent only if its key occurs nowhere in the file. ``strict``: the last group must have
+    a field that exists (an explicit ``--class-from``), else its error needs the whole file.
+    """
+
+    numbers: tuple[str, ...]
+    values: tuple[str, ...]
+    present: tuple[tuple[str, ...], ...]
+    strict: bool = False
+
+
+class _Whole(Exception):
+    """The projection cannot be planned exactly: read every field."""
+
+
+def _read_projected(f: DataFile, wanted: Wanted) -> pa.Table | None:
+    """JSON lines read with only the wanted fields (large texts never materialised), or None
+    when that cannot be done exactly: then the caller reads the file whole."""
+    sample = _head(f.path, f.gzipped, _BLOCK)
+    if len(sample) == _BLOCK:
+        cut = sample.rfind(b"\n")
+        if cut < 0:
+            return None
+        sample = sample[: cut + 1]
+    try:
+        schema = pa_json.read_json(
+            io.BytesIO(sample), read_options=pa_json.ReadOptions(block_size=_BLOCK)
+        ).schema
+        explicit = _projection(schema, wanted, f)
+        stream = pa.input_stream(f.path, compression="gzip" if f.gzipped else None)
+        table = pa_json.read_json(  # blocks parsed in parallel (open_json is serial)
+            stream,
+            read_options=pa_json.ReadOptions(block_size=_BLOCK),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=explicit, unexpected_field_behavior="ignore"
+            ),
+        )
+    except (_Whole, pa.ArrowException, OSError):
+        return None  # e.g. a type that changes after the sample: the whole read sorts it out
+    return flatten(table)
+
+
+def _split(path: str, fields: dict[str, pa.Field]) -> tuple[str, str]:
+    """(field at this level, rest of the path): the longest leading part that is a field."""
+    if path in fields:
+        return path, ""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        head = ".".join(parts[:i])
+        if head in fields:
+            return head, ".".join(parts[i:])
+    return parts[0], ".".join(parts[1:])
+
+
+def _found(path: str, fields: dict[str, pa.Field]) -> bool | None:
+    """Whether the sample has ``path``: True, False, or None when it ends in a text or map
+    column (JSON inside a cell: only its content can tell)."""
+    head, rest = _split(path, fields)
+    field = fields.get(head)
+    if field is None:
+        return False
+    if not rest:
+        return True
+    if not pa.types.is_struct(field.type):
+        return None
+    return _found(rest, {c.name: c for c in field.type})
+
+
+def _in_file(path: str, f: DataFile) -> bool:
+    """Whether the key that ends ``path`` occurs anywhere in the file (bytes, not parsed)."""
+    if f.gzipped:
+        return True  # not worth decompressing twice: assume it does
+    key = path.rsplit(".", 1)[-1].encode() + b'"'
+    with open(f.path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return False
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(key) >= 0
+
+
+def _projection(schema: pa.Schema, wanted: Wanted, f: DataFile) -> pa.Schema:
+    """The explicit schema: the sample's types for the wanted fields, defaults for the rest."""
+    fields = {field.name: field for field in schema}
+    wants = [(p, "number") for p in wanted.numbers] + [(p, "value") for p in wanted.values]
+    for n, group in enumerate(wanted.present):
+        for path in group:
+            found = _found(path, fields)
+            if found is False and _in_file(path, f):
+                raise _Whole(path)  # beyond the sample, or a key elsewhere: cannot tell
+            if found is not False:
+                wants.append((path, "value"))
+            if found:
+                break
+        else:
+            if wanted.strict and n == len(wanted.present) - 1:
+                raise _Whole(group)
+    return pa.schema(_level(list(schema), wants))
+
+
+def _level(sample: list[pa.Field], wants: list[tuple[str, str]]) -> list[pa.Field]:
+    by_name = {field.name: field for field in sample}
+    heads: dict[str, list[tuple[str, str]]] = {}
+    for path, kind in wants:
+        head, rest = _split(path, by_name)
+        heads.setdefault(head, []).append((rest, kind))
+    order = [f.name for f in sample if f.name in heads] + [h for h in heads if h not in by_name]
+    out = []
+    for head in order:
+        items = heads[head]
+        whole = [kind for rest, kind in items if not rest]
+        inner = [(rest, kind) for rest, kind in items if rest]
+        field = by_name.get(head)
+        if field is not None and not pa.types.is_null(field.type):
+            t = field.type
+            if pa.types.is_struct(t) and not whole:
+                t = pa.struct(_level(list(t), inner))
+            elif pa.types.is_integer(t) and not inner and set(whole) == {"number"}:
+                t = pa.float64()  # read as floats anyway; a later 0.5 must not fail the read
+        elif whole and inner:
+            raise _Whole(head)  # a value here and a record there: cannot declare both
+        elif inner:
+            t = pa.struct(_level([], inner))
+        else:
+            t = pa.float64() if set(whole) == {"number"} else pa.string()
+        out.append(pa.field(head, t))
+    return out

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from costsim.sources._base import Calls, Format
+from costsim.sources._base import Calls, Format, Reads
 from costsim.sources._fields import Fields
 from costsim.sources._status import present, text_in
 
@@ -37,6 +37,25 @@ def _paths(*keys: str) -> tuple[str, ...]:
     return tuple(f"{u}.{k}" for k in keys for u in _USAGE)
 
 
+_CACHED = _paths(*_CACHE_READ)
+_INPUT = _paths("input", *_CACHE_READ, *_CACHE_WRITE)
+_LEGACY_INPUT = ("usage.input", "promptTokens", "usage.promptTokens")
+_OUTPUT = (*_paths("output"), "usage.output", "completionTokens", "usage.completionTokens")
+_COST = (
+    "total_cost",
+    "totalCost",
+    "cost_details.total",
+    "costDetails.total",
+    "calculatedTotalCost",
+    "calculated_total_cost",
+)
+_PARENT = ("parent_observation_id", "parentObservationId")
+_TRACE = ("trace_id", "traceId")
+_START = ("start_time", "startTime")
+_END = ("end_time", "endTime")
+_MODEL = ("provided_model_name", "providedModelName", "model")
+
+
 def _calls(table: pa.Table) -> Calls:
     f = Fields(table)
     n = f.rows
@@ -46,22 +65,15 @@ def _calls(table: pa.Table) -> Calls:
         if kind is not None
         else np.ones(n, bool)
     )
-    parent = f.get("parent_observation_id")
-    parent_text = f.text("parent_observation_id", "parentObservationId")
-    is_root = ~present(parent_text) if parent is not None or f.has("parentObservationId") else None
-    cached = f.numbers_sum(*_paths(*_CACHE_READ))
-    inp = f.numbers_sum(*_paths("input", *_CACHE_READ, *_CACHE_WRITE))
-    legacy_in = f.number("usage.input", "promptTokens", "usage.promptTokens")
+    parent = f.get(_PARENT[0])
+    parent_text = f.text(*_PARENT)
+    is_root = ~present(parent_text) if parent is not None or f.has(_PARENT[1]) else None
+    cached = f.numbers_sum(*_CACHED)
+    inp = f.numbers_sum(*_INPUT)
+    legacy_in = f.number(*_LEGACY_INPUT)
     inp = np.where(np.isnan(inp), legacy_in, inp)
-    out = f.number(*_paths("output"), "usage.output", "completionTokens", "usage.completionTokens")
-    cost = f.number(
-        "total_cost",
-        "totalCost",
-        "cost_details.total",
-        "costDetails.total",
-        "calculatedTotalCost",
-        "calculated_total_cost",
-    )
+    out = f.number(*_OUTPUT)
+    cost = f.number(*_COST)
     level = f.text("level")
     notes = []
     skipped = int((~is_call).sum())
@@ -69,18 +81,27 @@ def _calls(table: pa.Table) -> Calls:
         notes.append(f"{skipped:,} observations that are not LLM calls (spans, events) not counted")
     return Calls(
         is_call=is_call,
-        trace_id=f.text("trace_id", "traceId"),
+        trace_id=f.text(*_TRACE),
         is_root=is_root,
         cost=cost,
         input_tokens=inp,
         output_tokens=out,
         cached_input_tokens=cached,
-        start=f.time("start_time", "startTime"),
-        end=f.time("end_time", "endTime"),
+        start=f.time(*_START),
+        end=f.time(*_END),
         error=text_in(level, {"error"}),
-        model=pc.cast(f.text("provided_model_name", "providedModelName", "model"), pa.string()),
+        model=pc.cast(f.text(*_MODEL), pa.string()),
         notes=tuple(notes),
     )
+
+
+# What `_calls` reads. A missing parent reads like an absent one: every row is then a root, which
+# ranks rows like having no parents at all. Whether ``type`` exists changes what a call is.
+_READS = Reads(
+    numbers=tuple(dict.fromkeys((*_CACHED, *_INPUT, *_LEGACY_INPUT, *_OUTPUT, *_COST))),
+    values=(*_PARENT, *_TRACE, *_START, *_END, *_MODEL, "level"),
+    present=(("type",),),
+)
 
 
 FORMAT = Format(
@@ -92,4 +113,5 @@ FORMAT = Format(
     default_class=("trace_name", "traceName", "name"),
     tags=("tags",),
     traces=True,
+    reads=_READS,
 )
