@@ -221,11 +221,32 @@ def _prune(record: dict) -> dict:
     return out
 
 
+class FileDocuments(dict):
+    """The JSON records of a file, not read yet: stands in for them in `load_documents`. A
+    reader that reads a file in bulk (columnar) takes ``file``; `documents` parses it record
+    by record."""
+
+    def __init__(self, f: DataFile) -> None:
+        super().__init__()
+        self.file = f
+
+    def documents(self) -> list[dict]:
+        return _records_of(_load_document(self.file))
+
+    def head(self, size: int) -> bytes:
+        """The first ``size`` bytes of the file (uncompressed); ``-1``: all of it."""
+        return _head(self.file.path, self.file.gzipped, size)
+
+    def stream(self) -> pa.NativeFile:
+        return pa.input_stream(self.file.path, compression="gzip" if self.file.gzipped else None)
+
+
 def load_documents(f: DataFile) -> list[dict]:
-    """The JSON records of a file (OTLP JSON: one ``{"resourceSpans": ...}`` per line)."""
+    """The JSON records of a file (OTLP JSON: one ``{"resourceSpans": ...}`` per line), as one
+    `FileDocuments` that a bulk reader reads itself (`FileDocuments.documents` parses them)."""
     if f.kind != "json":
         raise error(f"{f.label}: expected JSON, found {f.kind.upper()}")
-    return _records_of(_load_document(f))
+    return [FileDocuments(f)]
 
 
 @dataclass(frozen=True)
