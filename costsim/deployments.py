@@ -165,10 +165,14 @@ def _scale_pieces(
     w_offs = sorted({0, f})  # where the wanted level may change inside a bucket
     w_mids = [2 * o + int(n) for o, n in zip(w_offs, np.diff([*w_offs, res]), strict=True)]
 
+    highest: dict[int, np.ndarray] = {}  # by window length: pieces often share one
+
     def wanted(mid2: int) -> np.ndarray:
         # highest target over (t - down, t]: buckets floor((t - down)/bucket) .. b
         n = 1 - ((mid2 - 2 * down) // (2 * res))
-        return _sliding(target, n, init, "max")
+        if n not in highest:
+            highest[n] = _sliding(target, n, init, "max")
+        return highest[n]
 
     # the wanted level on its own pieces, flattened in time order: (trials, buckets x pw)
     pw = len(w_offs)
@@ -182,7 +186,11 @@ def _scale_pieces(
         p_start = int(np.searchsorted(w_offs, within, side="right")) - 1
         p_end = int(np.searchsorted(w_offs, mid2 // 2, side="right")) - 1
         n = pw * (-bucket_back) + p_end - p_start + 1
-        return _sliding(w_seq, n, init, "min")[:, p_end::pw]
+        if n not in lowest:
+            lowest[n] = _sliding(w_seq, n, init, "min")
+        return lowest[n][:, p_end::pw]
+
+    lowest: dict[int, np.ndarray] = {}
 
     billed = np.stack([wanted(m) for m in mids], axis=2)
     served = np.stack([serving(m) for m in mids], axis=2)
@@ -345,12 +353,15 @@ def provisioned(
     unserved_fraction = np.clip(unserved_fraction, 0.0, 1.0)
     unserved = np.einsum("tbc,tb->tc", req, unserved_fraction)
     served_work = (work * (1.0 - unserved_fraction)).sum(axis=1)
-    serving_s = (capacity @ p.share).sum(axis=1)
+    serving_avg = p.serving @ p.share  # (trials, buckets): time-averaged over each bucket
+    billed_avg = p.billed @ p.share
+    serving_s = serving_avg.sum(axis=1) * bucket_s
     utilisation = np.where(serving_s > 0, served_work / np.where(serving_s > 0, serving_s, 1), 0.0)
 
     hours = bucket_s / _HOUR
-    replica_hours = (p.billed @ p.share).sum(axis=1) * hours
-    on_demand_hours = (np.maximum(p.billed - committed, 0.0) @ p.share).sum(axis=1) * hours
+    replica_hours = billed_avg.sum(axis=1) * hours
+    above = billed_avg if committed == 0 else np.maximum(p.billed - committed, 0.0) @ p.share
+    on_demand_hours = above.sum(axis=1) * hours
     horizon_h = n_buckets * hours
     cost = committed * horizon_h * committed_price + on_demand_hours * price
 
@@ -372,7 +383,7 @@ def provisioned(
         throttled_share_total=share_total if throttle else zeros1,
         cold_starts=p.starts.sum(axis=1),
         unserved_fraction=unserved_fraction,
-        replicas=Replicas(p.billed @ p.share, p.serving @ p.share, p.starts),
+        replicas=Replicas(billed_avg, serving_avg, p.starts),
     )
 
 
