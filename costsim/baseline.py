@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Field
 
 from .errors import CostsimError
 from .forecast import FORECAST_SCHEMA_VERSION, QUANTILES
-from .model_format import Choice, Num, Nums, Open, integer, raise_problems, validated
+from .formats import Choice, Num, Nums, Open, integer, raise_problems, validated
 from .modelfile import read_json
 
 KIND = "costsim.forecast"

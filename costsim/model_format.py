@@ -1,6 +1,5 @@
-"""The model file's format, declared once with pydantic v2, and the machinery every declared
-file format shares: number types that read what our writers write, and the translation of
-pydantic's errors into costsim's one-line messages (``key.path: message; ...``).
+"""The model file's format, declared once with pydantic v2 (the machinery every declared format
+shares, such as the number types and the translation of pydantic's errors, is `formats`).
 
 The writer (`modelfile.model_to_dict`) controls the model file, so unknown keys are refused at
 every structural level; only ``summary`` (extra statistics) and ``diagnostics`` (free-form) are
@@ -10,31 +9,28 @@ positive semi-definite, shares summing to 1) run once the fields they read are v
 
 from __future__ import annotations
 
-import difflib
-import math
-import types
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    GetCoreSchemaHandler,
-    GetJsonSchemaHandler,
-    Strict,
-    ValidationError,
-    model_validator,
-)
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+from pydantic import AfterValidator, Field, model_validator
 
 from .drift import KINDS as DRIFT_KINDS
-from .errors import CostsimError
 from .fit import QUANTITIES
+from .formats import (
+    Choice,
+    Closed,
+    Flag,
+    Num,
+    Nums,
+    Problem,
+    integer,
+    raise_problems,
+    show,
+    validated,
+)
+from .formats import sums_to_one as _sums_to_one
+
+__all__ = ["KIND", "SCHEMA_VERSION", "ClassDoc", "ModelDoc", "QuantityDoc", "validated"]
 
 KIND = "costsim.model"
 SCHEMA_VERSION = 2  # 2: drift as a state-space model
@@ -51,369 +47,10 @@ SYMMETRY_TOLERANCE = 1e-9  # correlations are written to 10 significant digits
 EIGEN_TOLERANCE = 1e-8
 TAIL_SOURCES = ("fitted", "borrowed", "none")
 SUMMARY_KEYS = ("total", "mean", "p50", "p95", "p99", "max")
-INFINITIES = {"inf": math.inf, "-inf": -math.inf}  # how the writers store infinite numbers
 
-M = TypeVar("M", bound=BaseModel)
-Problem = tuple[str, str]  # (key below the failing location, message)
-_PROBLEMS = "costsim_problems"
-_UNKNOWN = "unknown key"
 
-
-# ---------------------------------------------------------------------------------------------
-# Shared by every declared format: values shown as written, problems raised together
-# ---------------------------------------------------------------------------------------------
-
-
-def show(value: Any) -> str:
-    """A value as the file has it, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true (a boolean)" if value else "false (a boolean)"
-    if isinstance(value, (int, float)):
-        text = repr(value)
-        return text if len(text) <= 24 else f"{text[:20]}... ({len(text)} digits)"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 60 else value[:57] + "...")
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__}"
-
-
-def problems_error(problems: Iterable[Problem], allowed: Sequence[str] = ()) -> PydanticCustomError:
-    """One pydantic error carrying several of our problems (each with its own sub-key)."""
-    items = tuple(problems)
-    text = "; ".join(f"{key}: {message}" if key else message for key, message in items)
-    return PydanticCustomError(
-        _PROBLEMS, "{text}", {"text": text, "problems": items, "allowed": tuple(allowed)}
-    )
-
-
-def raise_problems(problems: list[Problem]) -> None:
-    if problems:
-        raise problems_error(problems)
-
-
-def _unknown_key(key: str, allowed: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    if close:
-        return f"{_UNKNOWN}; did you mean '{close[0]}'?"
-    return f"{_UNKNOWN}; allowed: {', '.join(allowed)}" if allowed else _UNKNOWN
-
-
-def _bounds(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
-    if lo is not None and hi is not None:
-        return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-    if lo is not None:
-        return f"{'>' if lo_open else '>='} {lo:g}"
-    if hi is not None:
-        return f"{'<' if hi_open else '<='} {hi:g}"
-    return ""
-
-
-def _as_number(value: Any) -> float | None:
-    """A JSON number or one of the writer's infinity strings; None for anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        try:
-            x = float(value)
-        except OverflowError:  # an integer too long for a float
-            x = math.inf if value > 0 else -math.inf
-        return None if math.isnan(x) else x
-    if isinstance(value, str):
-        return INFINITIES.get(value)
-    return None
-
-
-class _Declared:
-    """Metadata that validates a value itself (one plain validator) and describes its schema."""
-
-    def __call__(self, value: Any) -> Any:
-        raise NotImplementedError
-
-    def json_schema(self) -> JsonSchemaValue:
-        raise NotImplementedError
-
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
-        return core_schema.no_info_plain_validator_function(self)
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return self.json_schema()
-
-
-@dataclass(frozen=True)
-class Num(_Declared):
-    """A number within bounds (finite unless ``finite=False``), or an integer; null if allowed.
-
-    Booleans and text are refused; the strings "inf" and "-inf" are read as infinities (the
-    writers store them so), then refused where a finite number is needed."""
-
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False
-    hi_open: bool = False
-    finite: bool = True
-    integer: bool = False
-    null: bool = False
-
-    def describe(self, plural: bool = False) -> str:
-        noun = (
-            ("integers" if plural else "an integer")
-            if self.integer
-            else ("numbers" if plural else "a number")
-        )
-        text = f"{noun} {_bounds(self.lo, self.hi, self.lo_open, self.hi_open)}".rstrip()
-        return text if self.finite else f'{text} (or "inf")'
-
-    def parse(self, value: Any) -> float | int | None:
-        """The value, or None when it is not acceptable (null included)."""
-        x = _as_number(value)
-        if x is None or (self.finite and not math.isfinite(x)):
-            return None
-        if self.lo is not None and (x <= self.lo if self.lo_open else x < self.lo):
-            return None
-        if self.hi is not None and (x >= self.hi if self.hi_open else x > self.hi):
-            return None
-        if self.integer:
-            if not x.is_integer():
-                return None
-            return value if isinstance(value, int) else int(x)
-        return x
-
-    def __call__(self, value: Any) -> float | int | None:
-        if value is None and self.null:
-            return None
-        x = self.parse(value)
-        if x is None:
-            what = self.describe() + (" or null" if self.null else "")
-            raise problems_error([("", f"expected {what}, got {show(value)}")])
-        return x
-
-    def json_schema(self) -> JsonSchemaValue:
-        out: dict[str, Any] = {"type": "integer" if self.integer else "number"}
-        for key, bound, is_open in (
-            ("minimum", self.lo, self.lo_open),
-            ("maximum", self.hi, self.hi_open),
-        ):
-            if bound is not None:
-                out[("exclusiveM" + key[1:]) if is_open else key] = bound
-        options = [out]
-        if not self.finite:
-            options.append({"enum": [k for k, v in INFINITIES.items() if self.parse(k) == v]})
-        if self.null:
-            options.append({"type": "null"})
-        return out if len(options) == 1 else {"anyOf": options}
-
-
-def integer(lo: int, hi: int | None = None) -> Num:
-    return Num(lo, hi, integer=True)
-
-
-@dataclass(frozen=True)
-class Nums(_Declared):
-    """A list of numbers (each an ``item``), of a given or least length, optionally ordered."""
-
-    item: Num
-    length: int | None = None
-    min_length: int = 0
-    non_decreasing: bool = False
-    null: bool = False
-
-    def describe(self) -> str:
-        count = (
-            f"{self.length} "
-            if self.length is not None
-            else f"at least {self.min_length} "
-            if self.min_length > 1
-            else ""
-        )
-        return f"a list of {count}{self.item.describe(plural=True)}"
-
-    def __call__(self, value: Any) -> tuple[float, ...] | None:
-        if value is None and self.null:
-            return None
-        short = isinstance(value, list) and (
-            len(value) < self.min_length or (self.length is not None and len(value) != self.length)
-        )
-        if not isinstance(value, list) or short:
-            got = f"{len(value)} values" if isinstance(value, list) else show(value)
-            what = self.describe() + (" or null" if self.null else "")
-            raise problems_error([("", f"expected {what}, got {got}")])
-        parsed = [self.item.parse(v) for v in value]
-        bad = [i for i, x in enumerate(parsed) if x is None]
-        if bad:
-            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            got = show(value[bad[0]])
-            raise problems_error(
-                [(f"[{bad[0]}]", f"expected {self.item.describe()}, got {got}{more}")]
-            )
-        values = tuple(float(x) for x in parsed if x is not None)
-        if self.non_decreasing:
-            drops = [i for i in range(1, len(values)) if values[i] < values[i - 1]]
-            if drops:
-                i = drops[0]
-                raise problems_error(
-                    [("", f"must be non-decreasing, but [{i}] = {show(value[i])} < "
-                          f"[{i - 1}] = {show(value[i - 1])}")]
-                )  # fmt: skip
-        return values
-
-    def json_schema(self) -> JsonSchemaValue:
-        out: dict[str, Any] = {"type": "array", "items": self.item.json_schema()}
-        if self.length is not None:
-            out["minItems"] = out["maxItems"] = self.length
-        elif self.min_length:
-            out["minItems"] = self.min_length
-        return {"anyOf": [out, {"type": "null"}]} if self.null else out
-
-
-@dataclass(frozen=True)
-class Choice(_Declared):
-    """One of a few names (as a value, or as the keys of a mapping)."""
-
-    options: tuple[str, ...]
-
-    def __call__(self, value: Any) -> str:
-        if isinstance(value, str) and value in self.options:
-            return value
-        close = (
-            difflib.get_close_matches(value, self.options, n=1) if isinstance(value, str) else []
-        )
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        message = f"expected one of {', '.join(self.options)}, got {show(value)}{hint}"
-        raise problems_error([("", message)], allowed=self.options)
-
-    def json_schema(self) -> JsonSchemaValue:
-        return {"enum": list(self.options)}
-
-
-Flag = Annotated[bool, Strict()]
-
-
-def sums_to_one(values: Iterable[float]) -> str | None:
-    """None when ``values`` sum to 1 (within the rounding of the writer), else why not."""
-    total = math.fsum(values)
-    if math.isclose(total, 1.0, rel_tol=SUM_TOLERANCE):
-        return None
-    return f"must sum to 1, got {total:.10g}"
-
-
-class Closed(BaseModel):
-    """A mapping of the file whose keys are all declared: an unknown key is a mistake."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Open(BaseModel):
-    """A mapping that may carry keys a newer writer added; readers ignore them."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Shared: pydantic's errors in our words
-# ---------------------------------------------------------------------------------------------
-
-
-def _join(where: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{where}[{key}]"
-    if key.startswith("[") or not where:
-        return f"{where}{key}"
-    return f"{where}.{key}" if key else where
-
-
-def _path(loc: Sequence[str | int]) -> str:
-    where = ""
-    for part in loc:
-        where = _join(where, part)
-    return where
-
-
-def _within(where: str, outer: str) -> bool:
-    return where == outer or where.startswith((f"{outer}.", f"{outer}["))
-
-
-def _strip(tp: Any) -> Any:
-    """The type inside ``Annotated[...]`` and ``X | None``."""
-    while True:
-        if get_origin(tp) is Annotated:
-            tp = get_args(tp)[0]
-        elif get_origin(tp) in (Union, types.UnionType):
-            tp = next(a for a in get_args(tp) if a is not type(None))
-        else:
-            return tp
-
-
-def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def _allowed_keys(schema: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
-    """The keys declared at ``loc[:-1]`` (walking models, mappings and lists from ``schema``)."""
-    tp: Any = schema
-    for part in loc[:-1]:
-        tp = _strip(tp)
-        if _is_model(tp):
-            field = tp.model_fields.get(part)
-            if field is None:
-                return []
-            tp = field.annotation
-        else:  # dict[str, X] or list[X]: the value type
-            args = get_args(tp)
-            if not args:
-                return []
-            tp = args[-1]
-    tp = _strip(tp)
-    return list(tp.model_fields) if _is_model(tp) else []
-
-
-def _translate(err: Any, schema: type[BaseModel]) -> list[Problem]:
-    """One pydantic error as our (path, message) problems."""
-    loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
-    ctx = err.get("ctx") or {}
-    if loc and loc[-1] == "[key]":  # a mapping key that is not allowed
-        allowed = ctx.get("allowed") or ()
-        return [(_path(loc[:-1]), _unknown_key(str(loc[-2]), allowed))]
-    where = _path(loc)
-    if kind == _PROBLEMS:
-        return [(_join(where, key), message) for key, message in ctx["problems"]]
-    messages: dict[str, Callable[[], str]] = {
-        "missing": lambda: "required",
-        "extra_forbidden": lambda: _unknown_key(str(loc[-1]), _allowed_keys(schema, loc)),
-        "dict_type": lambda: f"expected a mapping, got {show(value)}",
-        "model_type": lambda: f"expected a mapping, got {show(value)}",
-        "list_type": lambda: f"expected a list, got {show(value)}",
-        "string_type": lambda: f"expected a string, got {show(value)}",
-        "bool_type": lambda: f"expected true or false, got {show(value)}",
-        "literal_error": lambda: f"expected {ctx.get('expected')}, got {show(value)}",
-    }
-    message = messages.get(kind, lambda: f"not a valid value here, got {show(value)}")()
-    return [(where, message)]
-
-
-def validated(schema: type[M], data: Any, error: type[CostsimError], prefix: str) -> M:
-    """``data`` checked against ``schema``, or ``error`` with every problem on one line:
-    ``prefix: key.path: message; key.path: message``."""
-    try:
-        return schema.model_validate(data)
-    except ValidationError as exc:
-        problems = [p for e in exc.errors(include_url=False) for p in _translate(e, schema)]
-        unknown = {where for where, message in problems if message.startswith(_UNKNOWN)}
-        problems = [  # what is wrong inside an unknown key is noise
-            (where, message)
-            for where, message in problems
-            if message.startswith(_UNKNOWN) or not any(_within(where, u) for u in unknown)
-        ]
-        text = "; ".join(f"{where}: {message}" if where else message for where, message in problems)
-        raise error(" ".join(f"{prefix}: {text}".splitlines())) from None
+def sums_to_one(values: Any) -> str | None:
+    return _sums_to_one(values, SUM_TOLERANCE)
 
 
 # ---------------------------------------------------------------------------------------------

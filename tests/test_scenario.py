@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import re
 import warnings
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,7 +34,6 @@ from costsim.scenario import (
     Price,
     Pricing,
     Reliability,
-    Scenario,
     Spikes,
     Traffic,
     Volume,
@@ -134,60 +134,72 @@ def write(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_full_scenario_parses_to_the_expected_dataclasses(tmp_path: Path) -> None:
+def test_full_scenario_parses_to_the_expected_values(tmp_path: Path) -> None:
     path = write(tmp_path, FULL)
     s = load_scenario(path)
-    assert s == Scenario(
-        path=path,
-        model_path=tmp_path / "pilot.model.json",
-        pilot_path=None,
-        horizon_s=30 * DAY,
-        resolution_s=3600.0,
-        volume=Volume(requests=1e6, growth=0.1, uncertainty=0.2),
-        mix=Mix(
-            shares={"lookup": 0.7, "rag": 0.25, "agent_v2": 0.05},
-            relative=False,
-            concentration=300.0,
-            new_classes={"agent_v2": NewClass(like="agent", cost_scale=1.5)},
-        ),
-        traffic=Traffic(
-            shape="pilot",
-            hourly=(1.0,) * 23 + (2.0,),
-            weekly=(1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5),
-            spikes=Spikes(
-                rate_per_day=0.5,
-                magnitude_median=3.0,
-                magnitude_sd=0.5,
-                duration_s=7200.0,
-                classes=None,
-            ),
-            events=(Event("launch", 7 * DAY, 2 * DAY, 3.0, ("lookup", "agent_v2")),),
-        ),
-        pricing=Pricing(
-            default=Price(3.0, 15.0, 0.3, 0.0), classes={"rag": Price(input_per_mtok=0.02)}
-        ),
-        reliability=Reliability(
-            error_rate=0.02,
-            load_exponent=1.0,
-            max_attempts=3,
-            billed_failures=True,
-            cold_start_rate=0.01,
-            cold_start_cost_ratio=1.2,
-            spike_cold_share=0.3,
-        ),
-        budget=Budget(
-            limits=(BudgetLimit("p50", 100000.0, 90000.0), BudgetLimit("p95", 120000.0)),
-            max_exceed_prob=((150000.0, 0.05),),
-        ),
-        trials=10000,
-        seed=7,
-        start="2026-12-07T00:00:00Z",
-        raw=s.raw,
+    assert (s.path, s.model_path, s.pilot_path) == (path, tmp_path / "pilot.model.json", None)
+    assert (s.horizon_s, s.resolution_s, s.start) == (30 * DAY, 3600.0, "2026-12-07T00:00:00Z")
+    assert s.volume == Volume(requests=1e6, growth=0.1, uncertainty=0.2)
+    assert s.mix == Mix(
+        shares={"lookup": 0.7, "rag": 0.25, "agent_v2": 0.05},
+        relative=False,
+        concentration=300.0,
+        new_classes={"agent_v2": NewClass(like="agent", cost_scale=1.5)},
     )
+    tr = s.traffic
+    assert (tr.shape, tr.hourly, tr.weekly) == (
+        "pilot",
+        (1.0,) * 23 + (2.0,),
+        (1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5),
+    )
+    sp = tr.spikes
+    assert (sp.rate_per_day, sp.magnitude_median, sp.magnitude_sd, sp.duration_s, sp.classes) == (
+        0.5,
+        3.0,
+        0.5,
+        7200.0,
+        None,
+    )
+    assert tr.events == (
+        Event(
+            name="launch",
+            at=7 * DAY,
+            duration=2 * DAY,
+            multiplier=3.0,
+            classes=("lookup", "agent_v2"),
+        ),
+    )
+    assert (tr.events[0].start_s, tr.events[0].duration_s) == (7 * DAY, 2 * DAY)
+    assert s.pricing == Pricing(
+        default=Price(3.0, 15.0, 0.3, 0.0), classes={"rag": Price(input_per_mtok=0.02)}
+    )
+    assert s.reliability == Reliability(
+        error_rate=0.02,
+        load_exponent=1.0,
+        max_attempts=3,
+        billed_failures=True,
+        cold_start_rate=0.01,
+        cold_start_cost_ratio=1.2,
+        spike_cold_share=0.3,
+    )
+    assert s.budget.limits == (BudgetLimit("p50", 100000.0, 90000.0), BudgetLimit("p95", 120000.0))
+    assert s.budget.max_exceed_prob == ((150000.0, 0.05),)
+    assert (s.trials, s.seed, s.deployments, s.route, s.default_route) == (10000, 7, {}, None, None)
     assert s.buckets == 720
     assert isinstance(s.trials, int) and isinstance(s.seed, int)
     assert isinstance(s.reliability.max_attempts, int)
     validate_against_model(s, CLASSES)
+
+
+def test_a_scenario_is_frozen_and_replaced_like_a_dataclass(tmp_path: Path) -> None:
+    s = load_scenario(write(tmp_path, FULL))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.trials = 5  # type: ignore[misc]
+    again = dataclasses.replace(s, trials=500, seed=3)
+    assert (again.trials, again.seed, again.raw, again.path) == (500, 3, s.raw, s.path)
+    assert dataclasses.replace(again, trials=s.trials, seed=s.seed) == s
+    # values given in code are taken as they are (a baseline's trials, say), as before
+    assert dataclasses.replace(s, trials=1).trials == 1
 
 
 def test_raw_is_the_whole_document_and_serialises_as_json(tmp_path: Path) -> None:
@@ -203,7 +215,7 @@ def test_minimal_scenario_takes_the_documented_defaults() -> None:
     assert s.path is None
     assert s.model_path == Path("m.json") and s.pilot_path is None
     assert s.horizon_s == 30 * DAY and s.resolution_s == 3600.0 and s.buckets == 720
-    assert s.volume == Volume(1000.0, 0.0, 0.0)
+    assert s.volume == Volume(requests=1000.0)
     assert s.mix == Mix()
     assert s.traffic == Traffic()
     assert s.pricing is None
@@ -244,7 +256,7 @@ def test_volume_forms(volume: dict[str, Any], requests: float) -> None:
 @pytest.mark.parametrize(
     ("value", "iso"),
     [
-        (datetime(2026, 12, 7, tzinfo=timezone.utc), "2026-12-07T00:00:00Z"),
+        (datetime(2026, 12, 7, tzinfo=UTC), "2026-12-07T00:00:00Z"),
         (datetime(2026, 12, 7, 2, tzinfo=timezone(timedelta(hours=2))), "2026-12-07T00:00:00Z"),
         (datetime(2026, 12, 7, 5), "2026-12-07T05:00:00Z"),  # no zone: UTC
         (date(2026, 12, 7), "2026-12-07T00:00:00Z"),
@@ -271,13 +283,15 @@ def test_relative_mix_need_not_sum_to_one() -> None:
 def test_shorthands_spike_magnitude_and_single_class() -> None:
     data = {**MINIMAL, "traffic": {"spikes": {"rate": 1, "magnitude": 4, "classes": "rag"}}}
     s = parse_scenario(data)
-    assert s.traffic.spikes == Spikes(1.0, 4.0, 0.5, 3600.0, ("rag",))
+    assert s.traffic.spikes == Spikes(rate=1.0, magnitude={"median": 4.0}, classes=("rag",))
 
 
 def test_event_may_end_exactly_at_the_horizon_and_start_at_zero() -> None:
     event = {"name": "e", "at": 0, "duration": "30d", "multiplier": 2}
     data = {**MINIMAL, "traffic": {"events": [event]}}
-    assert parse_scenario(data).traffic.events == (Event("e", 0.0, 30 * DAY, 2.0),)
+    assert parse_scenario(data).traffic.events == (
+        Event(name="e", at=0.0, duration=30 * DAY, multiplier=2.0),
+    )
 
 
 def test_null_values_mean_absent() -> None:
@@ -348,7 +362,7 @@ def test_null_values_mean_absent() -> None:
         ("traffic.spikes.duration", "forever", "traffic.spikes.duration: expected a duration"),
         ("traffic.spikes.classes", [], "traffic.spikes.classes: expected all or a list"),
         ("traffic.spikes.classes", ["a", "a"], "traffic.spikes.classes[1]: class 'a' is listed"),
-        ("traffic.events", {"name": "x"}, "traffic.events: expected a list of events"),
+        ("traffic.events", {"name": "x"}, "traffic.events: expected a list, got a mapping"),
         ("pricing.default.input_per_mtok", -3, "pricing.default.input_per_mtok: expected a"),
         ("pricing.classes.rag.output_per_mtk", 1, "did you mean 'output_per_mtok'?"),
         ("reliability.error_rate", 1, "reliability.error_rate: expected a number in [0, 1), got 1"),
@@ -432,8 +446,11 @@ def test_event_fields_and_duplicate_names() -> None:
     message = problems(with_(full(), "traffic.events", events))
     assert "traffic.events[0].at: expected a duration >= 0" in message
     assert "traffic.events[1].multiplier: required" in message
-    assert "traffic.events[1].name: another event is already named 'a'" in message
     assert "traffic.events[2]: expected a mapping, got 'launch'" in message
+    # names are compared once every event is valid
+    events = [{"name": "a", "at": 0, "duration": "1d", "multiplier": 2}] * 2
+    message = problems(with_(full(), "traffic.events", events))
+    assert message == "traffic.events[1].name: another event is already named 'a'"
 
 
 def test_boolean_is_not_a_number_in_yaml(tmp_path: Path) -> None:
@@ -677,20 +694,29 @@ def test_schema_structure() -> None:
     props = schema["properties"]
     assert list(props) == list(sc.TOP_KEYS)
     assert all(props[k].get("description") for k in props)
-    assert set(props["volume"]["properties"]) == set(sc.VOLUME_KEYS)
-    assert set(props["traffic"]["properties"]) == set(sc.TRAFFIC_KEYS)
-    assert set(props["traffic"]["properties"]["spikes"]["properties"]) == set(sc.SPIKES_KEYS)
-    assert set(props["traffic"]["properties"]["events"]["items"]["properties"]) == set(
-        sc.EVENT_KEYS
-    )
-    assert set(props["reliability"]["properties"]) == set(sc.RELIABILITY_KEYS)
-    assert set(props["budget"]["properties"]) == set(sc.BUDGET_KEYS)
-    assert set(props["pricing"]["properties"]) == set(sc.PRICING_KEYS)
-    assert set(schema["$defs"]["price"]["properties"]) == set(sc.PRICE_KEYS)
-    assert props["traffic"]["properties"]["shape"]["enum"] == list(sc.TRAFFIC_SHAPES)
+
+    def at(*keys: str) -> dict[str, Any]:
+        node: dict[str, Any] = schema
+        for key in keys:
+            node = node["properties"][key] if key != "[]" else node["items"]
+            while "anyOf" in node:
+                node = next(o for o in node["anyOf"] if o.get("type") != "null")
+        return node
+
+    assert set(at("volume")["properties"]) == set(sc.VOLUME_KEYS)
+    assert set(at("traffic")["properties"]) == set(sc.TRAFFIC_KEYS)
+    assert set(at("traffic", "spikes")["properties"]) == set(sc.SPIKES_KEYS)
+    assert set(at("traffic", "events", "[]")["properties"]) == set(sc.EVENT_KEYS)
+    assert set(at("reliability")["properties"]) == set(sc.RELIABILITY_KEYS)
+    assert set(at("budget")["properties"]) == set(sc.BUDGET_KEYS)
+    assert set(at("pricing")["properties"]) == set(sc.PRICING_KEYS)
+    assert set(at("pricing", "default")["properties"]) == set(sc.PRICE_KEYS)
+    assert at("traffic", "shape")["enum"] == list(sc.TRAFFIC_SHAPES)
+    assert "model" in sc.PRICE_KEYS and {"deployments", "route"} <= set(sc.TOP_KEYS)
     for obj in _objects(schema):
         assert obj["additionalProperties"] is False, obj.get("description")
-    json.dumps(schema)  # plain JSON
+    text = json.dumps(schema)  # plain JSON
+    assert text.count('"title"') == 1 and "$ref" not in text  # ours; none generated; inline
 
 
 def _validator() -> Any:
