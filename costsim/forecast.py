@@ -34,6 +34,7 @@ from .errors import ForecastError, ScenarioError
 from .fit import ClassFit, FittedModel
 from .progress import Progress
 from .reliability import (
+    BLOCK_CELLS,
     ClassReliability,
     class_reliability,
     cold_changed,
@@ -130,6 +131,8 @@ class Forecast:
     percentiles: np.ndarray  # P0, P1, ..., P100 of the totals: the distribution, for baselines
     scenario_document: dict[str, Any] = field(default_factory=dict)  # to reproduce a baseline
     cap_sensitivity: CapSensitivity | None = None  # where the mean depends on a tail's cap
+    daily: np.ndarray | None = None  # (trials, days): cost per day, when asked for (`daily=True`)
+    daily_naive: np.ndarray | None = None  # (days,): the naive linear estimate per day
 
     @property
     def unresolved(self) -> tuple[str, ...]:
@@ -211,10 +214,15 @@ def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = 
         mix = mix / mix.sum()
     root = np.random.SeedSequence(scenario.seed, spawn_key=(2**31,))  # preparation stream
     class_ss = root.spawn(len(names))
+    # catalog prices in force when the horizon starts (else when the pilot ended): a forecast
+    # does not change with the day it is run
+    price_date = start_epoch(scenario)
+    if price_date is None:
+        price_date = model.traffic.end
     classes: list[ProductionClass] = []
     for i, name in enumerate(names):
         cf, scale, like = sources[name]
-        price = effective_price(scenario, name)
+        price = effective_price(scenario, name, price_date)
         if price is not None:
             unit, mean = reprice(cf, price, np.random.default_rng(class_ss[i]))
             unit = replace(unit, scale=scale)
@@ -321,6 +329,68 @@ def _chunk_streams(seed: int, chunk: int, n_classes: int) -> list[np.random.Gene
     return [np.random.default_rng(s) for s in ss.spawn(2 + n_classes)]
 
 
+def chunk_traffic(
+    prep: Prepared, chunk: int, n: int, drivers: Drivers = ALL_DRIVERS
+) -> tuple[list[np.random.Generator], TrialTraffic]:
+    """The traffic of one chunk of ``n`` trials, and the chunk's per-class streams after their
+    first draw (the class's mix share). Every run of the same scenario and seed draws the same
+    traffic for the same chunk, whatever else it computes: common random numbers."""
+    sc = prep.scenario
+    n_classes = len(prep.classes)
+    rngs = _chunk_streams(sc.seed, chunk, n_classes)
+    class_rngs = rngs[2:]
+    conc = sc.mix.concentration or 1.0
+    gammas = np.empty((n, n_classes))
+    for j, rng in enumerate(class_rngs):
+        alpha = prep.plan.mix[j] * conc
+        u_mix = rng.random(n)  # Gamma(alpha) by inversion: one uniform, whatever alpha
+        gammas[:, j] = special.gammaincinv(alpha, u_mix) if alpha > 1e-12 else 0.0
+    return class_rngs, draw_traffic(prep.plan, sc, n, drivers, rngs[0], rngs[1], gammas)
+
+
+DAY_S = 86400.0
+
+
+def daily_costs(prep: Prepared, class_totals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cost per day of each trial (trials x days) and the naive estimate's per day.
+
+    A trial's class total is spread over the days in proportion to that class's intensity in
+    the trial (its traffic shape, spikes and events; volume, mix and drift scale a trial's class
+    uniformly): the fan of daily costs, not a per-request simulation of each day.
+    """
+    plan = prep.plan
+    n_buckets = plan.base.shape[0]
+    day_of = (np.arange(n_buckets) * plan.bucket_s // DAY_S).astype(np.int64)
+    n_days = int(day_of[-1]) + 1
+    starts = np.flatnonzero(np.r_[True, day_of[1:] != day_of[:-1]])
+    n_total, n_classes = class_totals.shape
+    daily = np.zeros((n_total, n_days))
+    for chunk, first in enumerate(range(0, n_total, CHUNK_TRIALS)):
+        n = min(CHUNK_TRIALS, n_total - first)
+        _, traffic = chunk_traffic(prep, chunk, n)
+        rows = max(1, BLOCK_CELLS // n_buckets)
+        for b0 in range(0, n, rows):
+            block = slice(b0, min(b0 + rows, n))
+            m = block.stop - block.start
+            spike = (
+                traffic.spikes.grid(block, n_buckets, plan.bucket_s)
+                if traffic.spikes is not None
+                else None
+            )
+            for j in range(n_classes):
+                lam = np.broadcast_to(plan.base[:, j], (m, n_buckets))
+                if spike is not None and plan.spike_hit[j]:
+                    lam = lam * spike
+                per_day = np.add.reduceat(lam, starts, axis=1)
+                share = per_day / np.maximum(per_day.sum(axis=1, keepdims=True), 1e-300)
+                daily[first + block.start : first + block.stop] += (
+                    share * class_totals[first + block.start : first + block.stop, j, None]
+                )
+    base = np.add.reduceat(plan.base_no_events.sum(axis=1), starts)
+    naive = prep.pilot_mean_cost * plan.projected_requests * base / max(float(base.sum()), 1e-300)
+    return daily, naive
+
+
 def simulate(
     prep: Prepared,
     drivers: Drivers = ALL_DRIVERS,
@@ -336,25 +406,18 @@ def simulate(
     n_classes = len(prep.classes)
     totals = np.empty((n_total, n_classes))
     requests = np.empty((n_total, n_classes))
-    conc = sc.mix.concentration or 1.0
     for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS)):
         n = min(CHUNK_TRIALS, n_total - start)
-        rngs = _chunk_streams(sc.seed, chunk, n_classes)
-        class_rngs = rngs[2:]
-        gammas = np.empty((n, n_classes))
+        class_rngs, traffic = chunk_traffic(prep, chunk, n, drivers)
         z_drift = np.empty((n, n_classes))
         rows_u = np.empty((n, n_classes))
         for j, rng in enumerate(class_rngs):  # per class, always drawn: common random numbers
-            alpha = prep.plan.mix[j] * conc
-            u_mix = rng.random(n)  # Gamma(alpha) by inversion: one uniform, whatever alpha
-            gammas[:, j] = special.gammaincinv(alpha, u_mix) if alpha > 1e-12 else 0.0
             z_drift[:, j] = rng.standard_normal(n)
             rows_u[:, j] = rng.random(n)
         if prep.drift_common.any():  # drift shared across classes: one common factor
             rho = prep.drift_common
             z_common = _common_stream(sc.seed, chunk).standard_normal(n)
             z_drift = np.sqrt(rho) * z_common[:, None] + np.sqrt(1.0 - rho) * z_drift
-        traffic = draw_traffic(prep.plan, sc, n, drivers, rngs[0], rngs[1], gammas)
         rows = np.zeros((n, n_classes), dtype=np.int64)  # each trial's parameter row per class
         if drivers.uncertainty:
             for j, pc in enumerate(prep.classes):
@@ -594,9 +657,11 @@ def run_forecast(
     model_text: str = "",
     engine: str = "strata",
     bridge: bool = True,
+    daily: bool = False,
     progress: Progress | None = None,
 ) -> Forecast:
-    """The whole forecast of a scenario."""
+    """The whole forecast of a scenario (``daily``: also the cost of each day, for the fan
+    chart of the HTML report)."""
     guard_memory(scenario, model)
     prep = prepare(scenario, model, progress)
     class_totals, class_requests = simulate(prep, ALL_DRIVERS, engine, progress=progress)
@@ -657,6 +722,9 @@ def run_forecast(
         percentiles=np.quantile(totals, np.linspace(0.0, 1.0, 101)),
         scenario_document=dict(scenario.raw),
         cap_sensitivity=sensitivity,
+        **dict(zip(("daily", "daily_naive"), daily_costs(prep, class_totals), strict=True))
+        if daily
+        else {},
     )
     return ensure_trustworthy(fc)
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -264,7 +264,7 @@ def _day_start(d: date) -> float:
 def _seconds_of_day(value: time) -> float:
     """A time of day as seconds after 00:00 UTC (naive times are UTC, as in the catalog)."""
     if value.tzinfo is not None:
-        value = datetime.combine(_EPOCH, value).astimezone(timezone.utc).time()
+        value = datetime.combine(_EPOCH, value).astimezone(UTC).time()
     return value.hour * 3600.0 + value.minute * 60.0 + value.second + value.microsecond / 1e6
 
 
@@ -299,9 +299,9 @@ def _period_index(periods: Sequence[tuple[Any, ModelPrice]], t: np.ndarray) -> n
 
 def _at_seconds(at: datetime | None) -> float:
     if at is None:
-        return datetime.now(timezone.utc).timestamp()
+        return datetime.now(UTC).timestamp()
     if at.tzinfo is None:  # naive = UTC, as genai-prices reads it
-        at = at.replace(tzinfo=timezone.utc)
+        at = at.replace(tzinfo=UTC)
     return at.timestamp()
 
 
@@ -363,7 +363,7 @@ def _as_float_array(values: Any, what: str, like: np.ndarray | None = None) -> n
 
 
 def _timestamps(timestamps: Any, like: np.ndarray) -> np.ndarray:
-    now = datetime.now(timezone.utc).timestamp()
+    now = datetime.now(UTC).timestamp()
     if timestamps is None:
         return np.full(like.shape, now)
     t = _as_float_array(timestamps, "timestamps", like=like)
@@ -587,7 +587,7 @@ def describe(name: str, at: datetime | None = None) -> list[tuple[str, str]]:
     if prices.requests_kcount is not None:
         rows.append(("per request", _money(sheet.per_request)))
     rows += [
-        ("prices at", datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")),
+        ("prices at", datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")),
         ("valid from", valid_from),
         ("valid to", valid_to),
         ("tiers", "; ".join(_tier_text(prices)) or "none"),

@@ -11,12 +11,13 @@ the input tokens, evaluated on uniforms common to all rows.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import numpy as np
 from scipy import special
 
 from .engine import UnitCost
-from .errors import ScenarioError
+from .errors import PriceError, ScenarioError
 from .fit import ClassFit, fit_values
 from .scenario import Price, Scenario
 
@@ -25,7 +26,10 @@ REPRICE_MAX_SAMPLE = 2_000_000  # bounded memory whatever a model file says of a
 COPULA_COMMON = 4096  # common normal draws on which each row's copula correlation is evaluated
 
 
-def effective_price(scenario: Scenario, name: str) -> Price | None:
+def effective_price(scenario: Scenario, name: str, at: float | None = None) -> Price | None:
+    """A class's price sheet: its own keys, then `pricing.default`'s; where a key is still
+    missing and a catalog `model` is named (its own first), the catalog's price in force at
+    ``at`` (epoch seconds; None = today) fills it (`costsim.prices`, bundled, no network)."""
     pricing = scenario.pricing
     if pricing is None:
         return None
@@ -34,13 +38,25 @@ def effective_price(scenario: Scenario, name: str) -> Price | None:
     if own is None and default is None:
         return None
     fields = ("input_per_mtok", "output_per_mtok", "cached_per_mtok", "per_request")
-    merged = {}
+    merged: dict[str, float | None] = {}
     for f in fields:
         value = getattr(own, f) if own is not None else None
         if value is None and default is not None:
             value = getattr(default, f)
         merged[f] = value
-    return Price(**merged)
+    own_model = own.model if own is not None else None
+    model = own_model or (default.model if default is not None else None)
+    if model is not None and any(v is None for v in merged.values()):
+        from .prices import per_mtok
+
+        where = f"pricing.classes.{name}.model" if own_model else "pricing.default.model"
+        when = None if at is None else datetime.fromtimestamp(at, tz=UTC)
+        try:
+            sheet = per_mtok(model, when)
+        except PriceError as exc:
+            raise ScenarioError(f"{where}: {exc}") from None
+        merged = {f: v if v is not None else getattr(sheet, f) for f, v in merged.items()}
+    return Price(**merged, model=model)
 
 
 def _copula_sample(cf: ClassFit, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -109,3 +109,18 @@ def test_adding_a_class_keeps_the_others_random_numbers(model) -> None:
     b = simulate(prepare(b_scenario, model))[0]
     for j in range(a.shape[1]):
         assert np.corrcoef(a[:, j], b[:, j])[0, 1] > 0.99
+
+
+def test_daily_costs_add_up_to_each_trial_and_follow_its_spikes(model) -> None:
+    event = {"name": "launch", "at": "3d", "duration": "1d", "multiplier": 4.0}
+    fc = run_forecast(_scenario(traffic={"shape": "flat", "events": [event]}), model,
+                      bridge=False, daily=True)  # fmt: skip
+    assert fc.daily is not None and fc.daily_naive is not None
+    assert fc.daily.shape == (fc.trials, 10)
+    np.testing.assert_allclose(fc.daily.sum(axis=1), fc.totals, rtol=1e-12)
+    assert fc.daily_naive.sum() == pytest.approx(fc.naive_linear, rel=1e-12)
+    # flat traffic: every day the same share, but the launch day costs about 4x the others
+    ratio = fc.daily[:, 3] / fc.daily[:, 2]
+    np.testing.assert_allclose(ratio, 4.0, rtol=1e-9)
+    np.testing.assert_allclose(fc.daily[:, 1], fc.daily[:, 0], rtol=1e-9)
+    assert run_forecast(_scenario(), model, bridge=False).daily is None

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -18,8 +18,6 @@ from genai_prices.data_snapshot import DataSnapshot, set_custom_snapshot
 
 from costsim import prices
 from costsim.errors import CostsimError, PriceError
-
-UTC = timezone.utc
 
 
 def _epoch(*args: int) -> float:

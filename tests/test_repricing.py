@@ -33,3 +33,44 @@ def test_repricing_at_pilot_prices_reproduces_the_pilot_mean(name: str) -> None:
     # mean cost, and the refitted distribution keeps the re-priced sample's mean.
     assert abs(mean / pilot - 1) < 0.05, (name, mean, pilot)
     assert abs(unit.dist.mean() / mean - 1) < 0.01
+
+
+def test_a_catalog_model_prices_like_its_own_sheet_written_out() -> None:
+    """`pricing: {default: {model: openai:gpt-4o}}` is the catalog's sheet at the horizon's
+    start; explicit keys still override it; an unknown model is a key-path error."""
+    from pathlib import Path
+
+    from costsim.errors import ScenarioError
+    from costsim.forecast import run_forecast
+    from costsim.modelfile import load_model
+    from costsim.prices import per_mtok
+    from costsim.scenario import parse_scenario
+
+    model = load_model(Path(__file__).parent.parent / "scenarios" / "pilot.model.json")
+    from datetime import UTC, datetime
+
+    sheet = per_mtok("openai:gpt-4o", datetime(2026, 1, 5, tzinfo=UTC))
+
+    def totals(price: dict) -> np.ndarray:
+        doc = {
+            "model": "unused.json",
+            "horizon": "7d",
+            "volume": {"requests": 1e6},
+            "trials": 200,
+            "seed": 3,
+            "start": "2026-01-05",
+            "pricing": {"default": price},
+        }
+        return run_forecast(parse_scenario(doc), model, bridge=False).totals
+
+    written = {
+        "input_per_mtok": sheet.input_per_mtok,
+        "output_per_mtok": sheet.output_per_mtok,
+        "cached_per_mtok": sheet.cached_per_mtok,
+        "per_request": sheet.per_request,
+    }
+    np.testing.assert_array_equal(totals({"model": "openai:gpt-4o"}), totals(written))
+    cheaper = totals({"model": "openai:gpt-4o", "output_per_mtok": sheet.output_per_mtok / 2})
+    assert cheaper.mean() < totals(written).mean()
+    with pytest.raises(ScenarioError, match=r"pricing\.default\.model: .*closest"):
+        totals({"model": "openai:gpt-4oo"})
