@@ -56,6 +56,7 @@ from .check import (
 )
 from .check_report import check_to_dict, check_to_junit, check_to_markdown, render_check
 from .check_report import lines as check_lines
+from .cli_compare import compare as compare_command
 from .dashboard import fit_summary_to_dict, render_fit, summarize_fit
 from .errors import CostsimError, CostsimWarning
 from .fit import DRIFT_WINDOW_S, MIN_CLASS_ROWS, QUANTITIES, FitOptions, fit_model
@@ -396,6 +397,14 @@ def fit(
             "--json", metavar="PATH", help="Also write the dashboard as JSON ('-' = stdout)."
         ),
     ] = None,
+    html: Annotated[
+        str | None,
+        typer.Option(
+            "--html",
+            metavar="PATH",
+            help="Diagnostics as one self-contained HTML file (needs costsim[plot]).",
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("-q", "--quiet", help="Do not print the dashboard.")
     ] = False,
@@ -491,9 +500,12 @@ def fit(
             [
                 Output("--output", output or f"{_stem(pilot)}.model.json", (".json",)),
                 Output("--json", json_out) if json_out is not None else None,
+                Output("--html", html, (".html", ".htm"), text=False) if html is not None else None,
             ],
             [pilot, *([class_map] if class_map is not None else [])],
         )
+        if html is not None:
+            require_matplotlib()
         with warnings.catch_warnings(record=True) as caught, progress_bar() as bar:
             warnings.simplefilter("always", CostsimWarning)
             try:
@@ -536,10 +548,16 @@ def fit(
             if issubclass(w.category, CostsimWarning):
                 stderr.print(f"[yellow]warning:[/] {escape(str(w.message))}", soft_wrap=True)
         summary = summarize_fit(model)
-        write_outputs(
-            outputs,
-            {"--output": text, "--json": dumps(fit_summary_to_dict(summary)) + "\n"},
-        )
+        contents: dict[str, Any] = {
+            "--output": text,
+            "--json": dumps(fit_summary_to_dict(summary)) + "\n",
+        }
+        if html is not None:
+            from .diagnostics import fit_diagnostics
+            from .html_report import fit_html
+
+            contents["--html"] = fit_html(summary, fit_diagnostics(log, model))
+        write_outputs(outputs, contents)
     if _show_report(outputs, quiet):
         console = _stdout()
         render_fit(summary, console)
@@ -615,6 +633,14 @@ def forecast(
             "--plot", metavar="PATH", help="Histogram, .png, .svg or .pdf (needs costsim[plot])."
         ),
     ] = None,
+    html: Annotated[
+        str | None,
+        typer.Option(
+            "--html",
+            metavar="PATH",
+            help="One self-contained HTML report with its figures (needs costsim[plot]).",
+        ),
+    ] = None,
     engine: Annotated[
         Engine,
         typer.Option(
@@ -657,10 +683,11 @@ def forecast(
                 Output("--plot", plot, tuple(PLOT_FORMATS), text=False)
                 if plot is not None
                 else None,
+                Output("--html", html, (".html", ".htm"), text=False) if html is not None else None,
             ],
             _scenario_inputs(sc),
         )
-        if plot is not None:
+        if plot is not None or html is not None:
             require_matplotlib()
         model, text = _scenario_model(sc)
         if engine is Engine.reference:
@@ -672,19 +699,31 @@ def forecast(
                 model_text=text,
                 engine=engine,
                 bridge=not no_bridge,
+                daily=html is not None,
                 progress=bar,
             )
-        write_outputs(outputs, _forecast_contents(fc, sc, outputs))
+            comparison = None
+            if html is not None and sc.deployments:
+                from .compare import run_compare
+
+                comparison = run_compare(sc, model, progress=bar)
+        write_outputs(outputs, _forecast_contents(fc, sc, outputs, comparison))
     if _show_report(outputs, quiet):
         from .report import render_forecast
 
         render_forecast(fc, _stdout())
 
 
-def _forecast_contents(fc: Forecast, sc: Scenario, outputs: list[Output]) -> dict[str, Any]:
+def _forecast_contents(
+    fc: Forecast, sc: Scenario, outputs: list[Output], comparison: Any = None
+) -> dict[str, Any]:
     """Every requested output of a forecast, rendered before anything is written."""
     contents: dict[str, Any] = {}
     for out in outputs:
+        if out.option == "--html":
+            from .html_report import forecast_html
+
+            contents[out.option] = forecast_html(fc, budget=_plot_budget(sc), comparison=comparison)
         if out.option == "--json":
             contents[out.option] = dumps(forecast_to_dict(fc)) + "\n"
         elif out.option == "--markdown":
@@ -1002,9 +1041,11 @@ def _run_check(
     precision: float,
     seed: int | None,
     allow_model_change: bool,
-) -> CheckResult:
+    daily: bool = False,
+) -> tuple[CheckResult, Forecast]:
     """One scenario: budgets judged on a run of the requested trials; regressions always on a
-    rerun with the baseline's seed and trials (common random numbers, paired errors)."""
+    rerun with the baseline's seed and trials (common random numbers, paired errors). Returns
+    the verdicts and the forecast they judged (``daily``: with its cost per day)."""
     if seed is not None:
         sc = replace(sc, seed=seed)
     model, text = _scenario_model(sc)
@@ -1039,14 +1080,14 @@ def _run_check(
         )
     elif trials is not None and trials != "auto":
         sc = replace(sc, trials=_trials_option(trials))
-    fc = run_forecast(sc, model, model_text=text, bridge=False) if budgeted else None
+    fc = run_forecast(sc, model, model_text=text, bridge=False, daily=daily) if budgeted else None
     regression_fc, baseline_totals = None, None
     if baseline is not None and regression_sc is not None:
         same = fc is not None and (sc.seed, sc.trials) == (regression_sc.seed, regression_sc.trials)
         regression_fc = (
             fc
             if same and fc is not None
-            else run_forecast(regression_sc, model, model_text=text, bridge=False)
+            else run_forecast(regression_sc, model, model_text=text, bridge=False, daily=daily)
         )
         check_baseline_compatible(baseline, regression_fc, str(spec.baseline), allow_model_change)
         baseline_totals, how = reproduce_baseline(baseline, regression_sc, model, text)
@@ -1058,7 +1099,7 @@ def _run_check(
             notes.append(f"budgets: judged on their own run (seed {sc.seed}, {sc.trials:,} trials)")
     judged = fc if fc is not None else regression_fc
     assert judged is not None  # a budget or a baseline is always given (checked above)
-    return evaluate(
+    result = evaluate(
         judged,
         limits,
         exceed,
@@ -1070,6 +1111,7 @@ def _run_check(
         baseline_totals,
         regression_fc,
     )
+    return result, judged
 
 
 Opt = typer.Option  # the check command has many options
@@ -1133,6 +1175,14 @@ def check(
     json_out: Annotated[
         str | None, Opt("--json", metavar="PATH", help="JSON ('-' = stdout).")
     ] = None,
+    html: Annotated[
+        str | None,
+        Opt(
+            "--html",
+            metavar="PATH",
+            help="One scenario: its forecast report with the verdicts on top (costsim[plot]).",
+        ),
+    ] = None,
 ) -> None:
     if trials is not None and trials != "auto":
         _trials_option(trials, auto=True)
@@ -1170,22 +1220,32 @@ def check(
                 Output("--junit", junit) if junit is not None else None,
                 Output("--json", json_out) if json_out is not None else None,
                 Output("$GITHUB_STEP_SUMMARY", summary, text=False) if summary else None,
+                Output("--html", html, (".html", ".htm"), text=False) if html is not None else None,
             ],
             inputs,
         )
-        results = [
-            _run_check(sp, sc, trials, prec_value, seed, allow_model_change)
+        if html is not None:
+            if len(specs) != 1:
+                _fail(f"--html: reports one scenario; this check runs {len(specs)}")
+            require_matplotlib()
+        runs = [
+            _run_check(sp, sc, trials, prec_value, seed, allow_model_change, html is not None)
             for sp, sc in zip(specs, loaded, strict=True)
         ]
+        results = [r for r, _ in runs]
         md = check_to_markdown(results)
-        write_outputs(
-            [o for o in outputs if o.option != "$GITHUB_STEP_SUMMARY"],
-            {
-                "--markdown": md,
-                "--junit": check_to_junit(results),
-                "--json": dumps(check_to_dict(results)) + "\n",
-            },
-        )
+        contents: dict[str, Any] = {
+            "--markdown": md,
+            "--junit": check_to_junit(results),
+            "--json": dumps(check_to_dict(results)) + "\n",
+        }
+        if html is not None:
+            from .html_report import forecast_html
+
+            contents["--html"] = forecast_html(
+                runs[0][1], budget=_plot_budget(loaded[0]), check=results
+            )
+        write_outputs([o for o in outputs if o.option != "$GITHUB_STEP_SUMMARY"], contents)
         if summary:
             _append(summary, md)
     console = _stdout()
@@ -1214,6 +1274,9 @@ def _stem(path: Path) -> str:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name or "pilot"
+
+
+app.command("compare")(compare_command)
 
 
 def main() -> None:

@@ -307,7 +307,7 @@ def _prepare_quantity(
     # is a hard limit, not a tail: nothing lies beyond it, and a GPD fitted through a point
     # mass would be wrong. The class is then empirical up to that value, the atom kept exact.
     at_max = int(np.count_nonzero(x == top[-1]))
-    capped = n >= 2 and at_max >= max(ATOM_SHARE * n, 2.0)
+    capped = at_max < n and at_max >= max(ATOM_SHARE * n, 2.0)  # all rows equal: no limit
     small = candidate_counts(n).size == 0 and not capped
     tail = None if small or capped else fit_tail(top, n, rng)
     return {
