@@ -703,10 +703,11 @@ def forecast(
                 progress=bar,
             )
             comparison = None
-            if html is not None and sc.deployments:
-                from .compare import run_compare
+            if sc.deployments:  # the totals are the routed plan's (or the first option's)
+                from .compare import plan_name, run_compare, served_as
 
                 comparison = run_compare(sc, model, progress=bar)
+                fc = served_as(fc, comparison, plan_name(sc))
         write_outputs(outputs, _forecast_contents(fc, sc, outputs, comparison))
     if _show_report(outputs, quiet):
         from .report import render_forecast
@@ -1042,6 +1043,7 @@ def _run_check(
     seed: int | None,
     allow_model_change: bool,
     daily: bool = False,
+    deployment: str | None = None,
 ) -> tuple[CheckResult, Forecast]:
     """One scenario: budgets judged on a run of the requested trials; regressions always on a
     rerun with the baseline's seed and trials (common random numbers, paired errors). Returns
@@ -1060,6 +1062,17 @@ def _run_check(
             "--warn or --exceed) or a --baseline"
         )
     notes: list[str] = []
+    if deployment is not None and not sc.deployments:
+        _fail(f"--deployment: {spec.scenario} has no `deployments:`")
+    if sc.deployments:
+        from .compare import plan_name
+
+        plan_name(sc, deployment)  # an unknown option is refused before any work
+    if sc.deployments and baseline is not None:
+        _fail(
+            f"{spec.scenario}: --baseline on a scenario with deployments is not supported yet; "
+            "gate its budgets, or compare the forecast JSON of a scenario without deployments"
+        )
     regression_sc = None
     if baseline is not None:
         regression_sc = replace(sc, seed=int(baseline["seed"]), trials=int(baseline["trials"]))
@@ -1081,6 +1094,10 @@ def _run_check(
     elif trials is not None and trials != "auto":
         sc = replace(sc, trials=_trials_option(trials))
     fc = run_forecast(sc, model, model_text=text, bridge=False, daily=daily) if budgeted else None
+    if fc is not None and sc.deployments:
+        from .compare import plan_name, run_compare, served_as
+
+        fc = served_as(fc, run_compare(sc, model), plan_name(sc, deployment))
     regression_fc, baseline_totals = None, None
     if baseline is not None and regression_sc is not None:
         same = fc is not None and (sc.seed, sc.trials) == (regression_sc.seed, regression_sc.trials)
@@ -1183,6 +1200,14 @@ def check(
             help="One scenario: its forecast report with the verdicts on top (costsim[plot]).",
         ),
     ] = None,
+    deployment: Annotated[
+        str | None,
+        Opt(
+            "--deployment",
+            metavar="NAME",
+            help="Scenarios with deployments: the option whose cost is judged [the route's].",
+        ),
+    ] = None,
 ) -> None:
     if trials is not None and trials != "auto":
         _trials_option(trials, auto=True)
@@ -1229,7 +1254,9 @@ def check(
                 _fail(f"--html: reports one scenario; this check runs {len(specs)}")
             require_matplotlib()
         runs = [
-            _run_check(sp, sc, trials, prec_value, seed, allow_model_change, html is not None)
+            _run_check(
+                sp, sc, trials, prec_value, seed, allow_model_change, html is not None, deployment
+            )
             for sp, sc in zip(specs, loaded, strict=True)
         ]
         results = [r for r, _ in runs]

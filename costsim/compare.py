@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from .deployments import (
     CompareStats,
@@ -51,11 +50,13 @@ from .errors import ScenarioError
 from .fit import FittedModel
 from .forecast import (
     CHUNK_TRIALS,
+    Forecast,
     Prepared,
-    _chunk_streams,
     _refuse_overflow,
+    chunk_traffic,
     guard_memory,
     prepare,
+    quantiles_of,
     scenario_hash,
     simulate,
 )
@@ -69,7 +70,7 @@ from .scenario import (
     format_duration,
     validate_against_model,
 )
-from .traffic import ALL_DRIVERS, TrafficPlan, TrialTraffic, draw_traffic
+from .traffic import ALL_DRIVERS, TrafficPlan, TrialTraffic
 
 ROUTED = "routed"  # the name of the routed plan's entry
 REVIEW_FRACTION = 1.0 / 3.0  # default review: a third of the horizon
@@ -276,22 +277,6 @@ def _plans(scenario: Scenario, classes: tuple[str, ...]) -> list[_Plan]:
 # ---------------------------------------------------------------------------------------------
 # Traffic per bucket: the forecast's own draws
 # ---------------------------------------------------------------------------------------------
-
-
-def chunk_traffic(prep: Prepared, chunk: int, n: int) -> TrialTraffic:
-    """The traffic `forecast.simulate` draws for chunk ``chunk`` (``n`` trials): its volume,
-    spikes and mix streams, consumed as it consumes them (each class's stream opens with the
-    uniform of its mix draw), so both see the same trials."""
-    sc = prep.scenario
-    n_classes = len(prep.classes)
-    rngs = _chunk_streams(sc.seed, chunk, n_classes)
-    conc = sc.mix.concentration or 1.0
-    gammas = np.empty((n, n_classes))
-    for j, rng in enumerate(rngs[2:]):
-        alpha = prep.plan.mix[j] * conc
-        u_mix = rng.random(n)
-        gammas[:, j] = special.gammaincinv(alpha, u_mix) if alpha > 1e-12 else 0.0
-    return draw_traffic(prep.plan, sc, n, ALL_DRIVERS, rngs[0], rngs[1], gammas)
 
 
 def bucket_requests(plan: TrafficPlan, traffic: TrialTraffic, rows: slice) -> np.ndarray:
@@ -538,7 +523,7 @@ def run_compare(
     billed = bool(scenario.reliability.billed_failures)
     for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS)):
         n = min(CHUNK_TRIALS, n_total - start)
-        traffic = chunk_traffic(prep0, chunk, n)
+        _, traffic = chunk_traffic(prep0, chunk, n)
         for lo in range(0, n, BLOCK_TRIALS):
             local = slice(lo, min(lo + BLOCK_TRIALS, n))
             rows = slice(start + local.start, start + local.stop)
@@ -612,3 +597,40 @@ def _notes(options: tuple[OptionResult, ...], review_s: float) -> tuple[str, ...
                 "cost is for the requests it served"
             )
     return tuple(notes)
+
+
+def plan_name(scenario: Scenario, name: str | None = None) -> str:
+    """The option a forecast or a check reports as served: ``name``, else the routed plan
+    (with ``route:``), else the first deployment."""
+    names = [*scenario.deployments, *([ROUTED] if scenario.route is not None else [])]
+    if name is None:
+        return ROUTED if scenario.route is not None else names[0]
+    if name not in names:
+        raise ScenarioError(
+            f"--deployment: no option {name!r} in {scenario.path or 'the scenario'}; "
+            f"expected one of {', '.join(names)}"
+        )
+    return name
+
+
+def served_as(fc: Forecast, comparison: Comparison, name: str) -> Forecast:
+    """The forecast with the cost of option ``name`` as its totals (quantiles, errors and
+    percentiles recomputed on the same trials); per-class figures and the bridge stay the
+    engine's, at the scenario's prices, and a note says so."""
+    cost = comparison[name].cost
+    qs, se, ci = quantiles_of(cost)
+    note = (
+        f"deployments: totals are the cost of serving the traffic as {name!r} (autoscaled pools, "
+        "overflow, commitments); the per-class figures are at the scenario's token prices; "
+        "`costsim compare` shows every option"
+    )
+    return replace(
+        fc,
+        totals=cost,
+        quantiles=qs,
+        quantile_se=se,
+        quantile_ci=ci,
+        percentiles=np.quantile(cost, np.linspace(0.0, 1.0, 101)),
+        notes=(*fc.notes, note),
+        deployment=name,
+    )

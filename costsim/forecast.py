@@ -133,6 +133,7 @@ class Forecast:
     cap_sensitivity: CapSensitivity | None = None  # where the mean depends on a tail's cap
     daily: np.ndarray | None = None  # (trials, days): cost per day, when asked for (`daily=True`)
     daily_naive: np.ndarray | None = None  # (days,): the naive linear estimate per day
+    deployment: str | None = None  # the deployment option whose cost the totals are, if any
 
     @property
     def unresolved(self) -> tuple[str, ...]:
@@ -476,7 +477,7 @@ def model_hash(model_text: str) -> str:
     return hashlib.sha256(model_text.encode()).hexdigest()[:16]
 
 
-def _quantiles(
+def quantiles_of(
     totals: np.ndarray,
 ) -> tuple[dict[str, float], dict[str, float], dict[str, tuple[float, float]]]:
     qs: dict[str, float] = {}
@@ -667,7 +668,7 @@ def run_forecast(
     class_totals, class_requests = simulate(prep, ALL_DRIVERS, engine, progress=progress)
     _refuse_overflow(class_totals, tuple(pc.name for pc in prep.classes))
     totals = class_totals.sum(axis=1)
-    qs, se, ci = _quantiles(totals)
+    qs, se, ci = quantiles_of(totals)
     naive = prep.pilot_mean_cost * prep.plan.projected_requests
     _p95, _, lo95, hi95 = quantile_with_error(totals, 0.95)
     window = (totals >= lo95) & (totals <= hi95)

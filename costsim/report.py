@@ -183,6 +183,7 @@ def forecast_to_dict(fc: Forecast) -> dict[str, Any]:
         "horizon_s": fc.horizon_s,
         "resolution_s": fc.resolution_s,
         "projected_requests": fc.projected_requests,
+        "deployment": fc.deployment,  # the option whose cost the totals are (None: no deployments)
         "currency": CURRENCY,
         "quantiles": {k: fc.quantiles[k] for k in QUANTILE_KEYS},
         "quantile_se": {k: fc.quantile_se[k] for k in QUANTILE_KEYS},
