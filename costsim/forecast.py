@@ -697,6 +697,7 @@ def run_forecast(
     steps = _bridge(prep, totals, engine) if bridge else ()
     sensitivity = _cap_sensitivity(prep, engine, totals) if bridge else None
     conc_rng = np.random.default_rng(np.random.SeedSequence(scenario.seed, spawn_key=(2**31 + 1,)))
+    per_day = daily_costs(prep, class_totals) if daily else None
     fc = Forecast(
         scenario_name=scenario.path.name if scenario.path is not None else "<scenario>",
         scenario_hash=scenario_hash(scenario),
@@ -723,9 +724,8 @@ def run_forecast(
         percentiles=np.quantile(totals, np.linspace(0.0, 1.0, 101)),
         scenario_document=dict(scenario.raw),
         cap_sensitivity=sensitivity,
-        **dict(zip(("daily", "daily_naive"), daily_costs(prep, class_totals), strict=True))
-        if daily
-        else {},
+        daily=per_day[0] if per_day is not None else None,
+        daily_naive=per_day[1] if per_day is not None else None,
     )
     return ensure_trustworthy(fc)
 
