@@ -57,6 +57,7 @@ from .check import (
 from .check_report import check_to_dict, check_to_junit, check_to_markdown, render_check
 from .check_report import lines as check_lines
 from .cli_compare import compare as compare_command
+from .cli_options import MarkdownOption, QuietOption, SeedOption, TrialsOption
 from .dashboard import fit_summary_to_dict, render_fit, summarize_fit
 from .errors import CostsimError, CostsimWarning
 from .fit import DRIFT_WINDOW_S, MIN_CLASS_ROWS, QUANTITIES, FitOptions, fit_model
@@ -606,6 +607,18 @@ def _duration_text(seconds: float) -> str:
     return f"{seconds / 86400:.0f} days"
 
 
+def scenario_with(path: Path, trials: str | None, seed: int | None) -> Scenario:
+    """A scenario file with the command line's --trials and --seed over its own."""
+    n_trials = _trials_option(trials) if trials is not None else None
+    _seed_option(seed)
+    sc = load_scenario(path)
+    return replace(
+        sc,
+        trials=n_trials if n_trials is not None else sc.trials,
+        seed=seed if seed is not None else sc.seed,
+    )
+
+
 @app.command()
 def forecast(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML).")],
@@ -613,12 +626,7 @@ def forecast(
         str | None,
         typer.Option("--json", metavar="PATH", help="Write the forecast as JSON ('-' = stdout)."),
     ] = None,
-    markdown: Annotated[
-        str | None,
-        typer.Option(
-            "--markdown", metavar="PATH", help="Write the report as Markdown ('-' = stdout)."
-        ),
-    ] = None,
+    markdown: MarkdownOption = None,
     samples: Annotated[
         str | None,
         typer.Option(
@@ -648,31 +656,19 @@ def forecast(
             help="strata (fast) or reference (every request drawn; slow, for verification).",
         ),
     ] = Engine.strata,
-    trials: Annotated[
-        str | None,
-        typer.Option("--trials", metavar="N", help="Override the scenario's trials."),
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option("--seed", metavar="N", help="Override the scenario's seed.")
-    ] = None,
+    trials: TrialsOption = None,
+    seed: SeedOption = None,
     no_bridge: Annotated[
         bool, typer.Option("--no-bridge", help="Skip the naive-to-forecast bridge (faster).")
     ] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Do not print the report.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Forecast the cost of a scenario by Monte Carlo, against the naive linear estimate.
 
     Example: costsim forecast scenarios/launch_month.yaml --json forecast.json
     """
-    n_trials = _trials_option(trials) if trials is not None else None
-    _seed_option(seed)
     with user_errors():
-        sc = load_scenario(scenario)
-        sc = replace(
-            sc,
-            trials=n_trials if n_trials is not None else sc.trials,
-            seed=seed if seed is not None else sc.seed,
-        )
+        sc = scenario_with(scenario, trials, seed)
         outputs = check_outputs(
             [
                 Output("--json", json_out) if json_out is not None else None,

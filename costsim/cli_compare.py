@@ -1,6 +1,6 @@
 """`costsim compare`: the deployment options of a scenario on the same random numbers.
 
-A command of the `costsim.cli` app (registered at the end of that module), with its
+A command of the `costsim.cli` app (registered there), with its
 conventions: the scenario and its model loaded as `forecast` loads them, every output checked
 before any work and written all together (`costsim.outputs`), bad input as one red line and
 exit 2, a bug as exit 70 (`cli.main`).
@@ -8,11 +8,12 @@ exit 2, a bug as exit 70 (`cli.main`).
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+
+from .cli_options import MarkdownOption, QuietOption, SeedOption, TrialsOption
 
 
 def compare(
@@ -21,12 +22,7 @@ def compare(
         str | None,
         typer.Option("--json", metavar="PATH", help="Write the comparison as JSON ('-' = stdout)."),
     ] = None,
-    markdown: Annotated[
-        str | None,
-        typer.Option(
-            "--markdown", metavar="PATH", help="Write the report as Markdown ('-' = stdout)."
-        ),
-    ] = None,
+    markdown: MarkdownOption = None,
     review_after: Annotated[
         str | None,
         typer.Option(
@@ -35,14 +31,9 @@ def compare(
             help="When the choice can be revisited, e.g. 10d (default: a third of the horizon).",
         ),
     ] = None,
-    trials: Annotated[
-        str | None,
-        typer.Option("--trials", metavar="N", help="Override the scenario's trials."),
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option("--seed", metavar="N", help="Override the scenario's seed.")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Do not print the report.")] = False,
+    trials: TrialsOption = None,
+    seed: SeedOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Compare the scenario's deployment options: cost, P(cheapest), regret, flexibility.
 
@@ -51,38 +42,27 @@ def compare(
 
     Example: costsim compare scenarios/deployments.yaml --json compare.json
     """
-    # imported here: `costsim.cli` imports this module at its end
+    # imported here: `costsim.cli` imports this module to register it
     from .cli import (
         _scenario_inputs,
         _scenario_model,
-        _seed_option,
         _show_report,
         _stdout,
-        _trials_option,
         parse_duration_option,
         progress_bar,
+        scenario_with,
         user_errors,
     )
     from .compare import check_deployments, run_compare
     from .compare_report import compare_to_dict, compare_to_markdown, render_compare
     from .modelfile import dumps
     from .outputs import Output, check_outputs, write_outputs
-    from .scenario import load_scenario
 
-    n_trials = _trials_option(trials) if trials is not None else None
-    _seed_option(seed)
     review_s = (
         parse_duration_option(review_after, "--review-after") if review_after is not None else None
     )
     with user_errors():
-        sc = load_scenario(scenario)
-        changes: dict[str, Any] = {}
-        if n_trials is not None:
-            changes["trials"] = n_trials
-        if seed is not None:
-            changes["seed"] = seed
-        if changes:
-            sc = dataclasses.replace(sc, **changes)
+        sc = scenario_with(scenario, trials, seed)
         check_deployments(sc)
         outputs = check_outputs(
             [
