@@ -52,6 +52,7 @@ from .report import (
     _naive_line,
     _quantile_rows,
     headline,
+    totals_histogram,
 )
 
 if TYPE_CHECKING:
@@ -665,33 +666,10 @@ def _check_section(check: CheckResult | Sequence[CheckResult]) -> str:
 
 def _distribution(fc: Forecast, budget: float | None) -> str:
     fig_id = "forecast-distribution"
-    totals = np.asarray(fc.totals, dtype=float)
-    marks = [
-        ("naive", fc.naive_linear, _GREY, "--"),
-        ("P50", fc.quantiles["p50"], _BLUE, "-"),
-        ("P95", fc.quantiles["p95"], _RED, "-"),
-    ]
-    if budget is not None:
-        marks.append(("budget", budget, "black", ":"))
-    lo = min(float(totals.min()), *(m[1] for m in marks))
-    hi = max(min(float(totals.max()), 1.5 * fc.quantiles["p99"]), *(m[1] for m in marks))
-    if hi <= lo:
-        hi = lo + max(abs(lo), 1.0) * 0.01
-    pad = 0.02 * (hi - lo)
-    beyond = int(np.count_nonzero(totals > hi))
     fig = _new_figure()
     ax = _axes(fig)[0]
-    ax.hist(totals, bins=60, range=(lo, hi), color=_GREY, alpha=0.45, label="trials")
-    for label, value, color, style in marks:
-        ax.axvline(value, color=color, linestyle=style, linewidth=1.6,
-                   label=f"{label} {_usd(value)}")  # fmt: skip
-    if beyond:
-        ax.plot([], [], " ", label=f"{beyond:,} trials above {_usd(hi)} not shown")
-    ax.set_xlim(lo - pad, hi + pad)
+    totals_histogram(ax, fc, budget, colors=(_GREY, _BLUE, _RED), legend_size=9)
     _usd_axis(ax.xaxis)
-    ax.set_xlabel(f"total cost over {_days(fc.horizon_s)} days (USD)")
-    ax.set_ylabel("trials")
-    ax.legend(loc="upper right", frameon=False, fontsize=9)
     table = _table(_QUANTILE_COLUMNS, _quantile_rows(fc))
     over = "" if budget is None else f" The dotted line is the budget, {_e(_usd(budget))}."
     caption = (

@@ -404,6 +404,43 @@ def write_plot(fc: Forecast, path: str | Path, budget: float | None = None) -> N
     write_atomic(path, plot_bytes(fc, plot_format(path), budget))
 
 
+def totals_histogram(
+    ax: Any,
+    fc: Forecast,
+    budget: float | None,
+    colors: tuple[str, str, str] = ("grey", "tab:blue", "tab:red"),
+    legend_size: float | None = None,
+) -> None:
+    """Draw the per-trial totals on ``ax`` with the naive estimate, P50, P95 and the budget
+    (``colors``: naive, P50, P95). A long right tail is cut at 1.5 P99 (or the budget, if
+    further out); the trials beyond are counted in the legend."""
+    totals = np.asarray(fc.totals, dtype=float)
+    marks = [
+        ("naive", fc.naive_linear, colors[0], "--"),
+        ("P50", fc.quantiles["p50"], colors[1], "-"),
+        ("P95", fc.quantiles["p95"], colors[2], "-"),
+    ]
+    if budget is not None:
+        marks.append(("budget", budget, "black", ":"))
+    lo = min(float(totals.min()), *(m[1] for m in marks))
+    hi = max(min(float(totals.max()), 1.5 * fc.quantiles["p99"]), *(m[1] for m in marks))
+    if hi <= lo:
+        hi = lo + max(abs(lo), 1.0) * 0.01
+    pad = 0.02 * (hi - lo)
+    beyond = int(np.count_nonzero(totals > hi))
+    ax.hist(totals, bins=60, range=(lo, hi), color=colors[0], alpha=0.45, label="trials")
+    for label, value, color, style in marks:
+        ax.axvline(
+            value, color=color, linestyle=style, linewidth=1.6, label=f"{label} {_usd(value)}"
+        )
+    if beyond:
+        ax.plot([], [], " ", label=f"{beyond:,} trials above {_usd(hi)} not shown")
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_xlabel(f"total cost over {_days(fc.horizon_s)} days (USD)")
+    ax.set_ylabel("trials")
+    ax.legend(loc="upper right", frameon=False, fontsize=legend_size)
+
+
 def plot_bytes(fc: Forecast, fmt: str = "png", budget: float | None = None) -> bytes:
     """A histogram of per-trial totals with the naive estimate, P50, P95 and the budget, as a
     PNG, SVG or PDF file; the same forecast gives the same bytes (no dates in the metadata).
@@ -420,37 +457,12 @@ def plot_bytes(fc: Forecast, fmt: str = "png", budget: float | None = None) -> b
 
     if budget is not None and not math.isfinite(budget):
         raise CostsimError(f"--budget: expected a finite amount in USD, got {budget!r}")
-    totals = np.asarray(fc.totals, dtype=float)
-    marks = [
-        ("naive", fc.naive_linear, "grey", "--"),
-        ("P50", fc.quantiles["p50"], "tab:blue", "-"),
-        ("P95", fc.quantiles["p95"], "tab:red", "-"),
-    ]
-    if budget is not None:
-        marks.append(("budget", budget, "black", ":"))
-    lo = min(float(totals.min()), *(m[1] for m in marks))
-    hi = max(min(float(totals.max()), 1.5 * fc.quantiles["p99"]), *(m[1] for m in marks))
-    if hi <= lo:
-        hi = lo + max(abs(lo), 1.0) * 0.01
-    pad = 0.02 * (hi - lo)
-    beyond = int(np.count_nonzero(totals > hi))
-
     fig = Figure(figsize=(9, 5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.hist(totals, bins=60, range=(lo, hi), color="tab:gray", alpha=0.45, label="trials")
-    for label, value, color, style in marks:
-        ax.axvline(
-            value, color=color, linestyle=style, linewidth=1.6, label=f"{label} {_usd(value)}"
-        )
-    if beyond:
-        ax.plot([], [], " ", label=f"{beyond:,} trials above {_usd(hi)} not shown")
-    ax.set_xlim(lo - pad, hi + pad)
+    totals_histogram(ax, fc, budget)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: _usd(x)))
-    ax.set_xlabel(f"total cost over {_days(fc.horizon_s)} days (USD)")
-    ax.set_ylabel("trials")
     ax.set_title(f"{fc.scenario_name}: {fc.trials:,} trials, seed {fc.seed}")
-    ax.legend(loc="upper right", frameon=False)
     software = f"costsim {forecast_version()['costsim_version']}"
     comment = f"scenario {fc.scenario_hash}, seed {fc.seed}, engine {fc.engine}"
     metadata: dict[str, dict[str, Any]] = {

@@ -35,8 +35,8 @@ from costsim.report import (
 
 CONTRACT_KEYS = [
     "kind", "schema_version", "costsim_version", "scenario", "model_hash", "seed", "trials",
-    "engine", "horizon_s", "resolution_s", "projected_requests", "currency", "quantiles",
-    "quantile_se", "quantile_ci95", "percentiles", "naive_linear", "ratio_to_naive",
+    "engine", "horizon_s", "resolution_s", "projected_requests", "deployment", "currency",
+    "quantiles", "quantile_se", "quantile_ci95", "percentiles", "naive_linear", "ratio_to_naive",
     "pilot_mean_cost", "per_class", "bridge", "concentration", "cap_sensitivity", "notes",
 ]  # fmt: skip
 QUANTILE_KEYS = ["p5", "p50", "p90", "p95", "p99", "mean"]
