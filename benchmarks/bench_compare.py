@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _timing import best_of, verdict
 
 from costsim.compare import run_compare
 from costsim.forecast import run_forecast
@@ -33,21 +33,6 @@ from costsim.scenario import Scenario, load_scenario
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "deployments.yaml"
 SECONDS_TARGET = 3.0
-
-
-def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """One warm-up call, then the best wall time (perf_counter) of ``repeats`` calls."""
-    result = fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
 
 
 def changed(sc: Scenario, **changes: Any) -> Scenario:

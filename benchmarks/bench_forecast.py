@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from _timing import best_of, verdict
 from scipy import stats
 
 from costsim.forecast import prepare, run_forecast, simulate
@@ -32,21 +32,6 @@ VOLUMES = (1e5, 1e7, 1e9)
 RATIO_TARGET = 1.5
 SECONDS_TARGET = 2.0
 SPEEDUP_TARGET = 100.0
-
-
-def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """One warm-up call, then the best wall time (perf_counter) of ``repeats`` calls."""
-    result = fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
 
 
 def scenario_at(base: Scenario, requests: float, trials: int, seed: int | None = None) -> Scenario:
