@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -521,22 +523,27 @@ def run_compare(
     unit_first = np.zeros(n_total)
     plan, bucket_s = prep0.plan, prep0.plan.bucket_s
     billed = bool(scenario.reliability.billed_failures)
-    for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS)):
-        n = min(CHUNK_TRIALS, n_total - start)
-        _, traffic = chunk_traffic(prep0, chunk, n)
-        for lo in range(0, n, BLOCK_TRIALS):
-            local = slice(lo, min(lo + BLOCK_TRIALS, n))
-            rows = slice(start + local.start, start + local.stop)
-            blk = _Block.of(bucket_requests(plan, traffic, local), review)
-            for p in plans:
-                _plan_block(p, blk, apis, pools, base_costs, bucket_s, billed, acc[p.name], rows)
-            first_requests[rows] = blk.first_req
-            if base_costs:
-                share = _ratio(blk.first_req, blk.class_req)
-                spent = (base_costs[0][rows] * share).sum(axis=1)
-                unit_first[rows] = _ratio(spent, first_requests[rows].sum(axis=1))
-        if progress is not None:
-            progress("comparing options", start + n, n_total)
+    def block(traffic: TrialTraffic, start: int, local: slice) -> None:
+        # writes only its own rows of the accumulators: blocks run on threads in any order
+        rows = slice(start + local.start, start + local.stop)
+        blk = _Block.of(bucket_requests(plan, traffic, local), review)
+        for p in plans:
+            _plan_block(p, blk, apis, pools, base_costs, bucket_s, billed, acc[p.name], rows)
+        first_requests[rows] = blk.first_req
+        if base_costs:
+            share = _ratio(blk.first_req, blk.class_req)
+            spent = (base_costs[0][rows] * share).sum(axis=1)
+            unit_first[rows] = _ratio(spent, first_requests[rows].sum(axis=1))
+
+    # numpy releases the GIL in its array loops: blocks of trials on every core, same numbers
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS)):
+            n = min(CHUNK_TRIALS, n_total - start)
+            _, traffic = chunk_traffic(prep0, chunk, n)
+            blocks = [slice(lo, min(lo + BLOCK_TRIALS, n)) for lo in range(0, n, BLOCK_TRIALS)]
+            list(pool.map(lambda local: block(traffic, start, local), blocks))  # noqa: B023
+            if progress is not None:
+                progress("comparing options", start + n, n_total)
     options = tuple(_result(p, acc[p.name], pools) for p in plans)
     stats = compare({o.name: o.cost for o in options})
     features = first_requests if not base_costs else np.column_stack([first_requests, unit_first])

@@ -148,7 +148,10 @@ def _scale_pieces(
     Time is counted in integer ticks of `_TICK_S`; sub-interval midpoints in half ticks, so every
     window edge falls strictly inside a piece of the level it reads (exact integer maths).
     """
-    n_trials, _ = demand.shape
+    n_trials, n_buckets = demand.shape
+    if r_min >= r_max and initial is None:  # a fixed pool: nothing to scale, nothing starts
+        level = np.full((n_trials, n_buckets, 1), float(r_min))
+        return _Pieces(np.ones(1), level, level, np.zeros((n_trials, n_buckets)))
     target = np.ceil(demand - 1e-9) if whole else demand
     target = np.clip(target, r_min, r_max)
     if initial is None:
