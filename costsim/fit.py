@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -217,6 +217,7 @@ def fit_model(
     pooled = {q: _pooled_shape(q, partial, pooled_rng, notes) for q in present}
 
     classes: dict[str, ClassFit] = {}
+    hourly = _hourly_profiles(log)
     total_n = log.n_rows
     for name in log.classes:
         part = partial[name]
@@ -234,9 +235,7 @@ def fit_model(
             dependence=_copula(columns, sample, present, part["rng"]),
             rates=_rates(log, rows),
             drift=_drift(log, rows, options.drift_window_s),
-            hourly_profile=_hourly_profile(log.timestamp[rows], log)
-            if log.timestamp is not None
-            else None,
+            hourly_profile=hourly(rows) if hourly is not None else None,
         )
         for qf in quantities.values():
             _warn_heavy(name, qf)
@@ -600,13 +599,14 @@ def _rates(log: PilotLog, rows: np.ndarray) -> Rates:
     cold_rate = cold_cost = cold_lat = None
     if log.cold_start is not None:
         cold = log.cold_start[rows]
-        cold_rate = float(cold.mean())
-        if cold.any() and (~cold).any():
+        n_cold = int(np.count_nonzero(cold))
+        cold_rate = n_cold / cold.size
+        if 0 < n_cold < cold.size:
             if log.cost is not None:
-                warm_mean = log.cost[rows][~cold].mean()
-                cold_cost = (
-                    float(log.cost[rows][cold].mean() / warm_mean) if warm_mean > 0 else None
-                )
+                cost_rows = log.cost[rows]
+                cold_sum = float(cost_rows @ cold)  # sums by a dot product: no gathered copies
+                warm_mean = (float(cost_rows.sum()) - cold_sum) / (cold.size - n_cold)
+                cold_cost = cold_sum / n_cold / warm_mean if warm_mean > 0 else None
             if log.latency_ms is not None:
                 lat = log.latency_ms[rows]
                 cold_lat = float(np.median(lat[cold]) - np.median(lat[~cold]))
@@ -653,11 +653,11 @@ def _drift_common(
     return dict(zip(drifting, (float(r) for r in common_loadings(fits, series)), strict=True))
 
 
-def _profile(
-    t: np.ndarray, start: float, end: float, period_s: float, bins: int
+def _phase_profile(
+    phase: np.ndarray, start: float, end: float, period_s: float, bins: int
 ) -> tuple[float, ...]:
-    """Relative intensity by phase (hour of day, day of week), per unit of time observed."""
-    phase = ((t // (period_s / bins)) % bins).astype(np.int64)
+    """Relative intensity by phase (hour of day, day of week), per unit of time observed,
+    from each request's phase bin (``phase``) and the pilot's span [start, end]."""
     counts = np.bincount(phase, minlength=bins).astype(float)
     step = period_s / bins
     slots = np.arange(math.floor(start / step), math.ceil(end / step))
@@ -667,12 +667,26 @@ def _profile(
     return tuple(float(v) for v in (rate / mean if mean > 0 else np.ones(bins)))
 
 
-def _hourly_profile(t: np.ndarray, log: PilotLog) -> tuple[float, ...] | None:
-    assert log.timestamp is not None
+def _phases(t: np.ndarray, period_s: float, bins: int) -> np.ndarray:
+    return ((t // (period_s / bins)) % bins).astype(np.int8)
+
+
+def _profile(
+    t: np.ndarray, start: float, end: float, period_s: float, bins: int
+) -> tuple[float, ...]:
+    return _phase_profile(_phases(t, period_s, bins), start, end, period_s, bins)
+
+
+def _hourly_profiles(log: PilotLog) -> Callable[[np.ndarray], tuple[float, ...]] | None:
+    """The hour-of-day profile of any rows of a pilot at least a day long (None otherwise):
+    every request's hour computed once, each class's rows then only counted."""
+    if log.timestamp is None:
+        return None
     start, end = float(log.timestamp.min()), float(log.timestamp.max())
     if end - start < 86400.0:
         return None
-    return _profile(t, start, end, 86400.0, 24)
+    hours = _phases(log.timestamp, 86400.0, 24)
+    return lambda rows: _phase_profile(hours[rows], start, end, 86400.0, 24)
 
 
 def _traffic(log: PilotLog, notes: list[str]) -> Traffic:
