@@ -523,6 +523,7 @@ def run_compare(
     unit_first = np.zeros(n_total)
     plan, bucket_s = prep0.plan, prep0.plan.bucket_s
     billed = bool(scenario.reliability.billed_failures)
+
     def block(traffic: TrialTraffic, start: int, local: slice) -> None:
         # writes only its own rows of the accumulators: blocks run on threads in any order
         rows = slice(start + local.start, start + local.stop)
