@@ -40,6 +40,7 @@ from .reliability import (
     cold_changed,
     multipliers,
     retries_changed,
+    with_norms,
 )
 from .repricing import effective_price, quantity_rows, reprice
 from .scenario import Scenario, validate_against_model
@@ -263,7 +264,12 @@ def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = 
     strata = tuple(strata_list)
     rel_ss = np.random.SeedSequence(scenario.seed, spawn_key=(2**31 + 5,)).spawn(len(classes))
     policies = tuple(
-        class_reliability(pc.source, scenario.reliability, pc.unit.n_params, rel_ss[j])
+        with_norms(
+            class_reliability(pc.source, scenario.reliability, pc.unit.n_params, rel_ss[j]),
+            plan,
+            scenario.reliability,
+            j,
+        )
         for j, pc in enumerate(classes)
     )
     # twice the expected requests of a trial: fixed per class, so runs share their draws

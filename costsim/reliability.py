@@ -11,7 +11,7 @@ small pilot's uncertain retry rate widens a forecast that changes the retry poli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -81,6 +81,28 @@ class ClassReliability:
     cold: np.ndarray  # the scenario's cold-start rate per row
     cost_ratio_pilot: float
     cost_ratio: float
+    retry_norm: np.ndarray | None = None  # per row: the pilot's attempts under the expected load
+    cold_norm: np.ndarray | None = None  # per row: the pilot's cold-start cost, expected traffic
+
+
+def with_norms(cr: ClassReliability, plan: TrafficPlan, rel: Any, j: int) -> ClassReliability:
+    """The class's load- and rise-dependent norms, once per forecast: the pilot's behaviour
+    (each parameter row's) averaged over the scenario's expected traffic of class ``j``."""
+    w0 = plan.base_no_events[:, j]
+    w0_sum = max(float(w0.sum()), 1e-300)
+    expected_load = plan.base_no_events.sum(axis=1)
+    mean_load = float(np.sum(expected_load**2) / max(float(expected_load.sum()), 1e-300))
+    expected = expected_load / max(mean_load, 1e-300)
+    retry = cold = None
+    if rel.load_exponent != 0:
+        pilot_like = attempts(
+            cr.f_pilot[:, None] * expected[None, :] ** rel.load_exponent, cr.pilot_max, True
+        )
+        retry = pilot_like @ w0 / w0_sum
+    if rel.spike_cold_share > 0:
+        c0 = np.clip(cr.cold_pilot[:, None] + rel.spike_cold_share * _rise(w0), 0.0, 1.0)
+        cold = (1.0 + c0 * (cr.cost_ratio_pilot - 1.0)) @ w0 / w0_sum
+    return replace(cr, retry_norm=retry, cold_norm=cold)
 
 
 def class_reliability(
@@ -200,27 +222,19 @@ def _bucket_multipliers(
     loaded = mix @ base.T + (spike - 1.0) * ((mix * plan.spike_hit) @ base.T)
     load = traffic.volume[block, None] * loaded / max(mean_load, 1e-300)
     load_k = load**rel.load_exponent if by_load else None
-    expected = plan.base_no_events.sum(axis=1) / max(mean_load, 1e-300)
     for j, cr in enumerate(classes):
+        if (by_load and cr.retry_norm is None) or (by_rise and cr.cold_norm is None):
+            cr = with_norms(cr, plan, rel, j)  # prepared forecasts have them already
         r = rows[block, j]
         lam = np.broadcast_to(base[:, j], spike.shape)
         if plan.spike_hit[j]:
             lam = lam * spike
-        w0 = plan.base_no_events[:, j]
-        w0_sum = max(float(w0.sum()), 1e-300)
-        if by_load and load_k is not None:
-            # the pilot's behaviour under the expected traffic: one norm per parameter row
-            pilot_like = attempts(
-                cr.f_pilot[:, None] * expected[None, :] ** rel.load_exponent, cr.pilot_max, True
-            )
-            norm = pilot_like @ w0 / w0_sum
+        if by_load and load_k is not None and cr.retry_norm is not None:
             now = attempts(cr.f[r][:, None] * load_k, cr.max_attempts, rel.billed_failures)
-            mult[block, j] *= _weighted(lam, now) / norm[r]
-        if by_rise:
+            mult[block, j] *= _weighted(lam, now) / cr.retry_norm[r]
+        if by_rise and cr.cold_norm is not None:
             c_b = np.clip(cr.cold[r][:, None] + rel.spike_cold_share * _rise(lam), 0.0, 1.0)
-            c0 = np.clip(cr.cold_pilot[:, None] + rel.spike_cold_share * _rise(w0), 0.0, 1.0)
-            norm = (1.0 + c0 * (cr.cost_ratio_pilot - 1.0)) @ w0 / w0_sum
-            mult[block, j] *= _weighted(lam, 1.0 + c_b * (cr.cost_ratio - 1.0)) / norm[r]
+            mult[block, j] *= _weighted(lam, 1.0 + c_b * (cr.cost_ratio - 1.0)) / cr.cold_norm[r]
 
 
 def _weighted(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
