@@ -78,3 +78,35 @@ def test_prices_shows_the_catalog_sheet_and_refuses_unknown_models() -> None:
     assert "$2.5 / Mtok" in shown.stdout and "$10 / Mtok" in shown.stdout
     one_error(run("prices", "gpt-4oo"), "closest", "openai:gpt-4o")
     one_error(run("prices", "openai:gpt-4o", "--at", "yesterday"), "--at")
+
+
+def test_an_export_without_costs_is_priced_like_the_catalog_prices_each_call() -> None:
+    """The OpenAI Batch fixture read with the bundled catalog: each call's cost is what
+    genai-prices' own `calc_price` gives for its model, usage (cached tokens included) and time."""
+    from datetime import UTC, datetime
+
+    from genai_prices import Usage, calc_price
+
+    from costsim.sources import read_source
+
+    path = FIXTURES / "openai_batch" / "batch_output.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    got = read_source(path).table.to_pylist()  # the real catalog: no pricer given
+    assert len(got) == len(rows)
+    by_time = sorted(
+        (r for r in rows if r["response"]), key=lambda r: r["response"]["body"]["created"]
+    )
+    priced = [r["cost_usd"] for r in got if r["cost_usd"] is not None]
+    assert len(priced) == len(by_time)
+    for r, cost in zip(by_time, priced, strict=True):
+        body = r["response"]["body"]
+        u = body["usage"]
+        usage = Usage(input_tokens=u["prompt_tokens"], output_tokens=u["completion_tokens"])
+        usage.cache_read_tokens = u.get("prompt_tokens_details", {}).get("cached_tokens", 0)
+        want = calc_price(
+            usage,
+            model_ref=body["model"],
+            provider_id="openai",
+            genai_request_timestamp=datetime.fromtimestamp(body["created"], UTC),
+        )
+        assert cost == pytest.approx(float(want.total_price), rel=1e-12)
