@@ -29,6 +29,7 @@ from .forecast import (
     quantile_with_error,
     run_forecast,
 )
+from .parallel import SERIAL, Parallel
 from .scenario import Scenario, parse_scenario
 
 STATS = (*QUANTILES, "mean")
@@ -212,7 +213,12 @@ def _number(text: str, what: str) -> float:
 
 
 def reproduce_baseline(
-    baseline: dict[str, Any], scenario: Scenario, model: FittedModel, model_text: str
+    baseline: dict[str, Any],
+    scenario: Scenario,
+    model: FittedModel,
+    model_text: str,
+    *,
+    parallel: Parallel = SERIAL,
 ) -> tuple[np.ndarray | None, str]:
     """The baseline's per-trial totals, rerun from the scenario document it stores, with its
     seed and trials and the current model — or None and why, when that is not possible or does
@@ -236,7 +242,7 @@ def reproduce_baseline(
     except CostsimError:
         return None, f"the baseline's scenario no longer validates: {unpaired}"
     again = replace(again, seed=scenario.seed, trials=scenario.trials)
-    fb = run_forecast(again, model, model_text=model_text, bridge=False)
+    fb = run_forecast(again, model, model_text=model_text, bridge=False, parallel=parallel)
     stored = baseline["quantiles"]
     if not all(
         math.isclose(fb.quantiles[k], float(stored[k]), rel_tol=1e-7, abs_tol=1e-6) for k in STATS

@@ -5,12 +5,18 @@ Exit codes: 0 success; 1 a budget broken and 3 a regression (``check``); 2 bad i
 
 Outputs follow one policy (`costsim.outputs`): checked before any work, never an input, ``-``
 for standard output, all written together or none.
+
+This module is imported for every command, ``--help`` included, so it imports only typer, rich's
+console and costsim's light modules (errors, outputs, defaults, the shared options); a command
+imports the library it runs (numpy, scipy, pandas, pyarrow, the scenario's pydantic
+declaration) when it runs. ``tests/test_startup.py`` keeps it so.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 import sys
 import time
@@ -20,74 +26,34 @@ from contextlib import contextmanager
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import numpy as np
-import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
-from . import __version__
-from .backtest import DEFAULT_TRIALS as BACKTEST_TRIALS
-from .backtest import parse_split, run_backtest
-from .backtest_report import backtest_to_dict, backtest_to_markdown, render_backtest
-from .check import (
-    DEFAULT_COMPARE,
-    STATS,
-    CheckResult,
-    CheckSpec,
-    Exceedance,
-    Limit,
-    check_baseline_compatible,
-    evaluate,
-    exit_code,
-    load_baseline,
-    merge_limits,
-    parse_config,
-    parse_exceed,
-    parse_stat_amount,
-    parse_tolerance,
-    reproduce_baseline,
-    trials_needed,
-    validate_limits,
-)
-from .check_report import check_to_dict, check_to_junit, check_to_markdown, render_check
-from .check_report import lines as check_lines
 from .cli_compare import compare as compare_command
-from .cli_options import MarkdownOption, QuietOption, SeedOption, TrialsOption
-from .dashboard import fit_summary_to_dict, render_fit, summarize_fit
+from .cli_options import (
+    MarkdownOption,
+    QuietOption,
+    SchedulerOption,
+    SeedOption,
+    TrialsOption,
+    WorkersOption,
+)
+from .defaults import BACKTEST_TRIALS, COLUMNS, DRIFT_WINDOW_S, MIN_CLASS_ROWS
 from .errors import CostsimError, CostsimWarning
-from .fit import DRIFT_WINDOW_S, MIN_CLASS_ROWS, QUANTITIES, FitOptions, fit_model
-from .forecast import CHUNK_TRIALS, Forecast, reference_seconds, run_forecast
-from .logs import ColumnMap, PilotLog, read_export, read_pilot
-from .modelfile import check_model_text, dumps, load_model, model_to_json
 from .outputs import STDOUT, Output, check_outputs, write_outputs
-from .report import (
-    PLOT_FORMATS,
-    SAMPLE_SUFFIXES,
-    forecast_to_dict,
-    forecast_to_markdown,
-    plot_bytes,
-    plot_format,
-    require_matplotlib,
-    sample_format,
-    samples_bytes,
-)
-from .scenario import (
-    MAX_SEED,
-    MAX_TRIALS,
-    MIN_TRIALS,
-    Scenario,
-    init_scenario_text,
-    json_schema,
-    load_scenario,
-    parse_duration,
-    read_yaml,
-)
-from .sources import read_source
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from .check import CheckResult, CheckSpec
+    from .forecast import Forecast
+    from .logs import ColumnMap, PilotLog
+    from .parallel import Parallel
+    from .scenario import Scenario
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, not bad input and not a broken budget
@@ -197,6 +163,8 @@ def user_errors() -> Iterator[None]:
 
 def _version(value: bool) -> None:
     if value:
+        from . import __version__
+
         print(f"costsim {__version__}")
         raise typer.Exit()
 
@@ -223,6 +191,8 @@ def _root(
 
 
 def parse_duration_option(text: str, option: str) -> float:
+    from .scenario.durations import parse_duration
+
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -230,6 +200,8 @@ def parse_duration_option(text: str, option: str) -> float:
 
 
 def parse_caps(items: list[str], max_tokens: int | None) -> dict[str, float]:
+    from .fit import QUANTITIES
+
     caps: dict[str, float] = {}
     if max_tokens is not None:
         if max_tokens <= 0:
@@ -246,7 +218,7 @@ def parse_caps(items: list[str], max_tokens: int | None) -> dict[str, float]:
             cap = float(value)
         except ValueError:
             _fail(f"--cap {name}: expected a positive number, got {value!r}")
-        if not (cap > 0 and np.isfinite(cap)):
+        if not (cap > 0 and math.isfinite(cap)):
             _fail(f"--cap {name}: expected a positive number, got {value!r}")
         caps[name] = cap
     return caps
@@ -254,6 +226,8 @@ def parse_caps(items: list[str], max_tokens: int | None) -> dict[str, float]:
 
 def _trials_option(value: int | str, option: str = "--trials", auto: bool = False) -> int:
     """A trial count within the same bounds as the scenario's `trials:`."""
+    from .scenario.format import MAX_TRIALS, MIN_TRIALS
+
     allowed = f"{'auto or ' if auto else ''}an integer in [{MIN_TRIALS:,}, {MAX_TRIALS:,}]"
     try:
         n = int(str(value).replace("_", "").replace(",", ""))
@@ -265,6 +239,8 @@ def _trials_option(value: int | str, option: str = "--trials", auto: bool = Fals
 
 
 def _seed_option(value: int | None) -> int | None:
+    from .scenario.format import MAX_SEED
+
     if value is not None and not 0 <= value <= MAX_SEED:
         _fail(f"--seed: expected an integer in [0, {MAX_SEED}], got {value}")
     return value
@@ -287,6 +263,14 @@ class _LazyProgress:
         if self.bar is None:
             if time.monotonic() - self.start < PROGRESS_AFTER_S:
                 return
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
             self.bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -312,6 +296,17 @@ def progress_bar() -> Iterator[_LazyProgress]:
         yield bar
     finally:
         bar.close()
+
+
+def parallel_from(workers: int | None, scheduler: str | None) -> Parallel:
+    """Where the work runs, from --workers and --scheduler (a scheduler is reached now, before
+    the work starts); an unusable one is bad input."""
+    from .parallel import Parallel, ParallelError
+
+    try:
+        return Parallel.from_options(workers, scheduler)
+    except ParallelError as exc:
+        _fail(str(exc))
 
 
 def _show_report(outputs: list[Output], quiet: bool) -> bool:
@@ -346,13 +341,14 @@ def column_options(command: Callable[..., None]) -> Callable[..., None]:
     """Give a command the log's column options (`COLUMN_OPTIONS`, listed after its own); it
     receives them as one keyword parameter ``columns: ColumnMap``. An empty name leaves an
     optional column out; the query class is always needed."""
-    signature = inspect.signature(command, eval_str=True)
-    defaults = ColumnMap()
+    # `columns` is given by the wrapper below, never by typer: its type (in the heavy
+    # `costsim.logs`) is not needed to read the other parameters' options.
+    signature = inspect.signature(command, eval_str=True, locals={"ColumnMap": object})
     added = [
         inspect.Parameter(
             f"{field}_col",
             inspect.Parameter.KEYWORD_ONLY,
-            default=getattr(defaults, field),
+            default=COLUMNS[field],
             annotation=Annotated[str, typer.Option(option, metavar="COLUMN", help=help_text)],
         )
         for field, (option, help_text) in COLUMN_OPTIONS.items()
@@ -360,6 +356,8 @@ def column_options(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def with_columns(*args: Any, **kwargs: Any) -> None:
+        from .logs import ColumnMap
+
         names = {field: kwargs.pop(f"{field}_col") for field in COLUMN_OPTIONS}
         for field, name in names.items():
             option = COLUMN_OPTIONS[field][0]
@@ -477,6 +475,8 @@ def fit(
             "export has trace ids].",
         ),
     ] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     *,
     columns: ColumnMap,
 ) -> None:
@@ -487,6 +487,15 @@ def fit(
 
     Example: costsim fit scenarios/pilot.parquet -o pilot.model.json
     """
+    import pyarrow as pa
+
+    from .dashboard import fit_summary_to_dict, render_fit, summarize_fit
+    from .fit import FitOptions, fit_model
+    from .logs import read_export, read_pilot
+    from .modelfile import check_model_text, dumps, model_to_json
+    from .report import require_matplotlib
+    from .sources import read_source
+
     if min_class_rows < 2:
         _fail(f"--min-class-rows: expected an integer >= 2, got {min_class_rows}")
     _seed_option(seed)
@@ -507,6 +516,8 @@ def fit(
         )
         if html is not None:
             require_matplotlib()
+        # built now, so that a bad --workers or --scheduler is refused before the log is read
+        _parallel = parallel_from(workers, scheduler)
         with warnings.catch_warnings(record=True) as caught, progress_bar() as bar:
             warnings.simplefilter("always", CostsimWarning)
             try:
@@ -542,6 +553,7 @@ def fit(
                     f"(row{plural} {rows})[/]",
                     soft_wrap=True,
                 )
+            # TODO(parallel): pass to the streaming fit (parallel=_parallel)
             model = fit_model(log, options, progress=bar)
             text = model_to_json(model)
             check_model_text(text, str(outputs[0].target))  # what is written must load back
@@ -577,6 +589,10 @@ def _scenario_inputs(sc: Scenario) -> list[Path]:
 
 def _scenario_model(sc: Scenario) -> tuple[Any, str]:
     """The scenario's model (loaded, or fitted from `pilot:`) and its text, for its hash."""
+    from .fit import fit_model
+    from .logs import read_pilot
+    from .modelfile import load_model, model_to_json
+
     if sc.model_path is not None:
         return load_model(sc.model_path), sc.model_path.read_text(encoding="utf-8")
     assert sc.pilot_path is not None
@@ -587,6 +603,8 @@ def _scenario_model(sc: Scenario) -> tuple[Any, str]:
 
 
 def _announce_reference(sc: Scenario) -> None:
+    from .forecast import reference_seconds
+
     seconds = reference_seconds(sc)
     stderr.print(
         escape(
@@ -609,6 +627,8 @@ def _duration_text(seconds: float) -> str:
 
 def scenario_with(path: Path, trials: str | None, seed: int | None) -> Scenario:
     """A scenario file with the command line's --trials and --seed over its own."""
+    from .scenario import load_scenario
+
     n_trials = _trials_option(trials) if trials is not None else None
     _seed_option(seed)
     sc = load_scenario(path)
@@ -662,11 +682,16 @@ def forecast(
         bool, typer.Option("--no-bridge", help="Skip the naive-to-forecast bridge (faster).")
     ] = False,
     quiet: QuietOption = False,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Forecast the cost of a scenario by Monte Carlo, against the naive linear estimate.
 
     Example: costsim forecast scenarios/launch_month.yaml --json forecast.json
     """
+    from .forecast import run_forecast
+    from .report import PLOT_FORMATS, SAMPLE_SUFFIXES, require_matplotlib
+
     with user_errors():
         sc = scenario_with(scenario, trials, seed)
         outputs = check_outputs(
@@ -685,6 +710,7 @@ def forecast(
         )
         if plot is not None or html is not None:
             require_matplotlib()
+        parallel = parallel_from(workers, scheduler)
         model, text = _scenario_model(sc)
         if engine is Engine.reference:
             _announce_reference(sc)
@@ -697,12 +723,13 @@ def forecast(
                 bridge=not no_bridge,
                 daily=html is not None,
                 progress=bar,
+                parallel=parallel,
             )
             comparison = None
             if sc.deployments:  # the totals are the routed plan's (or the first option's)
                 from .compare import plan_name, run_compare, served_as
 
-                comparison = run_compare(sc, model, progress=bar)
+                comparison = run_compare(sc, model, progress=bar, parallel=parallel)
                 fc = served_as(fc, comparison, plan_name(sc))
         write_outputs(outputs, _forecast_contents(fc, sc, outputs, comparison))
     if _show_report(outputs, quiet):
@@ -715,6 +742,16 @@ def _forecast_contents(
     fc: Forecast, sc: Scenario, outputs: list[Output], comparison: Any = None
 ) -> dict[str, Any]:
     """Every requested output of a forecast, rendered before anything is written."""
+    from .modelfile import dumps
+    from .report import (
+        forecast_to_dict,
+        forecast_to_markdown,
+        plot_bytes,
+        plot_format,
+        sample_format,
+        samples_bytes,
+    )
+
     contents: dict[str, Any] = {}
     for out in outputs:
         if out.option == "--html":
@@ -792,6 +829,8 @@ def schema(
     """
     import json
 
+    from .scenario import json_schema
+
     with user_errors():
         outputs = check_outputs([Output("--output", output or STDOUT)], [])
         write_outputs(outputs, {"--output": json.dumps(json_schema(), indent=2) + "\n"})
@@ -816,6 +855,9 @@ def init(
 
     Example: costsim init pilot.model.json -o scenario.yaml
     """
+    from .modelfile import load_model
+    from .scenario import init_scenario_text
+
     with user_errors():
         outputs = check_outputs([Output("--output", output)], [model])
         fitted = load_model(model)
@@ -921,6 +963,11 @@ def backtest(
 
     Example: costsim backtest scenarios/pilot.parquet --split 0.5 --rolling 3
     """
+    from .backtest import parse_split, run_backtest
+    from .backtest_report import backtest_to_dict, backtest_to_markdown, render_backtest
+    from .logs import read_pilot
+    from .modelfile import dumps
+
     n_trials = _trials_option(trials)
     _seed_option(seed)
     with user_errors():
@@ -990,6 +1037,19 @@ def _gather_specs(
     exceed: list[str],
 ) -> tuple[list[CheckSpec], Any]:
     """The checks to run: from the config file and/or the scenarios on the command line."""
+    from .check import (
+        DEFAULT_COMPARE,
+        STATS,
+        CheckSpec,
+        Limit,
+        merge_limits,
+        parse_config,
+        parse_exceed,
+        parse_stat_amount,
+        parse_tolerance,
+    )
+    from .scenario import read_yaml
+
     cfg = None
     if config is None and not scenarios and Path(DEFAULT_CONFIG).is_file():
         config = Path(DEFAULT_CONFIG)
@@ -1040,10 +1100,25 @@ def _run_check(
     allow_model_change: bool,
     daily: bool = False,
     deployment: str | None = None,
+    *,
+    parallel: Parallel,
 ) -> tuple[CheckResult, Forecast]:
     """One scenario: budgets judged on a run of the requested trials; regressions always on a
     rerun with the baseline's seed and trials (common random numbers, paired errors). Returns
     the verdicts and the forecast they judged (``daily``: with its cost per day)."""
+    from .check import (
+        Exceedance,
+        Limit,
+        check_baseline_compatible,
+        evaluate,
+        load_baseline,
+        merge_limits,
+        reproduce_baseline,
+        trials_needed,
+        validate_limits,
+    )
+    from .forecast import CHUNK_TRIALS, run_forecast
+
     if seed is not None:
         sc = replace(sc, seed=seed)
     model, text = _scenario_model(sc)
@@ -1079,7 +1154,13 @@ def _run_check(
     budgeted = bool(limits or exceed)
     if trials == "auto" and budgeted:
         gated = tuple(dict.fromkeys(lim.stat for lim in limits)) or ("p95",)
-        first = run_forecast(replace(sc, trials=CHUNK_TRIALS), model, model_text=text, bridge=False)
+        first = run_forecast(
+            replace(sc, trials=CHUNK_TRIALS),
+            model,
+            model_text=text,
+            bridge=False,
+            parallel=parallel,
+        )
         needed = trials_needed(first.totals, gated, precision, CHUNK_TRIALS, AUTO_TRIALS_CAP)
         sc = replace(sc, trials=needed)
         notes.append(
@@ -1089,21 +1170,34 @@ def _run_check(
         )
     elif trials is not None and trials != "auto":
         sc = replace(sc, trials=_trials_option(trials))
-    fc = run_forecast(sc, model, model_text=text, bridge=False, daily=daily) if budgeted else None
+    fc = (
+        run_forecast(sc, model, model_text=text, bridge=False, daily=daily, parallel=parallel)
+        if budgeted
+        else None
+    )
     if fc is not None and sc.deployments:
         from .compare import plan_name, run_compare, served_as
 
-        fc = served_as(fc, run_compare(sc, model), plan_name(sc, deployment))
+        fc = served_as(fc, run_compare(sc, model, parallel=parallel), plan_name(sc, deployment))
     regression_fc, baseline_totals = None, None
     if baseline is not None and regression_sc is not None:
         same = fc is not None and (sc.seed, sc.trials) == (regression_sc.seed, regression_sc.trials)
         regression_fc = (
             fc
             if same and fc is not None
-            else run_forecast(regression_sc, model, model_text=text, bridge=False, daily=daily)
+            else run_forecast(
+                regression_sc,
+                model,
+                model_text=text,
+                bridge=False,
+                daily=daily,
+                parallel=parallel,
+            )
         )
         check_baseline_compatible(baseline, regression_fc, str(spec.baseline), allow_model_change)
-        baseline_totals, how = reproduce_baseline(baseline, regression_sc, model, text)
+        baseline_totals, how = reproduce_baseline(
+            baseline, regression_sc, model, text, parallel=parallel
+        )
         notes.append(
             f"regressions: compared with {spec.baseline} at its seed {regression_sc.seed} and "
             f"{regression_sc.trials:,} trials; {how}"
@@ -1204,7 +1298,16 @@ def check(
             help="Scenarios with deployments: the option whose cost is judged [the route's].",
         ),
     ] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
+    from .check import exit_code, parse_tolerance
+    from .check_report import check_to_dict, check_to_junit, check_to_markdown, render_check
+    from .check_report import lines as check_lines
+    from .modelfile import dumps
+    from .report import require_matplotlib
+    from .scenario import load_scenario
+
     if trials is not None and trials != "auto":
         _trials_option(trials, auto=True)
     _seed_option(seed)
@@ -1249,9 +1352,18 @@ def check(
             if len(specs) != 1:
                 _fail(f"--html: reports one scenario; this check runs {len(specs)}")
             require_matplotlib()
+        parallel = parallel_from(workers, scheduler)
         runs = [
             _run_check(
-                sp, sc, trials, prec_value, seed, allow_model_change, html is not None, deployment
+                sp,
+                sc,
+                trials,
+                prec_value,
+                seed,
+                allow_model_change,
+                html is not None,
+                deployment,
+                parallel=parallel,
             )
             for sp, sc in zip(specs, loaded, strict=True)
         ]

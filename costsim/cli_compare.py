@@ -13,7 +13,14 @@ from typing import Annotated
 
 import typer
 
-from .cli_options import MarkdownOption, QuietOption, SeedOption, TrialsOption
+from .cli_options import (
+    MarkdownOption,
+    QuietOption,
+    SchedulerOption,
+    SeedOption,
+    TrialsOption,
+    WorkersOption,
+)
 
 
 def compare(
@@ -34,6 +41,8 @@ def compare(
     trials: TrialsOption = None,
     seed: SeedOption = None,
     quiet: QuietOption = False,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Compare the scenario's deployment options: cost, P(cheapest), regret, flexibility.
 
@@ -48,6 +57,7 @@ def compare(
         _scenario_model,
         _show_report,
         _stdout,
+        parallel_from,
         parse_duration_option,
         progress_bar,
         scenario_with,
@@ -71,9 +81,12 @@ def compare(
             ],
             _scenario_inputs(sc),
         )
+        parallel = parallel_from(workers, scheduler)
         model, _ = _scenario_model(sc)
         with progress_bar() as bar:
-            result = run_compare(sc, model, review_after_s=review_s, progress=bar)
+            result = run_compare(
+                sc, model, review_after_s=review_s, progress=bar, parallel=parallel
+            )
         contents: dict[str, str] = {}
         for out in outputs:
             if out.option == "--json":

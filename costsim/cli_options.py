@@ -1,4 +1,8 @@
-"""Command-line options shared by several commands, declared once (`Annotated` aliases)."""
+"""Command-line options shared by several commands, declared once (`Annotated` aliases).
+
+Imported with `costsim.cli` for every command, `--help` included: typer and the standard
+library only.
+"""
 
 from __future__ import annotations
 
@@ -16,4 +20,22 @@ QuietOption = Annotated[bool, typer.Option("-q", "--quiet", help="Do not print t
 MarkdownOption = Annotated[
     str | None,
     typer.Option("--markdown", metavar="PATH", help="Write the report as Markdown ('-' = stdout)."),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        metavar="N",
+        help="Threads (or Dask tasks) to run on; results are identical for any N "
+        "[default: all cores].",
+    ),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        metavar="ADDRESS",
+        envvar="COSTSIM_DASK_SCHEDULER",
+        help="Dask scheduler address (needs the `dask` extra); results identical to a local run.",
+    ),
 ]

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -62,6 +61,7 @@ from .forecast import (
     scenario_hash,
     simulate,
 )
+from .parallel import SERIAL, Parallel
 from .progress import Progress
 from .scenario import (
     THROTTLE,
@@ -498,8 +498,12 @@ def run_compare(
     model: FittedModel,
     review_after_s: float | None = None,
     progress: Progress | None = None,
+    parallel: Parallel = SERIAL,
 ) -> Comparison:
-    """Every deployment option (and the routed plan) on common random numbers; see the module."""
+    """Every deployment option (and the routed plan) on common random numbers; see the module.
+
+    ``parallel``: where the pricings' chunks of trials run (`costsim.parallel`); the options'
+    blocks of trials run on as many local threads. The same numbers for any of them."""
     check_deployments(scenario)
     guard_memory(scenario, model)
     review = review_bucket(scenario, review_after_s)
@@ -510,7 +514,7 @@ def run_compare(
     base_costs: list[np.ndarray] = []
     for pricing in pricings:
         prep = prepare(_with_pricing(scenario, pricing), model, progress)
-        totals, _ = simulate(prep, ALL_DRIVERS, "strata", progress=progress)
+        totals, _ = simulate(prep, ALL_DRIVERS, "strata", progress=progress, parallel=parallel)
         _refuse_overflow(totals, classes)
         runs.append(prep)
         base_costs.append(totals)
@@ -537,7 +541,7 @@ def run_compare(
             unit_first[rows] = _ratio(spent, first_requests[rows].sum(axis=1))
 
     # numpy releases the GIL in its array loops: blocks of trials on every core, same numbers
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=parallel.workers) as pool:
         for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS)):
             n = min(CHUNK_TRIALS, n_total - start)
             _, traffic = chunk_traffic(prep0, chunk, n)

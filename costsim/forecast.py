@@ -10,9 +10,11 @@ no files (the model is passed in).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -32,6 +34,7 @@ from .engine import (
 )
 from .errors import ForecastError, ScenarioError
 from .fit import ClassFit, FittedModel
+from .parallel import SERIAL, Parallel
 from .progress import Progress
 from .reliability import (
     BLOCK_CELLS,
@@ -358,44 +361,93 @@ def chunk_traffic(
 DAY_S = 86400.0
 
 
-def daily_costs(prep: Prepared, class_totals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cost per day of each trial (trials x days) and the naive estimate's per day.
+@dataclass(frozen=True)
+class Run:
+    """One simulation: the first ``trials`` trials (default: the scenario's) with ``drivers``
+    switched on. ``variants`` are other strata (one per class) priced on the same random
+    numbers over the first ``variant_trials`` trials: only the classes whose strata differ are
+    drawn again. ``daily``: also spread each trial's cost over its days."""
 
-    A trial's class total is spread over the days in proportion to that class's intensity in
-    the trial (its traffic shape, spikes and events; volume, mix and drift scale a trial's class
-    uniformly): the fan of daily costs, not a per-request simulation of each day.
+    drivers: Drivers = ALL_DRIVERS
+    trials: int | None = None
+    variants: tuple[tuple[Strata, ...], ...] = ()
+    variant_trials: int = 0
+    daily: bool = False
+
+
+@dataclass(frozen=True)
+class RunResult:
+    totals: np.ndarray  # (trials, classes)
+    requests: np.ndarray  # (trials, classes)
+    variant_totals: tuple[np.ndarray, ...]  # per variant: (variant_trials, classes)
+    daily: np.ndarray | None  # (trials, days) when the run asked for it
+
+
+@dataclass(frozen=True)
+class _Job:
+    run: int
+    chunk: int
+    start: int
+    n: int
+
+
+@dataclass(frozen=True)
+class _ChunkResult:
+    totals: np.ndarray
+    requests: np.ndarray
+    variant_totals: tuple[np.ndarray, ...]
+    daily: np.ndarray | None
+
+
+def simulate_runs(
+    prep: Prepared,
+    runs: Sequence[Run],
+    engine: str = "strata",
+    progress: Progress | None = None,
+    parallel: Parallel = SERIAL,
+) -> list[RunResult]:
+    """Several simulations of the same prepared scenario, chunk by chunk (bounded memory).
+
+    Every chunk of every run is one job, its result depending on the job alone (the chunk's
+    own streams): jobs run on every worker and are written back in a fixed order, so the
+    numbers are the same for any number of workers, or on a cluster.
     """
-    plan = prep.plan
-    n_buckets = plan.base.shape[0]
-    day_of = (np.arange(n_buckets) * plan.bucket_s // DAY_S).astype(np.int64)
-    n_days = int(day_of[-1]) + 1
-    starts = np.flatnonzero(np.r_[True, day_of[1:] != day_of[:-1]])
-    n_total, n_classes = class_totals.shape
-    daily = np.zeros((n_total, n_days))
-    for chunk, first in enumerate(range(0, n_total, CHUNK_TRIALS)):
-        n = min(CHUNK_TRIALS, n_total - first)
-        _, traffic = chunk_traffic(prep, chunk, n)
-        rows = max(1, BLOCK_CELLS // n_buckets)
-        for b0 in range(0, n, rows):
-            block = slice(b0, min(b0 + rows, n))
-            m = block.stop - block.start
-            spike = (
-                traffic.spikes.grid(block, n_buckets, plan.bucket_s)
-                if traffic.spikes is not None
-                else None
-            )
-            for j in range(n_classes):
-                lam = np.broadcast_to(plan.base[:, j], (m, n_buckets))
-                if spike is not None and plan.spike_hit[j]:
-                    lam = lam * spike
-                per_day = np.add.reduceat(lam, starts, axis=1)
-                share = per_day / np.maximum(per_day.sum(axis=1, keepdims=True), 1e-300)
-                daily[first + block.start : first + block.stop] += (
-                    share * class_totals[first + block.start : first + block.stop, j, None]
-                )
-    base = np.add.reduceat(plan.base_no_events.sum(axis=1), starts)
-    naive = prep.pilot_mean_cost * plan.projected_requests * base / max(float(base.sum()), 1e-300)
-    return daily, naive
+    if engine not in ENGINES:
+        raise ScenarioError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    sizes = [r.trials or prep.scenario.trials for r in runs]
+    jobs = [
+        _Job(i, chunk, start, min(CHUNK_TRIALS, n_total - start))
+        for i, n_total in enumerate(sizes)
+        for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS))
+    ]
+    n_classes = len(prep.classes)
+    n_days = _day_index(prep.plan)[1]
+    out = [
+        RunResult(
+            np.empty((n, n_classes)),
+            np.empty((n, n_classes)),
+            tuple(np.empty((min(r.variant_trials, n), n_classes)) for _ in r.variants),
+            np.empty((n, n_days)) if r.daily else None,
+        )
+        for r, n in zip(runs, sizes, strict=True)
+    ]
+    done, all_trials = 0, sum(sizes)
+    for job, res in zip(
+        jobs, parallel.map(_run_chunk, jobs, (prep, tuple(runs), engine)), strict=True
+    ):
+        rows = slice(job.start, job.start + job.n)
+        dest = out[job.run]
+        dest.totals[rows] = res.totals
+        dest.requests[rows] = res.requests
+        for v, vt in zip(dest.variant_totals, res.variant_totals, strict=True):
+            vt_rows = slice(job.start, min(job.start + job.n, v.shape[0]))
+            v[vt_rows] = vt
+        if dest.daily is not None and res.daily is not None:
+            dest.daily[rows] = res.daily
+        done += job.n
+        if progress is not None:
+            progress("simulating trials", done, all_trials)
+    return out
 
 
 def simulate(
@@ -404,47 +456,109 @@ def simulate(
     engine: str = "strata",
     trials: int | None = None,
     progress: Progress | None = None,
+    parallel: Parallel = SERIAL,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-trial class totals and request counts, chunk by chunk (bounded memory)."""
-    if engine not in ENGINES:
-        raise ScenarioError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
-    sc = prep.scenario
-    n_total = trials or sc.trials
-    n_classes = len(prep.classes)
-    totals = np.empty((n_total, n_classes))
-    requests = np.empty((n_total, n_classes))
-    for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS)):
-        n = min(CHUNK_TRIALS, n_total - start)
-        class_rngs, traffic = chunk_traffic(prep, chunk, n, drivers)
-        z_drift = np.empty((n, n_classes))
-        rows_u = np.empty((n, n_classes))
-        for j, rng in enumerate(class_rngs):  # per class, always drawn: common random numbers
-            z_drift[:, j] = rng.standard_normal(n)
-            rows_u[:, j] = rng.random(n)
-        if prep.drift_common.any():  # drift shared across classes: one common factor
-            rho = prep.drift_common
-            z_common = _common_stream(sc.seed, chunk).standard_normal(n)
-            z_drift = np.sqrt(rho) * z_common[:, None] + np.sqrt(1.0 - rho) * z_drift
-        rows = np.zeros((n, n_classes), dtype=np.int64)  # each trial's parameter row per class
-        if drivers.uncertainty:
-            for j, pc in enumerate(prep.classes):
-                n_draws = pc.unit.n_params - 1
-                if n_draws > 0:
-                    rows[:, j] = 1 + (rows_u[:, j] * n_draws).astype(np.int64)
-        mult = _multipliers(prep, traffic, drivers, z_drift, rows)
-        for j in range(n_classes):
-            lam = traffic.intensity[:, j]
-            if engine == "strata":
-                tot, req = aggregate(
-                    prep.strata[j], lam, rows[:, j], class_rngs[j], prep.reference_intensity[j]
-                )
+    """Per-trial class totals and request counts of one run (`simulate_runs`)."""
+    [res] = simulate_runs(prep, [Run(drivers, trials)], engine, progress, parallel)
+    return res.totals, res.requests
+
+
+def _run_chunk(shared: tuple[Prepared, tuple[Run, ...], str], job: _Job) -> _ChunkResult:
+    """One chunk of one run: its traffic, multipliers and per-class totals."""
+    prep, runs, engine = shared
+    run = runs[job.run]
+    drivers, n, n_classes = run.drivers, job.n, len(prep.classes)
+    class_rngs, traffic = chunk_traffic(prep, job.chunk, n, drivers)
+    z_drift = np.empty((n, n_classes))
+    rows_u = np.empty((n, n_classes))
+    for j, rng in enumerate(class_rngs):  # per class, always drawn: common random numbers
+        z_drift[:, j] = rng.standard_normal(n)
+        rows_u[:, j] = rng.random(n)
+    if prep.drift_common.any():  # drift shared across classes: one common factor
+        rho = prep.drift_common
+        z_common = _common_stream(prep.scenario.seed, job.chunk).standard_normal(n)
+        z_drift = np.sqrt(rho) * z_common[:, None] + np.sqrt(1.0 - rho) * z_drift
+    rows = np.zeros((n, n_classes), dtype=np.int64)  # each trial's parameter row per class
+    if drivers.uncertainty:
+        for j, pc in enumerate(prep.classes):
+            n_draws = pc.unit.n_params - 1
+            if n_draws > 0:
+                rows[:, j] = 1 + (rows_u[:, j] * n_draws).astype(np.int64)
+    mult = _multipliers(prep, traffic, drivers, z_drift, rows)
+    totals = np.empty((n, n_classes))
+    requests = np.empty((n, n_classes))
+    m_var = max(0, min(n, run.variant_trials - job.start))
+    variant_totals = tuple(np.empty((m_var, n_classes)) for _ in run.variants)
+    for j in range(n_classes):
+        lam = traffic.intensity[:, j]
+        redo = [v for v, strata in enumerate(run.variants) if strata[j] is not prep.strata[j]]
+        saved = copy.deepcopy(class_rngs[j]) if redo and m_var else None
+        if engine == "strata":
+            tot, req = aggregate(
+                prep.strata[j], lam, rows[:, j], class_rngs[j], prep.reference_intensity[j]
+            )
+        else:
+            tot, req = _reference_class(prep, traffic, j, rows[:, j], drivers, class_rngs[j])
+        totals[:, j] = tot * mult[:, j]
+        requests[:, j] = req
+        for v, vt in enumerate(variant_totals):
+            if v in redo and saved is not None:  # the same random numbers, other strata
+                alt, _ = aggregate(
+                    run.variants[v][j], lam, rows[:, j], copy.deepcopy(saved),
+                    prep.reference_intensity[j],
+                )  # fmt: skip
+                vt[:, j] = (alt * mult[:, j])[:m_var]
             else:
-                tot, req = _reference_class(prep, traffic, j, rows[:, j], drivers, class_rngs[j])
-            totals[start : start + n, j] = tot * mult[:, j]
-            requests[start : start + n, j] = req
-        if progress is not None:
-            progress("simulating trials", start + n, n_total)
-    return totals, requests
+                vt[:, j] = totals[:m_var, j]
+    daily = _daily_chunk(prep, traffic, totals) if run.daily else None
+    return _ChunkResult(totals, requests, variant_totals, daily)
+
+
+def _day_index(plan: TrafficPlan) -> tuple[np.ndarray, int]:
+    """First bucket of each day of the horizon, and the number of days."""
+    n_buckets = plan.base.shape[0]
+    day_of = (np.arange(n_buckets) * plan.bucket_s // DAY_S).astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, day_of[1:] != day_of[:-1]])
+    return starts, int(day_of[-1]) + 1
+
+
+def _daily_chunk(prep: Prepared, traffic: TrialTraffic, class_totals: np.ndarray) -> np.ndarray:
+    """Cost per day of each trial of a chunk (trials x days).
+
+    A trial's class total is spread over the days in proportion to that class's intensity in
+    the trial (its traffic shape, spikes and events; volume, mix and drift scale a trial's class
+    uniformly): the fan of daily costs, not a per-request simulation of each day.
+    """
+    plan = prep.plan
+    n_buckets = plan.base.shape[0]
+    starts, n_days = _day_index(plan)
+    n, n_classes = class_totals.shape
+    daily = np.zeros((n, n_days))
+    rows = max(1, BLOCK_CELLS // n_buckets)
+    for b0 in range(0, n, rows):
+        block = slice(b0, min(b0 + rows, n))
+        m = block.stop - block.start
+        spike = (
+            traffic.spikes.grid(block, n_buckets, plan.bucket_s)
+            if traffic.spikes is not None
+            else None
+        )
+        for j in range(n_classes):
+            lam = np.broadcast_to(plan.base[:, j], (m, n_buckets))
+            if spike is not None and plan.spike_hit[j]:
+                lam = lam * spike
+            per_day = np.add.reduceat(lam, starts, axis=1)
+            share = per_day / np.maximum(per_day.sum(axis=1, keepdims=True), 1e-300)
+            daily[block] += share * class_totals[block, j, None]
+    return daily
+
+
+def naive_daily(prep: Prepared) -> np.ndarray:
+    """The naive linear estimate's cost per day (days,)."""
+    plan = prep.plan
+    starts, _ = _day_index(plan)
+    base = np.add.reduceat(plan.base_no_events.sum(axis=1), starts)
+    return prep.pilot_mean_cost * plan.projected_requests * base / max(float(base.sum()), 1e-300)
 
 
 def _reference_class(
@@ -506,9 +620,9 @@ CAP_FACTORS = (10.0, 100.0)
 CAP_SENSITIVE = 0.01  # a class whose mean moves by more than this at 100x its cap
 
 
-def _cap_sensitivity(prep: Prepared, engine: str, totals: np.ndarray) -> CapSensitivity | None:
-    """Where a capped tail's mean depends on its cap (xi near or above 1), the forecast's mean
-    and P95 with every such cap 10x and 100x higher, on the bridge's trials."""
+def _cap_variants(prep: Prepared) -> tuple[tuple[int, ...], tuple[tuple[Strata, ...], ...]]:
+    """The classes whose capped tail's mean depends on its cap (xi near or above 1), and the
+    strata of every class with those caps 10x and 100x higher (`CAP_FACTORS`)."""
     sensitive = []
     for j, pc in enumerate(prep.classes):
         d = pc.unit.dist
@@ -518,18 +632,28 @@ def _cap_sensitivity(prep: Prepared, engine: str, totals: np.ndarray) -> CapSens
         far = replace(pc.unit, dist=replace(d, cap=CAP_FACTORS[-1] * d.cap))
         if now > 0 and float(far.row_means()[0]) / now - 1.0 > CAP_SENSITIVE:
             sensitive.append(j)
-    if not sensitive:
-        return None
-    n = min(BRIDGE_TRIALS, totals.size)  # the first trials: the same random numbers
-    means, p95s = [float(totals[:n].mean())], [float(np.quantile(totals[:n], 0.95))]
-    for factor in CAP_FACTORS:
+    variants = []
+    for factor in CAP_FACTORS if sensitive else ():
         strata = list(prep.strata)
         for j in sensitive:
             unit = prep.classes[j].unit
             d = unit.dist
             assert d.cap is not None
             strata[j] = build_strata(replace(unit, dist=replace(d, cap=factor * d.cap)))
-        t, _ = simulate(replace(prep, strata=tuple(strata)), ALL_DRIVERS, engine, trials=n)
+        variants.append(tuple(strata))
+    return tuple(sensitive), tuple(variants)
+
+
+def _cap_sensitivity(
+    prep: Prepared, sensitive: tuple[int, ...], totals: np.ndarray, variants: tuple[np.ndarray, ...]
+) -> CapSensitivity | None:
+    """The forecast's mean and P95 on the bridge's trials (its first ones: the same random
+    numbers), as they are and with the sensitive classes' caps 10x and 100x higher."""
+    if not sensitive:
+        return None
+    n = min(BRIDGE_TRIALS, totals.size)
+    means, p95s = [float(totals[:n].mean())], [float(np.quantile(totals[:n], 0.95))]
+    for t in variants:
         tot = t.sum(axis=1)
         means.append(float(tot.mean()))
         p95s.append(float(np.quantile(tot, 0.95)))
@@ -563,24 +687,13 @@ def _unresolved_note(se: dict[str, float], trials: int) -> tuple[str, ...]:
     )
 
 
-def _bridge(prep: Prepared, full: np.ndarray, engine: str) -> tuple[BridgeStep, ...]:
-    """Naive -> forecast, switching each driver on in turn (common random numbers).
-
-    The intermediate steps run on the first ``BRIDGE_TRIALS`` trials (the same random numbers
-    as the forecast's); the last step ends at the forecast's own quantiles, so the bridge adds
-    up to the headline figures.
-    """
+def _bridge_steps(prep: Prepared) -> list[tuple[str, Drivers | None]]:
+    """The bridge's steps, each switching one more driver on (None: a step computed from the
+    plan alone, or one the scenario leaves unchanged)."""
     sc = prep.scenario
     rel = sc.reliability
-    naive = prep.pilot_mean_cost * prep.plan.projected_requests
-    mix_value = float(
-        sum(
-            pc.pilot_mean * prep.plan.base_no_events[:, j].sum()
-            for j, pc in enumerate(prep.classes)
-        )
-    )
     has_spikes = sc.traffic.spikes.rate_per_day > 0 or bool(sc.traffic.events)
-    steps = [
+    return [
         ("mix shift & pricing" if sc.pricing is not None else "mix shift", None),
         ("unseen tail", Drivers(True, False, False, False, False)),
         ("spikes & events", Drivers(True, True, False, False, False) if has_spikes else None),
@@ -588,17 +701,34 @@ def _bridge(prep: Prepared, full: np.ndarray, engine: str) -> tuple[BridgeStep, 
         ("cold starts", Drivers(True, True, True, True, False) if cold_changed(rel) else None),
         ("uncertainty", ALL_DRIVERS),
     ]
+
+
+def _bridge(
+    prep: Prepared, full: np.ndarray, step_totals: dict[str, np.ndarray]
+) -> tuple[BridgeStep, ...]:
+    """Naive -> forecast, switching each driver on in turn (common random numbers).
+
+    The intermediate steps (``step_totals``) ran on the first ``BRIDGE_TRIALS`` trials (the
+    same random numbers as the forecast's); the last step ends at the forecast's own quantiles,
+    so the bridge adds up to the headline figures.
+    """
+    naive = prep.pilot_mean_cost * prep.plan.projected_requests
+    mix_value = float(
+        sum(
+            pc.pilot_mean * prep.plan.base_no_events[:, j].sum()
+            for j, pc in enumerate(prep.classes)
+        )
+    )
     out = []
     prev50 = prev95 = naive
     cur50 = cur95 = naive
-    for name, drivers in steps:
+    for name, drivers in _bridge_steps(prep):
         if name.startswith("mix"):
             cur50 = cur95 = mix_value
         elif drivers is ALL_DRIVERS:
             cur50, cur95 = float(np.quantile(full, 0.5)), float(np.quantile(full, 0.95))
         elif drivers is not None:
-            t, _ = simulate(prep, drivers, engine, trials=min(BRIDGE_TRIALS, full.size))
-            tot = t.sum(axis=1)
+            tot = step_totals[name].sum(axis=1)
             cur50, cur95 = float(np.quantile(tot, 0.5)), float(np.quantile(tot, 0.95))
         out.append(BridgeStep(name, cur50, cur95, cur50 - prev50, cur95 - prev95))
         prev50, prev95 = cur50, cur95
@@ -666,12 +796,26 @@ def run_forecast(
     bridge: bool = True,
     daily: bool = False,
     progress: Progress | None = None,
+    parallel: Parallel = SERIAL,
 ) -> Forecast:
     """The whole forecast of a scenario (``daily``: also the cost of each day, for the fan
-    chart of the HTML report)."""
+    chart of the HTML report). ``parallel``: where its chunks of trials run; the same numbers
+    wherever they do."""
     guard_memory(scenario, model)
     prep = prepare(scenario, model, progress)
-    class_totals, class_requests = simulate(prep, ALL_DRIVERS, engine, progress=progress)
+    n_bridge = min(BRIDGE_TRIALS, scenario.trials)
+    sensitive, variants = _cap_variants(prep) if bridge else ((), ())
+    steps = [
+        (name, d)
+        for name, d in (_bridge_steps(prep) if bridge else [])
+        if d is not None and d is not ALL_DRIVERS
+    ]
+    runs = [
+        Run(ALL_DRIVERS, variants=variants, variant_trials=n_bridge, daily=daily),
+        *(Run(d, n_bridge) for _, d in steps),
+    ]
+    main, *step_runs = simulate_runs(prep, runs, engine, progress, parallel)
+    class_totals, class_requests = main.totals, main.requests
     _refuse_overflow(class_totals, tuple(pc.name for pc in prep.classes))
     totals = class_totals.sum(axis=1)
     qs, se, ci = quantiles_of(totals)
@@ -700,10 +844,15 @@ def run_forecast(
             repriced=pc.repriced,
             borrowed_from=pc.borrowed_from,
         )
-    steps = _bridge(prep, totals, engine) if bridge else ()
-    sensitivity = _cap_sensitivity(prep, engine, totals) if bridge else None
+    bridge_steps = (
+        _bridge(
+            prep, totals, {name: r.totals for (name, _), r in zip(steps, step_runs, strict=True)}
+        )
+        if bridge
+        else ()
+    )
+    sensitivity = _cap_sensitivity(prep, sensitive, totals, main.variant_totals)
     conc_rng = np.random.default_rng(np.random.SeedSequence(scenario.seed, spawn_key=(2**31 + 1,)))
-    per_day = daily_costs(prep, class_totals) if daily else None
     fc = Forecast(
         scenario_name=scenario.path.name if scenario.path is not None else "<scenario>",
         scenario_hash=scenario_hash(scenario),
@@ -724,14 +873,14 @@ def run_forecast(
         quantile_se=se,
         quantile_ci=ci,
         per_class=per_class,
-        bridge=steps,
+        bridge=bridge_steps,
         concentration=_concentration(prep, conc_rng),
         notes=prep.notes + _unresolved_note(se, int(totals.size)) + _cap_note(sensitivity),
         percentiles=np.quantile(totals, np.linspace(0.0, 1.0, 101)),
         scenario_document=dict(scenario.raw),
         cap_sensitivity=sensitivity,
-        daily=per_day[0] if per_day is not None else None,
-        daily_naive=per_day[1] if per_day is not None else None,
+        daily=main.daily,
+        daily_naive=naive_daily(prep) if daily else None,
     )
     return ensure_trustworthy(fc)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,13 +59,13 @@ def test_a_cost_that_overflows_the_fit_is_refused_by_row(tmp_path: Path) -> None
 
 
 def _broken_simulate(value: float):
-    real = forecast_mod.simulate
+    real = forecast_mod.simulate_runs
 
-    def simulate(*args, **kwargs):
-        totals, requests = real(*args, **kwargs)
-        return np.full_like(totals, value), requests
+    def simulate_runs(*args, **kwargs):
+        main, *rest = real(*args, **kwargs)
+        return [replace(main, totals=np.full_like(main.totals, value)), *rest]
 
-    return simulate
+    return simulate_runs
 
 
 @pytest.mark.parametrize(
@@ -75,7 +76,7 @@ def test_check_never_passes_a_broken_forecast(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: float, fragment: str
 ) -> None:
     scenario = _scenario(tmp_path)
-    monkeypatch.setattr(forecast_mod, "simulate", _broken_simulate(value))
+    monkeypatch.setattr(forecast_mod, "simulate_runs", _broken_simulate(value))
     result = run("check", scenario, "--max", "p95=100", "--max", "mean=1")
     one_error(result, fragment)
     one_error(run("forecast", scenario, "--json", tmp_path / "f.json"), fragment)

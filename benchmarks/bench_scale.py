@@ -1,0 +1,152 @@
+"""Benchmark issue 11's forecast targets, every core, and the plain numpy way, in one run.
+
+    python benchmarks/bench_scale.py [--quick] [--repeats 3]
+
+Loads ``scenarios/launch_month.yaml`` (6 classes, 30 d at 1 h, spikes, a launch event, retries
+rising with load, cold starts on sudden rises) with retries set as in bench_forecast.py, then:
+
+1. times ``run_forecast`` (with the bridge) on the shapes of the issue's acceptance list, with
+   one worker and with every core: 10k trials x 720 h x 6 classes (target 1 s), 365 d at 1 h
+   (3 s), 30 d at 1 min (10 s), 1M trials (30 s), 200 classes (5 s);
+2. the speed-up of ``--workers 2`` over ``--workers 1`` (target 1.7x) and that the forecast
+   JSON is the same bytes;
+3. the speed-up over the plain numpy per-request bootstrap a user would write, at 1e5, 1e6 and
+   1e7 requests a trial: ``costs[rng.integers(0, n, size=requests)].sum()`` per trial, timed on
+   a few trials and scaled per trial, against costsim's time per trial at the same volume.
+
+Timings are wall-clock ``time.perf_counter``, best of ``--repeats`` after one warm-up, in this
+process. The machine has 2 cores: run it with the other core idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from _timing import best_of, verdict
+
+from costsim.fit import FittedModel
+from costsim.forecast import run_forecast
+from costsim.logs import read_pilot
+from costsim.modelfile import load_model
+from costsim.parallel import Parallel, available_cores
+from costsim.report import forecast_to_json
+from costsim.scenario import Scenario, parse_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = ROOT / "scenarios" / "launch_month.yaml"
+RELIABILITY = {"error_rate": 0.02, "max_attempts": 3}
+SPEEDUP_TARGET = 1.7
+BOOTSTRAP_VOLUMES = (1e5, 1e6, 1e7)
+
+
+def scenario(trials: int, **changes: Any) -> Scenario:
+    doc = yaml.safe_load(SCENARIO.read_text())
+    doc["reliability"] = {**doc["reliability"], **RELIABILITY}
+    doc.update(trials=trials, **changes)
+    return parse_scenario(doc, SCENARIO, SCENARIO.parent)
+
+
+def many_classes(model: FittedModel, n: int) -> FittedModel:
+    """The bundled model's classes repeated under new names until there are ``n``, each
+    repeat taking its share of the original's traffic."""
+    names = list(model.classes)
+    copies = -(-n // len(names))
+    classes = {}
+    for i in range(n):
+        cf = model.classes[names[i % len(names)]]
+        name = f"{cf.name}_{i}"
+        classes[name] = replace(
+            cf,
+            name=name,
+            share=cf.share / copies,
+            requests=max(cf.requests // copies, 1),
+            cost_total=None if cf.cost_total is None else cf.cost_total / copies,
+        )
+    total = sum(c.share for c in classes.values())
+    classes = {k: replace(c, share=c.share / total) for k, c in classes.items()}
+    return replace(model, classes=classes)
+
+
+def timed(sc: Scenario, model: FittedModel, parallel: Parallel, repeats: int) -> tuple[float, str]:
+    t, fc = best_of(lambda: run_forecast(sc, model, parallel=parallel), repeats)
+    return t, forecast_to_json(fc)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one repeat, 100k not 1M trials")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats = 1
+    model = load_model(ROOT / "scenarios" / "pilot.model.json")
+    cores = available_cores()
+    one, every = Parallel(1), Parallel(cores)
+    print(
+        f"scenario   {SCENARIO.name} (6 classes, spikes, a launch event), reliability {RELIABILITY}"
+    )
+    print(f"timing     best of {args.repeats} after one warm-up; {cores} cores")
+
+    big = 100_000 if args.quick else 1_000_000
+    shapes = [
+        ("10k trials x 720 h x 6 classes", scenario(10_000), model, 1.0, True),
+        ("365 d at 1 h", scenario(10_000, horizon="365d"), model, 3.0, True),
+        ("30 d at 1 min", scenario(10_000, resolution="1m"), model, 10.0, True),
+        (f"{big:,} trials", scenario(big), model, 30.0 * big / 1_000_000, False),
+        ("200 classes", scenario(10_000), many_classes(model, 200), 5.0, True),
+    ]
+    print("\n1-2. run_forecast with the bridge: one worker, every core")
+    print(
+        f"   {'shape':<32}{'1 worker':>10}{f'{cores} workers':>12}{'ratio':>8}  target  same bytes"
+    )
+    for label, sc, m, target, repeat in shapes:
+        reps = args.repeats if repeat else 1
+        t1, j1 = timed(sc, m, one, reps)
+        tn, jn = timed(sc, m, every, reps)
+        ratio = t1 / tn
+        print(
+            f"   {label:<32}{t1:>9.2f}s{tn:>11.2f}s{ratio:>7.2f}x  {target:g} s "
+            f"{verdict(tn <= target):>7}   {'yes' if j1 == jn else 'NO'}"
+            + (
+                f"   ({cores} workers >= {SPEEDUP_TARGET}x: {verdict(ratio >= SPEEDUP_TARGET)})"
+                if label.startswith("10k") or label.endswith("trials")
+                else ""
+            )
+        )
+
+    print("\n3. against the plain numpy per-request bootstrap (per trial, same volume)")
+    pilot = read_pilot(ROOT / "scenarios" / "pilot.parquet")
+    assert pilot.cost is not None
+    costs = pilot.cost
+    rng = np.random.default_rng(0)
+    print(f"   {'requests':>10}{'numpy':>12}{'costsim':>12}{'speed-up':>10}")
+    for volume in BOOTSTRAP_VOLUMES:
+        n = int(volume)
+        draws = max(3, int(2e7 // n))
+
+        def bootstrap(n: int = n, draws: int = draws) -> None:
+            for _ in range(draws):
+                costs[rng.integers(0, costs.size, size=n)].sum()
+
+        t_np, _ = best_of(bootstrap, args.repeats)
+        per_np = t_np / draws
+        sc = scenario(2000, volume={"requests": volume})
+        t_cs, _ = best_of(lambda sc=sc: run_forecast(sc, model, bridge=False, parallel=one), 1)
+        per_cs = t_cs / sc.trials
+        print(
+            f"   {volume:>10.0e}{per_np * 1e3:>10.3f}ms{per_cs * 1e3:>10.3f}ms"
+            f"{per_np / per_cs:>9.0f}x"
+        )
+    print(
+        "   numpy: costs[rng.integers(0, n, size=requests)].sum() per trial (pilot costs, "
+        "no traffic shape, spikes, retries or uncertainty); costsim: one worker, all of them"
+    )
+
+
+if __name__ == "__main__":
+    main()

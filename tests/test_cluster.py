@@ -1,0 +1,58 @@
+"""The same bytes on a Dask cluster as on one core (DESIGN section 7): a `LocalCluster` of two
+worker processes runs the forecast's chunks of trials, and the JSON is compared byte for byte."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from costsim.forecast import run_forecast
+from costsim.modelfile import load_model
+from costsim.parallel import SERIAL, Parallel, ParallelError
+from costsim.report import forecast_to_json
+from costsim.scenario import load_scenario
+
+distributed = pytest.importorskip("distributed")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def _forecast(parallel: Parallel) -> str:
+    sc = load_scenario(ROOT / "scenarios" / "launch_month.yaml")
+    assert sc.model_path is not None
+    sc = replace(sc, trials=5000)  # three chunks of trials, so that both workers get some
+    return forecast_to_json(run_forecast(sc, load_model(sc.model_path), parallel=parallel))
+
+
+def test_a_forecast_on_a_local_cluster_is_the_same_bytes_as_on_one_core(scheduler: str) -> None:
+    on_cluster = Parallel.from_options(None, scheduler)
+    assert on_cluster.scheduler == scheduler
+    assert _forecast(on_cluster) == _forecast(SERIAL)
+
+
+def test_the_scheduler_comes_from_the_environment(
+    scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COSTSIM_DASK_SCHEDULER", scheduler)
+    assert Parallel.from_options(2, None) == Parallel(2, scheduler)
+    monkeypatch.setenv("COSTSIM_DASK_SCHEDULER", "")
+    assert Parallel.from_options(2, None) == Parallel(2, None)
+
+
+def test_a_scheduler_that_does_not_answer_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("costsim.parallel.CONNECT_TIMEOUT_S", 0.5)
+    with pytest.raises(ParallelError, match=r"--scheduler tcp://127\.0\.0\.1:9: no Dask scheduler"):
+        Parallel.from_options(None, "tcp://127.0.0.1:9")

@@ -1,0 +1,120 @@
+"""The command line starts fast (issue 11): ``--help`` and ``schema`` import no heavy library.
+
+Which modules are loaded is checked, not how long it takes (the timing is in
+``benchmarks/bench_startup.py``): in a fresh interpreter, since this one has imported them all.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli_helpers import one_error, run
+from typer.main import get_command
+
+import costsim.backtest
+import costsim.fit
+import costsim.logs
+from costsim import defaults
+from costsim.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = ROOT / "scenarios" / "launch_month.yaml"
+DEPLOYMENTS = ROOT / "scenarios" / "deployments.yaml"
+PILOT = ROOT / "scenarios" / "pilot.parquet"
+# What a command imports when it runs, never to show its help
+HEAVY = ("numpy", "scipy", "pandas", "pyarrow", "matplotlib", "dask", "distributed")
+# The declared formats (pydantic): `schema` builds the scenario's, help none
+DECLARATIONS = ("costsim.formats", "costsim.scenario")
+
+# Run in a fresh interpreter: the top modules loaded after each step, as JSON on stdout.
+PROBE = """
+import json, sys
+from typer.main import get_command
+from typer.testing import CliRunner
+
+def loaded():
+    return sorted({name.split(".")[0] for name in sys.modules} | {
+        name for name in sys.modules if name.startswith("costsim.")
+    })
+
+steps = {}
+from costsim.cli import app
+steps["import costsim.cli"] = loaded()
+runner = CliRunner()
+assert runner.invoke(app, ["--help"]).exit_code == 0
+steps["costsim --help"] = loaded()
+for name in get_command(app).commands:
+    result = runner.invoke(app, [name, "--help"])
+    assert result.exit_code == 0, (name, result.output)
+steps["costsim COMMAND --help"] = loaded()
+result = runner.invoke(app, ["schema"])
+assert result.exit_code == 0 and json.loads(result.stdout)
+steps["costsim schema"] = loaded()
+print(json.dumps(steps))
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded() -> dict[str, list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    steps: dict[str, list[str]] = json.loads(done.stdout)
+    return steps
+
+
+@pytest.mark.parametrize("step", ["import costsim.cli", "costsim --help", "costsim COMMAND --help"])
+def test_help_imports_no_heavy_library_nor_a_format_declaration(
+    loaded: dict[str, list[str]], step: str
+) -> None:
+    found = [m for m in (*HEAVY, *DECLARATIONS) if m in loaded[step]]
+    assert not found, f"{step} imports {', '.join(found)}: import it inside the command"
+
+
+def test_schema_imports_the_scenario_declaration_only(loaded: dict[str, list[str]]) -> None:
+    found = [m for m in HEAVY if m in loaded["costsim schema"]]
+    assert not found, f"costsim schema imports {', '.join(found)}"
+
+
+def test_the_defaults_help_shows_are_the_libraries_own() -> None:
+    assert defaults.MIN_CLASS_ROWS == costsim.fit.MIN_CLASS_ROWS
+    assert defaults.DRIFT_WINDOW_S == costsim.fit.DRIFT_WINDOW_S
+    assert defaults.BACKTEST_TRIALS == costsim.backtest.DEFAULT_TRIALS
+    assert costsim.logs.ColumnMap(**defaults.COLUMNS) == costsim.logs.ColumnMap()
+
+
+# ---------------------------------------------------------------------------------------------
+# --workers and --scheduler
+# ---------------------------------------------------------------------------------------------
+
+PARALLEL_COMMANDS = ("fit", "forecast", "check", "compare")
+
+
+def test_the_commands_that_simulate_or_fit_take_workers_and_a_scheduler() -> None:
+    commands = get_command(app).commands  # type: ignore[attr-defined]
+    for name in PARALLEL_COMMANDS:
+        options = {opt for param in commands[name].params for opt in param.opts}
+        assert {"--workers", "--scheduler"} <= options, name
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("fit", PILOT, "-o", "{tmp}/m.json"),
+        ("forecast", SCENARIO),
+        ("check", SCENARIO),
+        ("compare", DEPLOYMENTS),
+    ],
+    ids=lambda args: str(args[0]),
+)
+def test_zero_workers_is_refused_in_one_line_before_any_work(
+    args: tuple[object, ...], tmp_path: Path
+) -> None:
+    argv = [str(a).format(tmp=tmp_path) for a in args]
+    one_error(run(*argv, "--workers", "0"), "--workers: expected 1 or more, got 0")
+    assert not (tmp_path / "m.json").exists()
