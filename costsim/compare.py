@@ -513,13 +513,13 @@ def run_compare(
     runs: list[Prepared] = []
     base_costs: list[np.ndarray] = []
     for pricing in pricings:
-        prep = prepare(_with_pricing(scenario, pricing), model, progress)
+        prep = prepare(_with_pricing(scenario, pricing), model, progress, parallel)
         totals, _ = simulate(prep, ALL_DRIVERS, "strata", progress=progress, parallel=parallel)
         _refuse_overflow(totals, classes)
         runs.append(prep)
         base_costs.append(totals)
     # the traffic plan does not depend on prices: any run's, or the scenario's own
-    prep0 = runs[0] if runs else prepare(scenario, model, progress)
+    prep0 = runs[0] if runs else prepare(scenario, model, progress, parallel)
     plans = _plans(scenario, classes)
     n_total = scenario.trials
     acc = {p.name: _Totals.zeros(n_total) for p in plans}

@@ -196,8 +196,14 @@ class Prepared:
     drift_common: np.ndarray  # per class: share of its drift common to all classes
 
 
-def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = None) -> Prepared:
-    """Production classes, their unit costs and the deterministic traffic plan."""
+def prepare(
+    scenario: Scenario,
+    model: FittedModel,
+    progress: Progress | None = None,
+    parallel: Parallel = SERIAL,
+) -> Prepared:
+    """Production classes, their unit costs and the deterministic traffic plan (the classes
+    prepared on ``parallel``'s local threads, each from its own streams)."""
     validate_against_model(scenario, tuple(model.classes))
     notes: list[str] = []
     names = list(model.classes)
@@ -217,40 +223,11 @@ def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = 
     else:
         mix = np.array([scenario.mix.shares.get(n, 0.0) for n in names])
         mix = mix / mix.sum()
-    root = np.random.SeedSequence(scenario.seed, spawn_key=(2**31,))  # preparation stream
-    class_ss = root.spawn(len(names))
     # catalog prices in force when the horizon starts (else when the pilot ended): a forecast
     # does not change with the day it is run
     price_date = start_epoch(scenario)
     if price_date is None:
         price_date = model.traffic.end
-    classes: list[ProductionClass] = []
-    for i, name in enumerate(names):
-        cf, scale, like = sources[name]
-        price = effective_price(scenario, name, price_date)
-        if price is not None:
-            unit, mean = reprice(cf, price, np.random.default_rng(class_ss[i]))
-            unit = replace(unit, scale=scale)
-            mean *= scale
-        else:
-            if "cost_usd" not in cf.quantities:
-                raise ScenarioError(
-                    f"pricing: the model has no cost column for class '{cf.name}'; give a price "
-                    "sheet (pricing.default or pricing.classes) to price its tokens"
-                )
-            qf = cf.quantities["cost_usd"]
-            unit = replace(
-                quantity_rows(cf, "cost_usd", np.random.default_rng(class_ss[i])), scale=scale
-            )
-            mean = qf.summary["mean"] * scale
-        classes.append(ProductionClass(name, cf, unit, mean, price is not None, like))
-    if all(c.cost_total is not None for c in model.classes.values()):
-        pilot_mean = (
-            sum(c.cost_total or 0.0 for c in model.classes.values()) / model.traffic.requests
-        )
-    else:
-        pilot_mean = float(np.dot(pilot_share, [c.pilot_mean for c in classes]))
-        notes.append("the pilot log had no cost column: the naive estimate uses re-priced tokens")
     plan = build_plan(
         scenario,
         tuple(names),
@@ -259,30 +236,73 @@ def prepare(scenario: Scenario, model: FittedModel, progress: Progress | None = 
         model.traffic.hourly_profile,
         model.traffic.weekday_profile,
     )
-    strata_list = []
-    for j, pc in enumerate(classes):
-        strata_list.append(build_strata(pc.unit))
+    jobs = [
+        _ClassJob(j, name, *sources[name], price_date) for j, name in enumerate(names)
+    ]  # fmt: skip
+    local = Parallel(parallel.workers)  # a class's preparation is quick: this machine's threads
+    prepared = []
+    for done, one in enumerate(local.map(_prepare_class, jobs, (scenario, model, plan)), 1):
+        prepared.append(one)
         if progress is not None:
-            progress("preparing classes", j + 1, len(classes))
-    strata = tuple(strata_list)
-    rel_ss = np.random.SeedSequence(scenario.seed, spawn_key=(2**31 + 5,)).spawn(len(classes))
-    policies = tuple(
-        with_norms(
-            class_reliability(pc.source, scenario.reliability, pc.unit.n_params, rel_ss[j]),
-            plan,
-            scenario.reliability,
-            j,
+            progress("preparing classes", done, len(jobs))
+    classes = [one[0] for one in prepared]
+    if all(c.cost_total is not None for c in model.classes.values()):
+        pilot_mean = (
+            sum(c.cost_total or 0.0 for c in model.classes.values()) / model.traffic.requests
         )
-        for j, pc in enumerate(classes)
-    )
+    else:
+        pilot_mean = float(np.dot(pilot_share, [c.pilot_mean for c in classes]))
+        notes.append("the pilot log had no cost column: the naive estimate uses re-priced tokens")
+    strata = tuple(one[1] for one in prepared)
+    policies = tuple(one[2] for one in prepared)
+    shifts = tuple(one[3] for one in prepared)
     # twice the expected requests of a trial: fixed per class, so runs share their draws
     reference = tuple(2.0 * float(plan.base[:, j].sum()) for j in range(len(classes)))
-    shifts = tuple(drift_shift(pc.source, plan, j, scenario, model) for j, pc in enumerate(classes))
     common = np.array([pc.source.drift_common for pc in classes])
     return Prepared(
         scenario, model, tuple(classes), plan, pilot_mean, tuple(notes), strata, policies,
         reference, shifts, common,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _ClassJob:
+    j: int
+    name: str
+    source: ClassFit
+    scale: float
+    like: str | None
+    price_date: float | None
+
+
+def _prepare_class(
+    shared: tuple[Scenario, FittedModel, TrafficPlan], job: _ClassJob
+) -> tuple[ProductionClass, Strata, ClassReliability, tuple[float, float]]:
+    """One production class: its unit cost (re-priced from tokens where the scenario prices
+    them), strata, reliability rows and drift over the horizon, from the class's own streams."""
+    scenario, model, plan = shared
+    cf, scale = job.source, job.scale
+    # the j-th children of the preparation's and the reliability's streams
+    class_ss = np.random.SeedSequence(scenario.seed, spawn_key=(2**31, job.j))
+    rel_ss = np.random.SeedSequence(scenario.seed, spawn_key=(2**31 + 5, job.j))
+    price = effective_price(scenario, job.name, job.price_date)
+    if price is not None:
+        unit, mean = reprice(cf, price, np.random.default_rng(class_ss))
+        unit = replace(unit, scale=scale)
+        mean *= scale
+    else:
+        if "cost_usd" not in cf.quantities:
+            raise ScenarioError(
+                f"pricing: the model has no cost column for class '{cf.name}'; give a price "
+                "sheet (pricing.default or pricing.classes) to price its tokens"
+            )
+        unit = replace(quantity_rows(cf, "cost_usd", np.random.default_rng(class_ss)), scale=scale)
+        mean = cf.quantities["cost_usd"].summary["mean"] * scale
+    pc = ProductionClass(job.name, cf, unit, mean, price is not None, job.like)
+    rel = scenario.reliability
+    policy = with_norms(class_reliability(cf, rel, unit.n_params, rel_ss), plan, rel, job.j)
+    shift = drift_shift(cf, plan, job.j, scenario, model)
+    return pc, build_strata(unit), policy, shift
 
 
 # ---------------------------------------------------------------------------------------------
@@ -802,7 +822,7 @@ def run_forecast(
     chart of the HTML report). ``parallel``: where its chunks of trials run; the same numbers
     wherever they do."""
     guard_memory(scenario, model)
-    prep = prepare(scenario, model, progress)
+    prep = prepare(scenario, model, progress, parallel)
     n_bridge = min(BRIDGE_TRIALS, scenario.trials)
     sensitive, variants = _cap_variants(prep) if bridge else ((), ())
     steps = [
