@@ -378,8 +378,12 @@ def column_options(command: Callable[..., None]) -> Callable[..., None]:
 @column_options
 def fit(
     pilot: Annotated[
-        Path,
-        typer.Argument(help="Pilot log: Parquet file or dataset directory, or CSV."),
+        str,
+        typer.Argument(
+            help="Pilot log: Parquet file or dataset directory (local, or a pyarrow filesystem "
+            "URI such as s3://bucket/pilot/), or CSV.",
+            show_default=False,
+        ),
     ],
     output: Annotated[
         str | None,
@@ -490,8 +494,8 @@ def fit(
     import pyarrow as pa
 
     from .dashboard import fit_summary_to_dict, render_fit, summarize_fit
-    from .fit import FitOptions, fit_model
-    from .logs import read_export, read_pilot
+    from .fit import FitOptions, fit_export, fit_source
+    from .logs import is_uri, read_export, read_pilot
     from .modelfile import check_model_text, dumps, model_to_json
     from .report import require_matplotlib
     from .sources import read_source
@@ -508,25 +512,29 @@ def fit(
     with user_errors():
         outputs = check_outputs(
             [
-                Output("--output", output or f"{_stem(pilot)}.model.json", (".json",)),
+                Output("--output", output or f"{_stem(Path(pilot))}.model.json", (".json",)),
                 Output("--json", json_out) if json_out is not None else None,
                 Output("--html", html, (".html", ".htm"), text=False) if html is not None else None,
             ],
-            [pilot, *([class_map] if class_map is not None else [])],
+            [*([] if is_uri(pilot) else [pilot]), *([class_map] if class_map is not None else [])],
         )
         if html is not None:
             require_matplotlib()
         # built now, so that a bad --workers or --scheduler is refused before the log is read
-        _parallel = parallel_from(workers, scheduler)
+        parallel = parallel_from(workers, scheduler)
         with warnings.catch_warnings(record=True) as caught, progress_bar() as bar:
             warnings.simplefilter("always", CostsimWarning)
             try:
-                source = read_source(
-                    pilot,
-                    format=log_format.value,
-                    class_from=class_from,
-                    class_map=class_map,
-                    unit=unit.value if unit is not None else None,
+                source = (
+                    None
+                    if is_uri(pilot)
+                    else read_source(
+                        Path(pilot),
+                        format=log_format.value,
+                        class_from=class_from,
+                        class_map=class_map,
+                        unit=unit.value if unit is not None else None,
+                    )
                 )
             except (pa.ArrowException, UnicodeDecodeError) as exc:  # e.g. parts that disagree
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -537,14 +545,23 @@ def fit(
                         f"{pilot}: --class-from, --class-map and --unit read a tool's export; "
                         "this is costsim's table (name its columns with --class-col and the like)"
                     )
-                log = read_pilot(pilot, columns, drop_invalid=drop_invalid, progress=bar)
+                # streamed: bounded memory whatever the log's size, the same model on any
+                # number of workers
+                fitted = fit_source(
+                    pilot, columns, options,
+                    drop_invalid=drop_invalid, progress=bar, parallel=parallel,
+                )  # fmt: skip
             else:
-                log = read_export(source, pilot, drop_invalid=drop_invalid, progress=bar)
                 if not quiet:
                     stderr.print(escape(source.detected), soft_wrap=True)
                     for note in source.notes:
                         stderr.print(f"note: {escape(note)}", soft_wrap=True)
-            for d in log.dropped:
+                fitted = fit_export(
+                    source, pilot, options,
+                    drop_invalid=drop_invalid, progress=bar, parallel=parallel,
+                )  # fmt: skip
+            model = fitted.model
+            for d in fitted.dropped:
                 more = ", ..." if d.count > len(d.first_rows) else ""
                 rows = ", ".join(str(r) for r in d.first_rows) + more
                 plural = "s" if d.count != 1 else ""
@@ -553,8 +570,6 @@ def fit(
                     f"(row{plural} {rows})[/]",
                     soft_wrap=True,
                 )
-            # TODO(parallel): pass to the streaming fit (parallel=_parallel)
-            model = fit_model(log, options, progress=bar)
             text = model_to_json(model)
             check_model_text(text, str(outputs[0].target))  # what is written must load back
         for w in caught:
@@ -569,6 +584,13 @@ def fit(
             from .diagnostics import fit_diagnostics
             from .html_report import fit_html
 
+            # the pictures need the rows: the log read whole (a one-line error, exit 2, when it
+            # would not fit in memory)
+            log = (
+                read_pilot(pilot, columns, drop_invalid=drop_invalid)
+                if source is None
+                else read_export(source, pilot, drop_invalid=drop_invalid)
+            )
             contents["--html"] = fit_html(summary, fit_diagnostics(log, model))
         write_outputs(outputs, contents)
     if _show_report(outputs, quiet):
@@ -589,8 +611,7 @@ def _scenario_inputs(sc: Scenario) -> list[Path]:
 
 def _scenario_model(sc: Scenario) -> tuple[Any, str]:
     """The scenario's model (loaded, or fitted from `pilot:`) and its text, for its hash."""
-    from .fit import fit_model
-    from .logs import read_pilot
+    from .fit import fit_source
     from .modelfile import load_model, model_to_json
 
     if sc.model_path is not None:
@@ -598,7 +619,7 @@ def _scenario_model(sc: Scenario) -> tuple[Any, str]:
     assert sc.pilot_path is not None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CostsimWarning)
-        model = fit_model(read_pilot(sc.pilot_path))
+        model = fit_source(sc.pilot_path).model
     return model, model_to_json(model)
 
 

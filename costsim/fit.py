@@ -1,38 +1,93 @@
 """Fitting a per-class cost model to a pilot log (DESIGN section 2).
 
-`fit_model` takes a validated `PilotLog` and returns a `FittedModel`: per class, a spliced
-distribution (empirical body + GPD tail) for each measured quantity, the rank dependence between
-them, the rates (errors, retries, cold starts), the drift of the unit cost between time windows,
-and the pilot's volume, mix and traffic shape. Pure: no printing, no files.
+`fit_source` streams a log (any size, bounded memory, any number of workers) and `fit_model`
+takes a validated `PilotLog` in memory; both summarise the rows (`costsim.summaries`) and
+`fit_summary` turns the summary into a `FittedModel`: per class, a spliced distribution
+(empirical body + GPD tail) for each measured quantity, the rank dependence between them, the
+rates (errors, retries, cold starts), the drift of the unit cost between time windows, and the
+pilot's volume, mix and traffic shape. The same rows give the same model, to the byte, however
+they are read. Pure: no printing (`fit_source` reads the log it is given).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 from scipy import special, stats
 
 from .drift import (
+    MIN_MEDIAN_COUNT,
+    MIN_PER_WINDOW,
+    MIN_WINDOWS,
+    WINDOW_LADDER_S,
     DriftFit,
+    DriftSeries,
     common_loadings,
     default_drift,
-    drift_windows,
-    fit_drift,
     fit_state_space,
 )
-from .errors import FitError, HeavyTailWarning, SmallSampleWarning
-from .logs import PilotLog
+from .errors import FitError, HeavyTailWarning, LogSchemaError, SmallSampleWarning
+from .logs import (
+    ColumnMap,
+    DroppedRows,
+    Issues,
+    LogSource,
+    PilotLog,
+    _Timestamps,
+    empty_columns,
+    export_table,
+    invalid_rows,
+    open_log,
+)
+from .parallel import SERIAL, Parallel
 from .progress import Progress
 from .splice import BODY_POINTS, SplicedDistribution
+from .summaries import (
+    LOG_FIELDS,
+    LOGS,
+    MEMORY_CHUNK_ROWS,
+    QUANTITIES,
+    SAMPLE_ROWS,
+    SQUARES,
+    TOP_ROWS,
+    VALUES,
+    ClassSummary,
+    FloorJob,
+    LogSummary,
+    MemoryJob,
+    Rows,
+    StreamJob,
+    SummarySpec,
+    Windows,
+    add_below_floor,
+    bin_centres,
+    drift_base,
+    drift_floor,
+    floor_item,
+    floor_range,
+    floors_to_sum,
+    memory_items,
+    merge_below_floor,
+    normalise,
+    present_fields,
+    role_fields,
+    sample_rows_for,
+    summarize,
+    summarize_item,
+    summarize_range,
+)
 from .tail import (
     CI_LEVEL,
     K_FRACTION,
-    K_MAX,
     N_DRAWS,
     TailFit,
     candidate_counts,
@@ -40,16 +95,6 @@ from .tail import (
     fit_tail_fixed_shape,
 )
 
-QUANTITIES = (
-    "cost_usd", "input_tokens", "output_tokens", "cached_share", "latency_ms", "calls",
-)  # fmt: skip
-_LOG_FIELDS = {
-    "cost_usd": "cost",
-    "input_tokens": "input_tokens",
-    "output_tokens": "output_tokens",
-    "latency_ms": "latency_ms",
-    "calls": "calls",  # LLM calls per query: an agent's steps are heavy-tailed too
-}
 BOUNDED = {"cached_share": 1.0}  # quantities with a natural upper bound
 
 
@@ -62,11 +107,10 @@ def quantity_values(log: PilotLog, q: str) -> np.ndarray | None:
         inp = log.input_tokens
         share = np.divide(log.cached_input_tokens, inp, out=np.zeros_like(inp), where=inp > 0)
         return np.asarray(np.clip(share, 0.0, 1.0))
-    values = getattr(log, _LOG_FIELDS[q])
+    values = getattr(log, LOG_FIELDS[q])
     return None if values is None else np.asarray(values)
 
 
-SAMPLE_ROWS = 1 << 18  # rows per class used for the body grid, KS and the copula (exact below)
 COPULA_ROWS = 1 << 16
 MIN_CLASS_ROWS = 10
 DEFAULT_CAP_FACTOR = 10.0
@@ -162,100 +206,372 @@ class FittedModel:
 
 
 # ---------------------------------------------------------------------------------------------
-# Public entry point
+# Public entry points
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceFit:
+    """A model fitted to a streamed log, and the rows dropped as invalid (``drop_invalid``)."""
+
+    model: FittedModel
+    dropped: tuple[DroppedRows, ...]
 
 
 def fit_model(
     log: PilotLog,
     options: FitOptions | None = None,
     progress: Progress | None = None,
+    *,
+    parallel: Parallel = SERIAL,
 ) -> FittedModel:
-    """Fit the per-class model. Raises `FitError` when a class cannot be fitted.
+    """Fit the per-class model to a log in memory. Raises `FitError` when a class cannot be
+    fitted.
 
+    The log is summarised in chunks exactly as `fit_source` streams one (row i of the log at
+    position i), so a log read whole and the same rows streamed give the same model, to the
+    byte. ``parallel`` spreads the chunks over threads or a Dask cluster (same result).
     ``progress`` is told of each class fitted (two steps a class)."""
+    options = _checked(options)
+    counts = np.bincount(log.class_index, minlength=len(log.classes))
+    for name, count in zip(log.classes, counts, strict=False):
+        _check_rows(name, int(count), options)
+    spec = _spec(present_fields(log), options)
+    summary = LogSummary(spec)
+    items = memory_items(log.n_rows)
+    for part in _in_order(
+        parallel, summarize_range, items, lambda: MemoryJob(log, spec, summary.bounds())
+    ):
+        summary.merge(part)
+    below = _below_floor(summary, floor_range, items, log, parallel)
+    return fit_summary(
+        summary,
+        options,
+        source=log.source,
+        rows_read=log.rows_read,
+        rows_dropped=sum(d.count for d in log.dropped),
+        columns=log.columns,
+        notes=log.notes,
+        progress=progress,
+        below_floor=below,
+    )
+
+
+def _in_order(
+    parallel: Parallel, fn: Any, items: Sequence[Any], shared: Callable[[], Any]
+) -> Iterator[Any]:
+    """``parallel.map`` over the items a window at a time, so that only a window's results
+    (each a part's summary, up to tens of MB) are alive at once, whatever the number of items;
+    ``shared()`` makes each window's shared value (the bounds of what was merged so far)."""
+    window = max(2 * parallel.workers, 16 if parallel.scheduler is not None else 2)
+    for start in range(0, len(items), window):
+        yield from parallel.map(fn, items[start : start + window], shared())
+
+
+def _below_floor(
+    summary: LogSummary,
+    fn: Any,
+    items: Sequence[Any],
+    log: LogSource | PilotLog,
+    parallel: Parallel,
+) -> dict[str, Windows]:
+    """The second pass over the log for the classes `floors_to_sum` names (rare)."""
+    summary.finish()
+    floors = floors_to_sum(summary)
+    below: dict[str, Windows] = {}
+    if floors:
+        job = FloorJob(log, summary.spec.base_s, floors)
+        for part in _in_order(parallel, fn, items, lambda: job):
+            merge_below_floor(below, part)
+    return below
+
+
+def fit_source(
+    path: str | Path,
+    columns: ColumnMap | None = None,
+    options: FitOptions | None = None,
+    *,
+    drop_invalid: bool = False,
+    progress: Progress | None = None,
+    parallel: Parallel = SERIAL,
+) -> SourceFit:
+    """Stream a pilot log and fit the per-class model, in bounded memory whatever its size.
+
+    ``path`` is what `costsim.logs.read_pilot` reads (a Parquet file or dataset directory,
+    hive-partitioned or not, a CSV file or directory, local or behind a pyarrow filesystem URI)
+    with the same columns, checks and messages (1-based row numbers of the whole log). The log
+    is cut into items of whole row groups (`costsim.logs.ITEM_ROWS`), each read in record
+    batches with column projection and summarised (`costsim.summaries`); ``parallel`` runs the
+    items on threads or a Dask cluster and their summaries merge exactly, so the model is the
+    same, to the byte, for any number of workers, any cut of the log into files and row groups,
+    and equal to `fit_model` on the log read whole. Raises `LogSchemaError` for bad input and
+    `FitError` when a class cannot be fitted.
+    """
+    options = _checked(options)
+    src = str(path)
+    try:
+        return _fit_source(src, columns, options, drop_invalid, progress, parallel)
+    except MemoryError:
+        raise FitError(
+            f"{src}: out of memory while streaming the log; fit it with fewer --workers, or "
+            "rewrite its files with smaller row groups (e.g. 1M rows)"
+        ) from None
+
+
+#: memory the items of a streamed fit running at once may take (threads are capped to it)
+STREAM_MEMORY = 3 << 29  # 1.5 GiB
+_WORKER_BASE = 128 << 20  # a worker's record batch and its temporaries
+_WORKER_ROW = 96  # bytes per row of an item: its summary's sample rows, its read buffers
+
+
+def stream_workers(parallel: Parallel, log: LogSource) -> Parallel:
+    """``parallel`` with at most as many local threads as the memory bound allows for items
+    of this log's size (a Dask cluster's memory is its own). The result does not depend on
+    the number of workers, so the cap changes only the time."""
+    if parallel.scheduler is not None or parallel.workers <= 1:
+        return parallel
+    item_rows = max((item.rows or 0 for item in log.items), default=0)
+    per_worker = _WORKER_BASE + _WORKER_ROW * item_rows
+    cap = max(1, STREAM_MEMORY // per_worker)
+    return replace(parallel, workers=min(parallel.workers, cap))
+
+
+def _fit_source(
+    src: str,
+    columns: ColumnMap | None,
+    options: FitOptions,
+    drop_invalid: bool,
+    progress: Progress | None,
+    parallel: Parallel,
+) -> SourceFit:
+    ignore: set[str] = set()
+    while True:
+        log = open_log(src, columns, ignore=ignore)
+        parallel = stream_workers(parallel, log)
+        spec = _spec(role_fields(log), options)
+        summary = LogSummary(spec)
+        issues = Issues()
+        times = _Timestamps()
+        rows = invalid = 0
+        for result in _in_order(
+            parallel,
+            summarize_item,
+            log.items,
+            lambda: StreamJob(log, spec, drop_invalid, summary.bounds()),  # noqa: B023
+        ):
+            summary.merge(result.summary)
+            issues.extend(result.issues)
+            times.merge(result.times)
+            rows += result.rows
+            invalid += result.invalid
+            if progress is not None:
+                progress("reading rows", rows, log.total)
+        if rows == 0:
+            raise LogSchemaError(f"pilot log {src} has no rows")
+        empty = empty_columns(log.roles, issues.missing, rows)
+        if not empty:
+            break
+        # A column empty in every row is absent, not a reason to reject every row: read the
+        # log again without it (its metadata did not say; rare).
+        ignore |= {role.attr for role, _ in empty}
+    notes = list(log.plan.notes)
+    for role, name in log.roles:
+        if role.kind == "time":
+            notes.extend(times.notes(name))
+    listed = issues.listed(role for role, _ in log.roles)
+    dropped = invalid_rows(src, rows, invalid, listed, drop_invalid)
+    for name, c in sorted(summary.classes.items()):
+        _check_rows(name, c.n, options)
+    below = _below_floor(summary, floor_item, log.items, log, parallel)
+    model = fit_summary(
+        summary,
+        options,
+        source=src,
+        rows_read=rows,
+        rows_dropped=sum(d.count for d in dropped),
+        columns=log.columns,
+        notes=tuple(notes),
+        progress=progress,
+        below_floor=below,
+    )
+    return SourceFit(model, dropped)
+
+
+def fit_export(
+    source: Any,
+    path: str | Path,
+    options: FitOptions | None = None,
+    *,
+    drop_invalid: bool = False,
+    progress: Progress | None = None,
+    parallel: Parallel = SERIAL,
+) -> SourceFit:
+    """`fit_source` for a tool's export read by `costsim.sources` (its table goes through a
+    temporary Parquet file, as `costsim.logs.read_export` does); messages name ``path``."""
+    table, cmap = export_table(source)
+    src = str(path)
+    with tempfile.TemporaryDirectory(prefix="costsim-") as tmp:
+        part = os.path.join(tmp, "export.parquet")
+        pq.write_table(table, part)
+        del table
+        try:
+            fitted = fit_source(
+                part, cmap, options, drop_invalid=drop_invalid, progress=progress, parallel=parallel
+            )
+        except LogSchemaError as exc:
+            raise LogSchemaError(str(exc).replace(part, src)) from None
+    return replace(fitted, model=replace(fitted.model, source=src))
+
+
+def drift_series(
+    log: PilotLog, rows: np.ndarray, window_s: float, options: FitOptions | None = None
+) -> DriftSeries | None:
+    """The drift windows of ``rows`` of a log (a class's) on the grid the fit puts them on:
+    windows of ``window_s`` (a window length the fit chose) aligned on the epoch, y floored as
+    the fit floors it. For pictures (`costsim.diagnostics`); None without timestamps or without
+    a positive unit cost."""
+    options = options or FitOptions()
+    spec = replace(
+        _spec(present_fields(log), options), sample_rows=sample_rows_for(len(log.classes))
+    )
+    if log.timestamp is None or rows.size == 0:
+        return None
+    summary = LogSummary(spec)
+    fields = present_fields(log)
+    for a in range(0, rows.size, MEMORY_CHUNK_ROWS):
+        r = rows[a : a + MEMORY_CHUNK_ROWS]
+        values = {name: getattr(log, name)[r] for name in fields}
+        summarize(summary, Rows(("",), np.zeros(r.size, dtype=np.int64), r, values))
+    summary.t_min, summary.t_max = float(log.timestamp.min()), float(log.timestamp.max())
+    summary.finish()
+    c = summary.classes[""]
+    below: dict[str, Windows] = {}
+    floors = floors_to_sum(summary)
+    for a in range(0, rows.size, MEMORY_CHUNK_ROWS) if floors else ():
+        r = rows[a : a + MEMORY_CHUNK_ROWS]
+        values = {name: getattr(log, name)[r] for name in fields}
+        add_below_floor(
+            below, Rows(("",), np.zeros(r.size, dtype=np.int64), r, values), spec.base_s, floors
+        )
+    grid = _DriftGrid(summary, options, below)
+    sums = grid.y_sums("", c)
+    if sums is None:
+        return None
+    return grid.series(sums, c.windows.ids, window_s, adapt=False)
+
+
+def _checked(options: FitOptions | None) -> FitOptions:
     options = options or FitOptions()
     unknown = sorted(set(options.caps) - set(QUANTITIES))
     if unknown:
         raise FitError(f"--cap {unknown[0]}: unknown quantity; allowed: {', '.join(QUANTITIES)}")
-    columns = {q: quantity_values(log, q) for q in QUANTITIES}
-    present = [q for q in QUANTITIES if columns[q] is not None]
-    counts = np.bincount(log.class_index, minlength=len(log.classes))
-    for name, count in zip(log.classes, counts, strict=False):
-        if count < options.min_class_rows:
-            raise FitError(
-                f"class '{name}' has {count} row{'s' if count != 1 else ''}; at least "
-                f"{options.min_class_rows} are needed to fit a class (merge it into another "
-                "class or drop its rows)"
-            )
-    notes: list[str] = list(log.notes)
-    order = np.argsort(log.class_index, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(counts)])
-    streams = np.random.SeedSequence(options.seed).spawn(len(log.classes) + 1)
+    return options
+
+
+def _check_rows(name: str, count: int, options: FitOptions) -> None:
+    if count < options.min_class_rows:
+        raise FitError(
+            f"class '{name}' has {count} row{'s' if count != 1 else ''}; at least "
+            f"{options.min_class_rows} are needed to fit a class (merge it into another "
+            "class or drop its rows)"
+        )
+
+
+def _spec(fields: Iterable[str], options: FitOptions) -> SummarySpec:
+    return SummarySpec.of(fields, options.seed, drift_base(options.drift_window_s, WINDOW_LADDER_S))
+
+
+def fit_summary(
+    summary: LogSummary,
+    options: FitOptions,
+    *,
+    source: str,
+    rows_read: int,
+    rows_dropped: int,
+    columns: ColumnMap,
+    notes: Sequence[str] = (),
+    progress: Progress | None = None,
+    below_floor: Mapping[str, Windows] | None = None,
+) -> FittedModel:
+    """Fit the per-class model to a log's summary (`costsim.summaries`); ``below_floor``
+    holds the second pass's sums for the classes `floors_to_sum` names."""
+    spec = summary.spec
+    summary.finish()
+    names = sorted(summary.classes)
+    for name in names:
+        _check_rows(name, summary.classes[name].n, options)
+    present = list(spec.quantities)
+    all_notes: list[str] = list(notes)
+    streams = np.random.SeedSequence(options.seed).spawn(len(names) + 1)
     pooled_rng = np.random.default_rng(streams[-1])
+    k = summary.sample_rows
+    big = [n for n in names if summary.classes[n].n > k]
+    if big and k < spec.sample_rows:
+        all_notes.append(
+            f"{len(names)} classes: the body, copula and medians of "
+            f"{_listing(big)} come from a sample of {k:,} of their rows each (memory bound)"
+        )
 
     # First pass: classes large enough fit their own tails.
     partial: dict[str, dict[str, Any]] = {}
-    for ci, name in enumerate(log.classes):
-        rows = order[bounds[ci] : bounds[ci + 1]]
+    for ci, name in enumerate(names):
+        c = summary.classes[name]
         rng = np.random.default_rng(streams[ci])
-        sample = (
-            rows
-            if rows.size <= SAMPLE_ROWS
-            else np.sort(rng.choice(rows, SAMPLE_ROWS, replace=False))
-        )
-        qfits: dict[str, Any] = {}
-        for q in present:
-            column = columns[q]
-            assert column is not None
-            qfits[q] = _prepare_quantity(q, column[rows], column[sample], rng)
-        partial[name] = {"rows": rows, "sample": sample, "rng": rng, "q": qfits}
+        sample = c.sample(spec.fields)
+        qfits = {q: _prepare_summarized(q, c, sample[q], rng) for q in present}
+        partial[name] = {"sample": sample, "rng": rng, "q": qfits}
         if progress is not None:
-            progress("fitting classes", ci + 1, 2 * len(log.classes))
+            progress("fitting classes", ci + 1, 2 * len(names))
 
     # Pooled tail shapes for classes too small to fit their own.
-    pooled = {q: _pooled_shape(q, partial, pooled_rng, notes) for q in present}
+    pooled = {q: _pooled_shape(q, partial, pooled_rng, all_notes) for q in present}
 
+    drift = _DriftGrid(summary, options, below_floor)
     classes: dict[str, ClassFit] = {}
-    hourly = _hourly_profiles(log)
-    total_n = log.n_rows
-    for name in log.classes:
+    total_n = summary.n
+    for name in names:
+        c = summary.classes[name]
         part = partial[name]
-        rows, sample = part["rows"], part["sample"]
         quantities = {
             q: _finish_quantity(name, q, part["q"][q], pooled[q], options) for q in present
         }
-        cost = None if log.cost is None else log.cost[rows]
+        cost_total = VALUES.value(c.sums["cost_usd"])[()] if spec.has_cost else None
         classes[name] = ClassFit(
             name=name,
-            requests=int(rows.size),
-            share=rows.size / total_n,
-            cost_total=None if cost is None else float(cost.sum()),
+            requests=c.n,
+            share=c.n / total_n,
+            cost_total=None if cost_total is None else float(cost_total),
             quantities=quantities,
-            dependence=_copula(columns, sample, present, part["rng"]),
-            rates=_rates(log, rows),
-            drift=_drift(log, rows, options.drift_window_s),
-            hourly_profile=hourly(rows) if hourly is not None else None,
+            dependence=_copula(c.sample_first(COPULA_ROWS, spec.fields), present),
+            rates=_rates(c, part["sample"], spec),
+            drift=drift.fit(name, c),
+            hourly_profile=drift.hourly(c),
         )
         for qf in quantities.values():
             _warn_heavy(name, qf)
         if progress is not None:
-            progress("fitting classes", len(log.classes) + len(classes), 2 * len(log.classes))
+            progress("fitting classes", len(names) + len(classes), 2 * len(names))
 
-    common = _drift_common(log, classes, {n: partial[n]["rows"] for n in log.classes})
+    common = drift.common(classes, {n: summary.classes[n] for n in names})
     classes = {n: replace(c, drift_common=common.get(n, 0.0)) for n, c in classes.items()}
-    traffic = _traffic(log, notes)
+    traffic = _traffic(summary, all_notes)
     return FittedModel(
-        source=log.source,
-        rows_read=log.rows_read,
-        rows_dropped=sum(d.count for d in log.dropped),
-        columns={k: str(v) for k, v in vars(log.columns).items()},
+        source=source,
+        rows_read=rows_read,
+        rows_dropped=rows_dropped,
+        columns={k: str(v) for k, v in vars(columns).items()},
         options=options,
         classes=classes,
         traffic=traffic,
-        concentration=_concentration(log, classes),
-        notes=tuple(notes),
+        concentration=_concentration(summary) if spec.has_cost else None,
+        notes=tuple(all_notes),
     )
+
+
+def _listing(names: Sequence[str], shown: int = 3) -> str:
+    quoted = [f"'{n}'" for n in names[:shown]]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(quoted) + more
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,29 +590,72 @@ def fit_values(
     if x.size < MIN_CLASS_ROWS:
         raise FitError(f"{name}: {x.size} values; at least {MIN_CLASS_ROWS} are needed to fit")
     sample = x if x.size <= SAMPLE_ROWS else rng.choice(x, SAMPLE_ROWS, replace=False)
-    prep = _prepare_quantity(name, x, sample, rng)
+    n = x.size
+    top_n = min(n, TOP_ROWS)
+    top = np.sort(np.partition(x, n - top_n)[n - top_n :]) if top_n < n else np.sort(x)
+    sample_sorted = np.sort(sample)
+    qs = np.quantile(x if n > SAMPLE_ROWS else sample_sorted, _SUMMARY_PROBS)
+    total = float(x.sum())
+    at_max = int(np.count_nonzero(x == top[-1]))
+    prep = _prepare(n, top, sample_sorted, total, qs, at_max, rng)
     options = FitOptions(caps={name: cap} if cap is not None else {}, default_cap_factor=None)
     if prep["small"]:
         prep["small"] = False  # no pooled shape here: an empirical distribution
     return _finish_quantity(name, name, prep, None, options)
 
 
-def _prepare_quantity(
-    name: str, x: np.ndarray, xs: np.ndarray, rng: np.random.Generator
+_SUMMARY_PROBS = (0.5, 0.95, 0.99)
+
+
+def _prepare_summarized(
+    q: str, c: ClassSummary, sample: np.ndarray, rng: np.random.Generator
 ) -> dict[str, Any]:
-    """Summary statistics and (when the class is large enough) an own tail fit."""
-    n = x.size
-    top_n = min(n, K_MAX + 1)
-    top = np.sort(np.partition(x, n - top_n)[n - top_n :]) if top_n < n else np.sort(x)
-    sample_sorted = np.sort(xs)
-    qs = (
-        np.quantile(x, [0.5, 0.95, 0.99])
-        if n > SAMPLE_ROWS
-        else np.quantile(sample_sorted, [0.5, 0.95, 0.99])
-    )
+    """`_prepare` from a class's summary: its exact top values and count at the largest, its
+    exact total, and its sample (every row of a class that fits it)."""
+    n = c.n
+    top = c.sorted_top(q)
+    sample_sorted = np.sort(sample)
+    qs = _summary_quantiles(n, top, sample_sorted)
+    largest, at_max = c.at_max[q]
+    assert largest == top[-1]
+    total = float(VALUES.value(c.sums[q])[()])
+    return _prepare(n, top, sample_sorted, total, qs, at_max, rng)
+
+
+def _summary_quantiles(n: int, top: np.ndarray, sample_sorted: np.ndarray) -> np.ndarray:
+    """Quantiles of a class: of the sample when it holds every row; else exact from the top
+    values where the quantile falls among them, else from the sample (its rank error)."""
+    if sample_sorted.size >= n:
+        return np.quantile(sample_sorted, _SUMMARY_PROBS)
+    out = np.empty(len(_SUMMARY_PROBS))
+    first = n - top.size  # the rank (0-based, ascending) of top[0]
+    for i, p in enumerate(_SUMMARY_PROBS):
+        pos = p * (n - 1)
+        lo = math.floor(pos)
+        if lo >= first:
+            a = top[lo - first]
+            b = top[min(lo + 1, n - 1) - first]
+            out[i] = a + (pos - lo) * (b - a)
+        else:
+            out[i] = np.quantile(sample_sorted, p)
+    return out
+
+
+def _prepare(
+    n: int,
+    top: np.ndarray,
+    sample_sorted: np.ndarray,
+    total: float,
+    qs: np.ndarray,
+    at_max: int,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """Summary statistics and (when the class is large enough) an own tail fit, from the top
+    ``min(n, K_MAX + 1)`` values (ascending), the sorted sample, the total and the rows at the
+    largest value."""
     summary = {
-        "total": float(x.sum()),
-        "mean": float(x.mean()),
+        "total": total,
+        "mean": total / n,
         "p50": float(qs[0]),
         "p95": float(qs[1]),
         "p99": float(qs[2]),
@@ -305,7 +664,6 @@ def _prepare_quantity(
     # An atom at the very top (many rows at the largest value, e.g. outputs cut at max_tokens)
     # is a hard limit, not a tail: nothing lies beyond it, and a GPD fitted through a point
     # mass would be wrong. The class is then empirical up to that value, the atom kept exact.
-    at_max = int(np.count_nonzero(x == top[-1]))
     capped = at_max < n and at_max >= max(ATOM_SHARE * n, 2.0)  # all rows equal: no limit
     small = candidate_counts(n).size == 0 and not capped
     tail = None if small or capped else fit_tail(top, n, rng)
@@ -558,25 +916,16 @@ def _warn_heavy(cls: str, qf: QuantityFit) -> None:
 
 
 def _copula(
-    columns: dict[str, np.ndarray | None],
-    sample: np.ndarray,
-    present: list[str],
-    rng: np.random.Generator,
+    sample: Mapping[str, np.ndarray], present: list[str]
 ) -> tuple[tuple[str, ...], np.ndarray]:
-    """Gaussian-copula correlation (of normal scores of ranks) between the quantities."""
-    rows = (
-        sample
-        if sample.size <= COPULA_ROWS
-        else np.sort(rng.choice(sample, COPULA_ROWS, replace=False))
-    )
-    m = rows.size
+    """Gaussian-copula correlation (of normal scores of ranks) between the quantities, on the
+    class's first ``COPULA_ROWS`` sampled rows (in log order)."""
+    m = sample[present[0]].size if present else 0
     scores = []
     for q in present:
-        x = columns[q]
-        assert x is not None
-        r = stats.rankdata(x[rows])
+        r = stats.rankdata(sample[q])
         scores.append(special.ndtri((r - 0.5) / m))
-    z = np.vstack(scores)
+    z = np.vstack(scores) if scores else np.zeros((0, 0))
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.corrcoef(z) if m > 2 else np.eye(len(present))
     corr = np.atleast_2d(np.nan_to_num(corr, nan=0.0))
@@ -584,81 +933,238 @@ def _copula(
     return tuple(present), corr
 
 
-def _rates(log: PilotLog, rows: np.ndarray) -> Rates:
-    error_rate = None if log.error is None else float(np.mean(log.error[rows]))
+def _rates(c: ClassSummary, sample: Mapping[str, np.ndarray], spec: SummarySpec) -> Rates:
+    n = c.n
+    error_rate = c.errors / n if spec.has("error") else None
     retry_pmf = retry_mean = retry_share = None
-    if log.retries is not None:
-        r = log.retries[rows]
-        counts = np.bincount(np.minimum(r, RETRY_PMF_MAX), minlength=1)
-        retry_pmf = tuple(float(c) for c in counts / r.size)
-        retry_mean = float(r.mean())
-        if log.cost is not None:
-            cost = log.cost[rows]
-            total = cost.sum()
-            retry_share = float(np.sum(cost * r / (1.0 + r)) / total) if total > 0 else 0.0
+    if spec.has("retries"):
+        used = int(np.flatnonzero(c.retries).max(initial=0)) + 1
+        retry_pmf = tuple(float(v) for v in c.retries[:used] / n)
+        retry_mean = float(VALUES.value(c.sums["retries"])[()]) / n
+        if spec.has_cost:
+            total = float(VALUES.value(c.sums["cost_usd"])[()])
+            share = float(VALUES.value(c.sums["retry_cost"])[()])
+            retry_share = share / total if total > 0 else 0.0
     cold_rate = cold_cost = cold_lat = None
-    if log.cold_start is not None:
-        cold = log.cold_start[rows]
-        n_cold = int(np.count_nonzero(cold))
-        cold_rate = n_cold / cold.size
-        if 0 < n_cold < cold.size:
-            if log.cost is not None:
-                cost_rows = log.cost[rows]
-                cold_sum = float(cost_rows @ cold)  # sums by a dot product: no gathered copies
-                warm_mean = (float(cost_rows.sum()) - cold_sum) / (cold.size - n_cold)
+    if spec.has("cold_start"):
+        n_cold = c.cold
+        cold_rate = n_cold / n
+        if 0 < n_cold < n:
+            if spec.has_cost:
+                total = float(VALUES.value(c.sums["cost_usd"])[()])
+                cold_sum = float(VALUES.value(c.sums["cold_cost"])[()])
+                warm_mean = (total - cold_sum) / (n - n_cold)
                 cold_cost = cold_sum / n_cold / warm_mean if warm_mean > 0 else None
-            if log.latency_ms is not None:
-                lat = log.latency_ms[rows]
-                cold_lat = float(np.median(lat[cold]) - np.median(lat[~cold]))
+            if "cold" in sample:
+                # medians of the sample (every row of a class that fits it)
+                flag = sample["cold"] > 0.5
+                lat = sample["latency_ms"]
+                if flag.any() and not flag.all():
+                    cold_lat = float(np.median(lat[flag]) - np.median(lat[~flag]))
     return Rates(error_rate, retry_pmf, retry_mean, retry_share, cold_rate, cold_cost, cold_lat)
 
 
-def _unit_measure(log: PilotLog, rows: np.ndarray) -> np.ndarray | None:
-    if log.cost is not None:
-        return log.cost[rows]
-    parts = [a[rows] for a in (log.input_tokens, log.output_tokens) if a is not None]
-    return np.sum(parts, axis=0) if parts else None
+def _hours(seconds: float) -> str:
+    h = seconds / 3600.0
+    return f"{h / 24:g} d" if h >= 24 and h % 24 == 0 else f"{h:g} h"
 
 
-def _drift(log: PilotLog, rows: np.ndarray, window_s: float) -> DriftFit:
-    """The class's unit-cost drift, a state-space model on adaptive windows (costsim.drift)."""
-    value = _unit_measure(log, rows)
-    if value is None:
-        return default_drift(window_s, 0.0, "no cost or token column")
-    if log.timestamp is None:
-        return fit_drift(None, value, window_s)
-    start, end = float(log.timestamp.min()), float(log.timestamp.max())
-    return fit_drift(log.timestamp[rows], value, window_s, start=start, end=end)
+class _DriftGrid:
+    """Drift windows from a summary's per-base-window sums.
 
+    The same estimate as `costsim.drift.drift_windows` and `fit_drift` on the class's rows,
+    with windows aligned on the epoch (a window of w seconds holds the arrivals t with
+    floor(t / w) equal; an hour is a clock hour): a window of w = k base windows sums k base
+    windows, so every length the drift tries comes from one pass over the rows.
+    y = log(max(unit cost, floor)), the floor a thousandth of the median positive unit cost
+    (`costsim.summaries.drift_floor`); the rows below it are the smallest kept, or were summed
+    by a second pass (``below``).
+    """
 
-def _drift_common(
-    log: PilotLog, classes: dict[str, ClassFit], rows_of: dict[str, np.ndarray]
-) -> dict[str, float]:
-    """Each class's share of drift common to all classes, on one window grid (the longest
-    window any drifting class needed), where at least two classes drift."""
-    drifting = [n for n, c in classes.items() if c.drift.estimated and c.drift.kind != "none"]
-    if log.timestamp is None or len(drifting) < 2:
-        return {}
-    window = max(classes[n].drift.window_s for n in drifting)
-    start, end = float(log.timestamp.min()), float(log.timestamp.max())
-    series, fits = [], []
-    for name in drifting:
-        value = _unit_measure(log, rows_of[name])
-        assert value is not None
-        s = drift_windows(
-            log.timestamp[rows_of[name]], value, window, adapt=False, start=start, end=end
+    def __init__(
+        self, summary: LogSummary, options: FitOptions, below: Mapping[str, Windows] | None
+    ) -> None:
+        spec = summary.spec
+        self.spec = spec
+        self.window_s = options.drift_window_s
+        self.base_s = base = spec.base_s
+        # longer windows tried: whole multiples of the base
+        self.ladder = tuple(
+            w
+            for w in WINDOW_LADDER_S
+            if w > self.window_s and abs(w / base - round(w / base)) < 1e-9
         )
-        series.append(s)
-        fits.append(fit_state_space(s, (classes[name].drift.kind,)))
-    return dict(zip(drifting, (float(r) for r in common_loadings(fits, series)), strict=True))
+        self.has_time = spec.has_time and math.isfinite(summary.t_min)
+        self.t_min = summary.t_min if self.has_time else None
+        self.t_max = summary.t_max if self.has_time else None
+        # base windows of the first and last arrival (as the rows' are computed)
+        self.g_min = int(summary.t_min // base) if self.has_time else 0
+        self.g_max = int(summary.t_max // base) if self.has_time else 0
+        self.below = below or {}
+        self._sums: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
+
+    def y_sums(
+        self, name: str, c: ClassSummary
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Per base window with requests: rows, and sums of y and y^2 (None: no positive
+        unit cost)."""
+        key = id(c)
+        if key not in self._sums:
+            self._sums[key] = self._y_sums(name, c)
+        return self._sums[key]
+
+    def _y_sums(
+        self, name: str, c: ClassSummary
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        w = c.windows
+        floor = drift_floor(c, self.spec)
+        if int(w.npos.sum()) == 0 or floor is None:
+            return None
+        size = w.ids.size
+        below = self.below.get(name)
+        if below is None:  # every positive unit cost below the floor is among those kept
+            low, low_window, _ = c.smallest_units()
+            sel = low < floor
+            at = np.searchsorted(w.ids, low_window[sel])
+            y = np.log(low[sel])
+            k = np.bincount(at, minlength=size)
+            s1_low = LOGS.sums(y, at, size, nonnegative=False)
+            s2_low = SQUARES.sums(y * y, at, size)
+        else:
+            at = np.searchsorted(w.ids, below.ids)
+            k = np.zeros(size, dtype=np.int64)
+            k[at] = below.n
+            s1_low, s2_low = LOGS.zeros(size), SQUARES.zeros(size)
+            s1_low[:, at] = below.s1
+            s2_low[:, at] = below.s2
+        s1 = LOGS.values(normalise(w.s1 - s1_low))
+        s2 = SQUARES.values(normalise(w.s2 - s2_low))
+        log_floor = math.log(floor)
+        floored = (w.n - w.npos + k).astype(float)
+        return w.n, s1 + floored * log_floor, s2 + floored * log_floor * log_floor
+
+    def series(
+        self,
+        sums: tuple[np.ndarray, np.ndarray, np.ndarray],
+        ids: np.ndarray,
+        window_s: float,
+        adapt: bool,
+    ) -> DriftSeries:
+        """`costsim.drift.drift_windows` on the base windows' sums."""
+        n_b, s1_b, s2_b = sums
+        candidates = [window_s, *(w for w in self.ladder if w > window_s)] if adapt else [window_s]
+
+        def grid(w: float) -> tuple[int, np.ndarray, np.ndarray]:
+            k = round(w / self.base_s)
+            first = self.g_min // k
+            size = self.g_max // k - first + 1
+            idx = ids // k - first
+            return size, idx, np.bincount(idx, weights=n_b, minlength=size).astype(np.int64)
+
+        chosen = grid(candidates[0])
+        chosen_w, first_median = candidates[0], float(np.median(chosen[2]))
+        for w in candidates:
+            g = grid(w)
+            if int(np.sum(g[2] >= MIN_PER_WINDOW)) < MIN_WINDOWS:
+                break  # longer windows only leave fewer
+            chosen, chosen_w = g, w
+            if np.median(g[2]) >= MIN_MEDIAN_COUNT:
+                break
+        size, idx, n = chosen
+        median = float(np.median(n))
+        note = None
+        if chosen_w != candidates[0]:
+            note = (
+                f"windows lengthened from {_hours(candidates[0])} to {_hours(chosen_w)}: a "
+                f"{_hours(candidates[0])} window held a median of {first_median:g} requests "
+                f"({MIN_MEDIAN_COUNT} wanted)"
+            )
+        if median < MIN_MEDIAN_COUNT and adapt and int(np.sum(n >= MIN_PER_WINDOW)) >= MIN_WINDOWS:
+            note = (note + "; " if note else "") + (
+                f"{_hours(chosen_w)} windows hold a median of {median:g} requests "
+                f"({MIN_MEDIAN_COUNT} wanted), but longer ones would leave fewer than "
+                f"{MIN_WINDOWS} in the pilot"
+            )
+        # With y summed per window (S1, S2 over n rows), the centred means and the pooled
+        # within-window variance of costsim.drift.drift_windows:
+        #   m_t = S1_t / n_t - ybar,  s2 = sum_t (S2_t - S1_t^2 / n_t) / (N - #windows)
+        total_n = float(n_b.sum())
+        centre = float(s1_b.sum()) / total_n
+        s1 = np.bincount(idx, weights=s1_b, minlength=size)
+        s2 = np.bincount(idx, weights=s2_b, minlength=size)
+        nonempty = n > 0
+        nn = np.maximum(n, 1)
+        means = np.where(nonempty, s1 / nn - centre, 0.0)
+        df = int(n.sum()) - int(nonempty.sum())
+        m2 = np.where(nonempty, s2 - s1 * s1 / nn, 0.0)
+        within = float(np.sum(m2) / df) if df > 0 else float(s2.sum() / total_n - centre**2)
+        within = max(within, 1e-12)
+        observed = n >= MIN_PER_WINDOW
+        m_obs, n_obs = means[observed], n[observed].astype(float)
+        dispersion = 0.0
+        if n_obs.size:
+            weights = n_obs / n_obs.sum()
+            wmean = float(weights @ m_obs)
+            raw = float(weights @ (m_obs - wmean) ** 2)
+            dispersion = max(raw - within * (n_obs.size - 1) / n_obs.sum(), 0.0)
+        k = round(chosen_w / self.base_s)
+        return DriftSeries(
+            window_s=chosen_w,
+            start=(self.g_min // k) * k * self.base_s,
+            mean=np.where(observed, means + centre, np.nan),
+            count=n,
+            within_var=within,
+            reference=centre,
+            dispersion=dispersion,
+            min_count=MIN_PER_WINDOW,
+            note=note,
+        )
+
+    def fit(self, name: str, c: ClassSummary) -> DriftFit:
+        """The class's unit-cost drift, a state-space model on adaptive windows."""
+        window = self.window_s
+        if "cost_usd" not in self.spec.quantities and "unit" not in self.spec.fields:
+            return default_drift(window, 0.0, "no cost or token column")
+        sums = self.y_sums(name, c)
+        if sums is None:
+            return default_drift(window, 0.0, "no positive unit costs")
+        reference = float(sums[1].sum()) / float(sums[0].sum())
+        if not self.has_time:
+            return default_drift(window, reference, "no timestamps")
+        return fit_state_space(self.series(sums, c.windows.ids, window, adapt=True))
+
+    def hourly(self, c: ClassSummary) -> tuple[float, ...] | None:
+        """The class's hour-of-day profile, for a pilot at least a day long."""
+        if self.t_min is None or self.t_max is None or self.t_max - self.t_min < 86400.0:
+            return None
+        return _phase_profile(c.hours, self.t_min, self.t_max, 86400.0, 24)
+
+    def common(
+        self, classes: dict[str, ClassFit], summaries: dict[str, ClassSummary]
+    ) -> dict[str, float]:
+        """Each class's share of drift common to all classes, on one window grid (the longest
+        window any drifting class needed), where at least two classes drift."""
+        drifting = [n for n, c in classes.items() if c.drift.estimated and c.drift.kind != "none"]
+        if not self.has_time or len(drifting) < 2:
+            return {}
+        window = max(classes[n].drift.window_s for n in drifting)
+        series, fits = [], []
+        for name in drifting:
+            c = summaries[name]
+            sums = self.y_sums(name, c)
+            assert sums is not None
+            s = self.series(sums, c.windows.ids, window, adapt=False)
+            series.append(s)
+            fits.append(fit_state_space(s, (classes[name].drift.kind,)))
+        return dict(zip(drifting, (float(r) for r in common_loadings(fits, series)), strict=True))
 
 
 def _phase_profile(
-    phase: np.ndarray, start: float, end: float, period_s: float, bins: int
+    counts: np.ndarray, start: float, end: float, period_s: float, bins: int
 ) -> tuple[float, ...]:
     """Relative intensity by phase (hour of day, day of week), per unit of time observed,
-    from each request's phase bin (``phase``) and the pilot's span [start, end]."""
-    counts = np.bincount(phase, minlength=bins).astype(float)
+    from the requests per phase bin (``counts``) and the pilot's span [start, end]."""
+    counts = np.asarray(counts, dtype=float)
     step = period_s / bins
     slots = np.arange(math.floor(start / step), math.ceil(end / step))
     exposure = np.bincount((slots % bins).astype(np.int64), minlength=bins).astype(float)
@@ -667,60 +1173,54 @@ def _phase_profile(
     return tuple(float(v) for v in (rate / mean if mean > 0 else np.ones(bins)))
 
 
-def _phases(t: np.ndarray, period_s: float, bins: int) -> np.ndarray:
-    return ((t // (period_s / bins)) % bins).astype(np.int8)
-
-
-def _profile(
-    t: np.ndarray, start: float, end: float, period_s: float, bins: int
-) -> tuple[float, ...]:
-    return _phase_profile(_phases(t, period_s, bins), start, end, period_s, bins)
-
-
-def _hourly_profiles(log: PilotLog) -> Callable[[np.ndarray], tuple[float, ...]] | None:
-    """The hour-of-day profile of any rows of a pilot at least a day long (None otherwise):
-    every request's hour computed once, each class's rows then only counted."""
-    if log.timestamp is None:
-        return None
-    start, end = float(log.timestamp.min()), float(log.timestamp.max())
-    if end - start < 86400.0:
-        return None
-    hours = _phases(log.timestamp, 86400.0, 24)
-    return lambda rows: _phase_profile(hours[rows], start, end, 86400.0, 24)
-
-
-def _traffic(log: PilotLog, notes: list[str]) -> Traffic:
-    n = log.n_rows
-    if log.timestamp is None:
+def _traffic(summary: LogSummary, notes: list[str]) -> Traffic:
+    n = summary.n
+    if not summary.spec.has_time or not math.isfinite(summary.t_min):
         notes.append("no timestamps: no traffic shape, volume rate or drift from the pilot")
         return Traffic(n, None, None, None, None, None, None)
-    start, end = float(log.timestamp.min()), float(log.timestamp.max())
+    start, end = summary.t_min, summary.t_max
     duration = end - start
     rate = n / (duration / 3600.0) if duration > 0 else None
     hourly = weekly = None
     if duration >= 86400.0:
-        hourly = _profile(log.timestamp, start, end, 86400.0, 24)
+        hours = np.sum([c.hours for c in summary.classes.values()], axis=0)
+        hourly = _phase_profile(hours, start, end, 86400.0, 24)
     else:
         notes.append("pilot shorter than a day: no hour-of-day shape (flat assumed)")
-    # Epoch 0 was a Thursday: shift so that bin 0 is Monday.
+    # Epoch 0 was a Thursday: shifted so that bin 0 is Monday.
     if duration >= 7 * 86400.0:
-        weekly = _profile(
-            log.timestamp + 3 * 86400.0, start + 3 * 86400.0, end + 3 * 86400.0, 7 * 86400.0, 7
+        weekly = _phase_profile(
+            summary.weekdays, start + 3 * 86400.0, end + 3 * 86400.0, 7 * 86400.0, 7
         )
     else:
         notes.append("pilot shorter than a week: no day-of-week shape (flat assumed)")
     return Traffic(n, start, end, duration, rate, hourly, weekly)
 
 
-def _concentration(log: PilotLog, classes: dict[str, ClassFit]) -> dict[str, float] | None:
-    if log.cost is None:
-        return None
-    cost = log.cost
-    total = float(cost.sum())
+def _concentration(summary: LogSummary) -> dict[str, float] | None:
+    """Share of the cost from the costliest 1% and 5% of requests: exact while they are among
+    the `CONCENTRATION_TOP` costliest kept (a log of up to 1.3M requests); beyond, from the
+    cost histogram, every request at the geometric centre of its bin of 1/128 octave: within
+    0.3% of the share."""
+    acc = VALUES.zeros()
+    for c in summary.classes.values():
+        acc = acc + c.sums["cost_usd"]
+    total = float(VALUES.value(normalise(acc[:, None]))[0])
     if total <= 0:
         return None
+    n = summary.n
+    top = summary.costliest()
     out: dict[str, float] = {}
     for label, frac in (("top_1pct", 0.01), ("top_5pct", 0.05)):
-        k = max(1, math.ceil(frac * cost.size))
-        out[label] = float(np.partition(cost, cost.size - k)[cost.size - k :].sum() / total)
+        k = max(1, math.ceil(frac * n))
+        if k <= top.size:
+            out[label] = math.fsum(top[:k]) / total
+            continue
+        # the histogram, costliest bins first, each request at its bin's centre
+        counts = summary.conc_count[::-1]
+        sums = (counts * bin_centres()[::-1]).astype(float)
+        cum = np.cumsum(counts)
+        b = int(np.searchsorted(cum, k))  # the bin the k-th costliest request falls in
+        before = int(cum[b - 1]) if b > 0 else 0
+        out[label] = (math.fsum(sums[:b]) + (k - before) * bin_centres()[::-1][b]) / total
     return out

@@ -1,13 +1,17 @@
-"""Reading and validating pilot logs (DESIGN section 1).
+"""Reading and validating pilot logs (DESIGN sections 1 and 7).
 
-One row per request, from a Parquet file, a directory / hive-partitioned Parquet dataset, or CSV.
+One row per request, from a Parquet file, a directory / hive-partitioned Parquet dataset, or CSV,
+on this machine or behind a URI pyarrow's filesystems know (``s3://``, ``gs://``, ``file://``).
 Only the columns costsim needs are read. Every problem becomes a `LogSchemaError` whose message
 is one line naming the file, the column and the rows concerned.
 
-The log is streamed through ``pyarrow.dataset`` in record batches with column projection; each
-batch is converted to numpy and validated at once, so memory stays close to the size of the
-output arrays. Row numbers in messages are 1-based positions in read order (files of a
-directory in sorted path order, rows in file order).
+Every record batch (column projection) is converted to numpy and validated at once
+(`Chunk`). `read_pilot` collects the batches into a `PilotLog` in memory (and refuses, in one
+line, a log that would not fit); `open_log` plans a log for streaming instead: it is cut into
+`ScanItem`s of whole Parquet row groups, each knowing the position of its first row from the
+files' metadata, and an `ItemReader` gives an item's chunks, so that items can be read on any
+worker (`costsim.summaries`). Row numbers in messages are 1-based positions in the whole log
+(files of a directory in sorted path order, rows in file order), however it is read.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -161,6 +166,12 @@ _ERROR_WORDS = frozenset({"error", "failed", "failure", "fail", "timeout"})
 _TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 _TIME_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+# Magnitudes from which a number since the epoch is read in a finer unit than seconds.
+_EPOCH_UNITS = (
+    (1e17, "nanoseconds", 1e9),
+    (1e14, "microseconds", 1e6),
+    (1e11, "milliseconds", 1e3),
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,17 +184,32 @@ class _Source:
     fmt: str  # "Parquet" or "CSV"
     files: tuple[str, ...]  # file paths, sorted
     base: str | None  # the directory, when the source is one
+    filesystem: pa_fs.FileSystem | None = None  # None: the local one (a plain path)
+
+    @property
+    def fs(self) -> pa_fs.FileSystem:
+        return self.filesystem if self.filesystem is not None else pa_fs.LocalFileSystem()
+
+    def parts(self, file: str) -> list[str]:
+        """The file's path below the directory, as a list of names."""
+        if self.base is None:
+            return [file]
+        if self.filesystem is None:
+            return os.path.relpath(file, self.base).split(os.sep)
+        return file[len(self.base.rstrip("/")) + 1 :].split("/")
 
     def label(self, file: str) -> str:
         """How a file of the source is named in messages."""
         if self.base is None:
             return self.src
-        return os.path.relpath(file, self.base).replace(os.sep, "/")
+        return "/".join(self.parts(file))
 
     def path_for_message(self, file: str) -> str:
         if self.base is None:
             return self.src
-        return os.path.join(self.src, self.label(file))
+        if self.filesystem is None:
+            return os.path.join(self.src, self.label(file))
+        return f"{self.src.rstrip('/')}/{self.label(file)}"
 
 
 def _format_of(name: str) -> str | None:
@@ -195,7 +221,14 @@ def _format_of(name: str) -> str | None:
     return None
 
 
+def is_uri(src: str) -> bool:
+    """A path naming a filesystem (``file://``, ``s3://``, ``gs://``, ``hdfs://`` ...)."""
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", src) is not None
+
+
 def _locate(src: str) -> _Source:
+    if is_uri(src):
+        return _locate_uri(src)
     path = Path(src)
     if not path.exists():
         raise _error(f"pilot log not found: {src}")
@@ -222,17 +255,67 @@ def _locate(src: str) -> _Source:
                     found[fmt].append(os.path.join(root, name))
     except OSError as exc:  # pragma: no cover - os.walk swallows most errors
         raise _error(f"cannot read directory {src}: {_first_line(exc)}") from None
+    return _directory(src, found, lambda f: os.path.relpath(f, path).split(os.sep), str(path))
+
+
+def _directory(
+    src: str,
+    found: dict[str, list[str]],
+    parts: Callable[[str], list[str]],
+    base: str,
+    filesystem: pa_fs.FileSystem | None = None,
+) -> _Source:
     if found["Parquet"] and found["CSV"]:
         raise _error(
             f"{src}: directory holds both Parquet and CSV files; keep one format per directory"
         )
     fmt = "Parquet" if found["Parquet"] else "CSV"
-    files = sorted(found[fmt], key=lambda f: os.path.relpath(f, path).split(os.sep))
+    files = sorted(found[fmt], key=parts)
     if not files:
         raise _error(
             f"{src}: no Parquet or CSV files in directory (expected .parquet, .pq or .csv files)"
         )
-    return _Source(src, fmt, tuple(files), str(path))
+    return _Source(src, fmt, tuple(files), base, filesystem)
+
+
+def _locate_uri(src: str) -> _Source:
+    """A file or directory on a pyarrow filesystem (object storage, ``file://`` ...)."""
+    try:
+        fs, root = pa_fs.FileSystem.from_uri(src)
+        info = fs.get_file_info(root)
+    except _ARROW_ERRORS as exc:
+        raise _error(f"cannot open {src}: {_first_line(exc)}") from None
+    if info.type == pa_fs.FileType.NotFound:
+        raise _error(f"pilot log not found: {src}")
+    if info.type == pa_fs.FileType.File:
+        fmt = _format_of(info.base_name)
+        if fmt is None:
+            raise _error(
+                f"{src}: not a Parquet or CSV file "
+                "(expected .parquet, .pq, .csv or a directory of them)"
+            )
+        if info.size == 0:
+            raise _error(f"pilot log {src} has no rows")
+        return _Source(src, fmt, (root,), None, fs)
+    root = root.rstrip("/")
+    try:
+        listing = fs.get_file_info(pa_fs.FileSelector(root, recursive=True))
+    except _ARROW_ERRORS as exc:
+        raise _error(f"cannot read directory {src}: {_first_line(exc)}") from None
+
+    def parts(file: str) -> list[str]:
+        return file[len(root) + 1 :].split("/")
+
+    found: dict[str, list[str]] = {"Parquet": [], "CSV": []}
+    for entry in listing:
+        if entry.type != pa_fs.FileType.File:
+            continue
+        names = parts(entry.path)
+        fmt = _format_of(names[-1])
+        # Hidden and underscore-prefixed entries (_SUCCESS, _metadata, .crc) are not data.
+        if fmt is not None and not any(n.startswith((".", "_")) for n in names):
+            found[fmt].append(entry.path)
+    return _directory(src, found, parts, root, fs)
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:
@@ -309,12 +392,11 @@ def _csv_format(string_columns: Iterable[str] = ()) -> ds.CsvFileFormat:
 def _partition_keys(source: _Source, file: str) -> list[str]:
     if source.base is None:
         return []
-    parts = os.path.relpath(file, source.base).split(os.sep)[:-1]
-    return [p.split("=", 1)[0] for p in parts if "=" in p]
+    return [p.split("=", 1)[0] for p in source.parts(file)[:-1] if "=" in p]
 
 
 def _plan(source: _Source, cmap: ColumnMap) -> _Plan:
-    fs = pa_fs.LocalFileSystem()
+    fs = source.fs
     probe = ds.ParquetFileFormat() if source.fmt == "Parquet" else _csv_format()
     schemas: list[pa.Schema] = []
     for file in source.files:
@@ -476,6 +558,7 @@ def _scan(source: _Source, plan: _Plan) -> tuple[int | None, Iterator[pa.RecordB
             format=fmt,
             partitioning=plan.partitioning,
             partition_base_dir=source.base,
+            filesystem=source.fs,
         )
         total = dataset.count_rows() if source.fmt == "Parquet" else None
         scanner = dataset.scanner(
@@ -733,19 +816,26 @@ class _ClassCodes:
         empty = codes < 0
         return codes, [("empty", empty, [])] if empty.any() else []
 
+    def labels(self) -> list[str]:
+        """The labels seen so far, by code."""
+        return list(self.codes)  # dicts keep insertion order: label of code i is the i-th
+
 
 class _Timestamps:
-    """Arrival times to epoch seconds. Numeric values are scaled once all rows are read."""
+    """Arrival times to epoch seconds.
+
+    Numbers are epoch seconds, or milliseconds, microseconds or nanoseconds since the epoch when
+    their magnitude says so (at least 1e11, 1e14, 1e17: a number of seconds that large would lie
+    thousands of years ahead). The unit is read from each value, so the result does not depend
+    on how the log is cut into batches, files or workers.
+    """
 
     def __init__(self) -> None:
-        self.numeric_pieces: list[int] = []  # indices of pieces holding raw numbers
         self.naive = False
-        self.pieces = 0
+        self.units: dict[str, int] = {}  # unit name -> rows converted from it
         self.string_target: pa.DataType | None = None  # the cast that parsed the last strings
 
     def convert(self, arr: pa.Array) -> tuple[np.ndarray, list[_Problem]]:
-        piece = self.pieces
-        self.pieces += 1
         if pa.types.is_dictionary(arr.type):
             arr = arr.dictionary_decode()
         t = arr.type
@@ -753,11 +843,43 @@ class _Timestamps:
         if pa.types.is_timestamp(t) or pa.types.is_date(t):
             seconds, missing = self._from_temporal(arr)
         elif _is_stringlike(t):
-            seconds, missing, problems = self._from_strings(arr, piece)
+            seconds, missing, problems = self._from_strings(arr)
         else:
             seconds, missing, problems = _to_numbers(arr)
-            self.numeric_pieces.append(piece)
+            seconds = self._scale(seconds)
         return seconds, _check_range(seconds, missing, problems, allow_negative=True, largest=None)
+
+    def _scale(self, values: np.ndarray) -> np.ndarray:
+        """Numbers since the epoch in seconds, each by its magnitude."""
+        values = np.asarray(values, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            magnitude = np.abs(values)
+            if not np.nanmax(magnitude, initial=0.0) >= _EPOCH_UNITS[-1][0]:
+                return values
+            divisor = np.ones(values.shape[0])
+            for threshold, unit, factor in _EPOCH_UNITS:
+                at = (magnitude >= threshold) & (divisor == 1.0) & np.isfinite(magnitude)
+                count = int(np.count_nonzero(at))
+                if count:
+                    divisor[at] = factor
+                    self.units[unit] = self.units.get(unit, 0) + count
+        return values / divisor
+
+    def merge(self, other: _Timestamps) -> None:
+        self.naive = self.naive or other.naive
+        for unit, count in other.units.items():
+            self.units[unit] = self.units.get(unit, 0) + count
+
+    def notes(self, column: str) -> list[str]:
+        notes: list[str] = []
+        if self.naive:
+            notes.append(f"{column}: no time zone given; read as UTC")
+        for _, unit, _ in reversed(_EPOCH_UNITS):
+            if unit in self.units:
+                notes.append(
+                    f"{column}: numbers look like {unit} since the epoch; converted to seconds"
+                )
+        return notes
 
     def _from_temporal(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
         t = arr.type
@@ -776,9 +898,7 @@ class _Timestamps:
             seconds = seconds / scale
         return seconds, _null_mask(arr)
 
-    def _from_strings(
-        self, arr: pa.Array, piece: int
-    ) -> tuple[np.ndarray, np.ndarray | None, list[_Problem]]:
+    def _from_strings(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray | None, list[_Problem]]:
         # A failed cast costs as much as a successful one: try first what worked last time.
         targets = [pa.float64(), pa.timestamp("ns"), pa.timestamp("ns", tz="UTC")]
         if self.string_target is not None:
@@ -791,9 +911,8 @@ class _Timestamps:
                 continue
             self.string_target = target
             if target == pa.float64():
-                self.numeric_pieces.append(piece)
                 values = np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64)
-                return values, _null_mask(parsed), []
+                return self._scale(values), _null_mask(parsed), []
             seconds, missing = self._from_temporal(parsed)
             return seconds, missing, []
         return self._from_mixed_strings(arr)
@@ -829,37 +948,9 @@ class _Timestamps:
             problems.append(("not an ISO 8601 date/time", bad, _examples(text, bad)))
         return seconds, (missing if missing.any() else None), problems
 
-    def finish(self, values: np.ndarray, spans: list[tuple[int, int]], column: str) -> list[str]:
-        """Scale the numeric spans of ``values`` to seconds in place; return notes."""
-        notes: list[str] = []
-        if self.naive:
-            notes.append(f"{column}: no time zone given; read as UTC")
-        numeric = [spans[i] for i in self.numeric_pieces]
-        if not numeric:
-            return notes
-        step = max(1, sum(n for _, n in numeric) // 100_000)
-        sample = np.concatenate([values[a : a + n : step] for a, n in numeric])
-        sample = np.abs(sample[np.isfinite(sample)])
-        if sample.size == 0:
-            return notes
-        magnitude = float(np.median(sample))
-        for threshold, unit, divisor in (
-            (1e17, "nanoseconds", 1e9),
-            (1e14, "microseconds", 1e6),
-            (1e11, "milliseconds", 1e3),
-        ):
-            if magnitude >= threshold:
-                for a, n in numeric:
-                    values[a : a + n] /= divisor
-                notes.append(
-                    f"{column}: numbers look like {unit} since the epoch; converted to seconds"
-                )
-                break
-        return notes
-
 
 # --------------------------------------------------------------------------------------------
-# Collecting batches.
+# Converting and collecting batches.
 
 
 @dataclass
@@ -868,32 +959,34 @@ class _Issue:
     rows: list[int] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
 
+    def extend(self, later: _Issue) -> None:
+        """Add the problems of rows that come after this issue's."""
+        self.count += later.count
+        self.rows.extend(later.rows[: _MAX_ROWS_SHOWN - len(self.rows)])
+        for example in later.examples:
+            if len(self.examples) < _MAX_EXAMPLES and example not in self.examples:
+                self.examples.append(example)
+
 
 @dataclass
-class _Column:
-    """One column being read: values written batch by batch, and the problems found."""
+class Issues:
+    """The problems found in a log's rows: per column (role) and reason, how many rows, the
+    first few 1-based row numbers and a few offending values. Mergeable: the issues of a
+    later part of the log `extend` those of an earlier one."""
 
-    role: _Role
-    name: str
-    convert: Callable[[pa.Array], tuple[np.ndarray, list[_Problem]]]
-    total: int | None  # rows to expect, when known up front: values go straight into `out`
-    out: np.ndarray | None = None
-    pieces: list[np.ndarray] = field(default_factory=list)
-    spans: list[tuple[int, int]] = field(default_factory=list)  # (offset, rows) per batch
-    bad: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (offset, mask)
-    issues: dict[str, _Issue] = field(default_factory=dict)
+    by_role: dict[str, tuple[str, dict[str, _Issue]]] = field(default_factory=dict)
 
-    def add(self, arr: pa.Array, offset: int) -> None:
-        values, problems = self.convert(arr)
-        n = values.shape[0]
-        self._store(values, offset)
-        self.spans.append((offset, n))
+    def add(
+        self, role: _Role, column: str, problems: list[_Problem], offset: int
+    ) -> np.ndarray | None:
+        """Record one batch's problems of a column (``offset``: 0-based position of its first
+        row); returns the mask of its rows with any problem (None: none)."""
         bad: np.ndarray | None = None
         for reason, mask, examples in problems:
             count = int(np.count_nonzero(mask))
             if count == 0:
                 continue
-            issue = self.issues.setdefault(reason, _Issue())
+            issue = self.by_role.setdefault(role.attr, (column, {}))[1].setdefault(reason, _Issue())
             issue.count += count
             room = _MAX_ROWS_SHOWN - len(issue.rows)
             if room > 0:
@@ -902,10 +995,78 @@ class _Column:
                 if len(issue.examples) < _MAX_EXAMPLES and example not in issue.examples:
                     issue.examples.append(example)
             bad = mask.copy() if bad is None else (bad | mask)
-        if bad is not None:
-            self.bad.append((offset, bad))
+        return bad
 
-    def _store(self, values: np.ndarray, offset: int) -> None:
+    def extend(self, later: Issues) -> None:
+        for attr, (column, reasons) in later.by_role.items():
+            mine = self.by_role.setdefault(attr, (column, {}))[1]
+            for reason, issue in reasons.items():
+                mine.setdefault(reason, _Issue()).extend(issue)
+
+    def missing(self, role: _Role) -> int:
+        """Rows where the role's column is missing."""
+        entry = self.by_role.get(role.attr)
+        issue = entry[1].get("missing") if entry is not None else None
+        return 0 if issue is None else issue.count
+
+    def listed(self, roles: Iterable[_Role]) -> list[tuple[str, _Issue]]:
+        """``("<column> <reason>", issue)`` of the given roles, in their order."""
+        out: list[tuple[str, _Issue]] = []
+        for role in roles:
+            entry = self.by_role.get(role.attr)
+            if entry is not None:
+                out.extend((f"{entry[0]} {reason}", issue) for reason, issue in entry[1].items())
+        return out
+
+
+@dataclass
+class Chunk:
+    """One record batch converted and checked: per role, the column read, its values (numpy,
+    of the role's dtype) and the problems found. ``offset`` is the 0-based position of the
+    batch's first row in the whole log; class codes index ``labels``."""
+
+    offset: int
+    rows: int
+    columns: list[tuple[_Role, str, np.ndarray, list[_Problem]]]
+    labels: list[str]
+
+
+class _Reader:
+    """Converts the record batches of one scan (a log, or a part of it), in order."""
+
+    def __init__(self, plan: _Plan) -> None:
+        self.roles = plan.roles
+        self.classes = _ClassCodes()
+        self.times = _Timestamps()
+        self.converters: dict[str, Callable[[pa.Array], tuple[np.ndarray, list[_Problem]]]] = {
+            _CLASS: self.classes.convert,
+            _NUMBER: _convert_number,
+            _COUNT: _convert_count,
+            _TIME: self.times.convert,
+            _STATUS: _convert_status,
+            _FLAG: _convert_flag,
+        }
+
+    def convert(self, batch: pa.RecordBatch, offset: int) -> Chunk:
+        columns = []
+        for role, name in self.roles:
+            values, problems = self.converters[role.kind](batch.column(name))
+            columns.append((role, name, values, problems))
+        return Chunk(offset, batch.num_rows, columns, self.classes.labels())
+
+
+@dataclass
+class _Column:
+    """One column being read into memory: values written batch by batch, and its bad rows."""
+
+    role: _Role
+    name: str
+    total: int | None  # rows to expect, when known up front: values go straight into `out`
+    out: np.ndarray | None = None
+    pieces: list[np.ndarray] = field(default_factory=list)
+    bad: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (offset, mask)
+
+    def store(self, values: np.ndarray, offset: int) -> None:
         n = values.shape[0]
         if self.total is not None and self.out is None:
             self.out = np.empty(self.total, dtype=_DTYPES[self.role.kind])
@@ -927,10 +1088,6 @@ class _Column:
         self.out, self.pieces = None, []
         return out
 
-    def all_missing(self, rows: int) -> bool:
-        missing = self.issues.get("missing")
-        return missing is not None and missing.count == rows
-
 
 def _describe(issues: list[tuple[str, _Issue]]) -> str:
     parts = []
@@ -947,6 +1104,77 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def empty_columns(
+    roles: Iterable[tuple[_Role, str]], missing: Callable[[_Role], int], rows: int
+) -> list[tuple[_Role, str]]:
+    """The optional columns empty in every row, which are treated as absent: every column but
+    the class, as long as a cost or token column is left that is not empty."""
+    roles = list(roles)
+    empty = [(r, n) for r, n in roles if r.kind != _CLASS and missing(r) == rows]
+    usable_cost = [r for r, _ in roles if r.attr in _COST_ROLES and missing(r) != rows]
+    return empty if usable_cost else []
+
+
+def invalid_rows(
+    src: str, rows: int, n_invalid: int, issues: list[tuple[str, _Issue]], drop_invalid: bool
+) -> tuple[DroppedRows, ...]:
+    """What becomes of a log with ``n_invalid`` invalid rows: the one-line error, or (with
+    ``drop_invalid``) the rows dropped by reason."""
+    if n_invalid == 0:
+        return ()
+    if n_invalid == rows:
+        raise _error(f"{src}: all {_plural(rows, 'row')} are invalid: {_describe(issues)}")
+    if not drop_invalid:
+        raise _error(
+            f"{src}: {_plural(n_invalid, 'invalid row')}: {_describe(issues)}; "
+            "fix them or pass --drop-invalid"
+        )
+    return tuple(DroppedRows(reason, issue.count, tuple(issue.rows)) for reason, issue in issues)
+
+
+# --------------------------------------------------------------------------------------------
+# Memory: a log read whole must fit.
+
+#: bytes a row of a log read into memory takes at its peak, per byte of its columns' values
+#: (the values, the rows kept after dropping, the fit's per-class copies)
+_MEMORY_FACTOR = 2.5
+
+
+def _memory_available() -> int | None:
+    """Bytes this process may still allocate: the system's available memory, and the cgroup's
+    limit where one is set (None when neither can be read)."""
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as fh:
+            limit = fh.read().strip()
+        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as fh:
+            used = int(fh.read().strip())
+        if limit != "max":
+            found.append(max(int(limit) - used, 0))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def _check_memory(src: str, rows: int, plan: _Plan) -> None:
+    per_row = sum(_DTYPES[role.kind].itemsize for role, _ in plan.roles) * _MEMORY_FACTOR
+    need = rows * per_row
+    available = _memory_available()
+    if available is not None and need > available:
+        raise _error(
+            f"{src}: {rows:,} rows need about {need / 2**30:.1f} GiB to read into memory, more "
+            f"than the {available / 2**30:.1f} GiB available; `costsim fit` streams a log of "
+            "any size, reading it whole does not (use a part of the log, or more memory)"
+        )
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -957,39 +1185,61 @@ def read_pilot(
     drop_invalid: bool = False,
     progress: Progress | None = None,
 ) -> PilotLog:
-    """Read and validate a pilot log. Raises `LogSchemaError` on any bad input.
+    """Read and validate a pilot log into memory. Raises `LogSchemaError` on any bad input.
 
     ``path`` is a Parquet file (``.parquet``, ``.pq``), a CSV file (``.csv``, ``.csv.gz``) or a
-    directory of either, possibly hive-partitioned (``query_class=agent/part-0.parquet``).
+    directory of either, possibly hive-partitioned (``query_class=agent/part-0.parquet``), on
+    this machine or behind a URI pyarrow knows (``file://``, ``s3://``, ``gs://`` ...).
     Only the columns named in ``columns`` are read. Rows with missing, NaN, infinite, negative
     or otherwise impossible values are reported with their 1-based row numbers; with
     ``drop_invalid`` they are dropped and listed in ``PilotLog.dropped`` instead. A column
-    name set to ``""`` is not read. Input files are never modified.
+    name set to ``""`` is not read. Input files are never modified. A log that would not fit in
+    the memory available is refused with a `LogSchemaError` before it is read (`costsim.fit`'s
+    `fit_source` streams logs of any size).
     """
     cmap = columns if columns is not None else ColumnMap()
     src = str(path)
     source = _locate(src)
     plan = _plan(source, cmap)
-
-    classes = _ClassCodes()
-    times = _Timestamps()
-    converters: dict[str, Callable[[pa.Array], tuple[np.ndarray, list[_Problem]]]] = {
-        _CLASS: classes.convert,
-        _NUMBER: _convert_number,
-        _COUNT: _convert_count,
-        _TIME: times.convert,
-        _STATUS: _convert_status,
-        _FLAG: _convert_flag,
-    }
     total, batches = _scan(source, plan)
-    collected = [_Column(role, name, converters[role.kind], total) for role, name in plan.roles]
+    if total is not None:
+        _check_memory(src, total, plan)
+    try:
+        return _read_whole(src, cmap, plan, total, batches, drop_invalid, progress)
+    except MemoryError:
+        raise _error(
+            f"{src}: not enough memory to read the log whole; `costsim fit` streams a log of "
+            "any size, reading it whole does not (use a part of the log, or more memory)"
+        ) from None
+
+
+def _read_whole(
+    src: str,
+    cmap: ColumnMap,
+    plan: _Plan,
+    total: int | None,
+    batches: Iterator[pa.RecordBatch],
+    drop_invalid: bool,
+    progress: Progress | None,
+) -> PilotLog:
+    reader = _Reader(plan)
+    collected = [_Column(role, name, total) for role, name in plan.roles]
+    issues = Issues()
     rows = 0
+    checked = 0
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        for column in collected:
-            column.add(batch.column(column.name), rows)
+        chunk = reader.convert(batch, rows)
+        for column, (role, name, values, problems) in zip(collected, chunk.columns, strict=True):
+            column.store(values, rows)
+            bad = issues.add(role, name, problems, rows)
+            if bad is not None:
+                column.bad.append((rows, bad))
         rows += batch.num_rows
+        if total is None and rows >= 2 * checked + _BATCH_ROWS:  # CSV: rows not known ahead
+            _check_memory(src, rows, plan)
+            checked = rows
         if progress is not None:
             progress("reading rows", rows, total)
     if rows == 0:
@@ -997,10 +1247,10 @@ def read_pilot(
 
     notes = list(plan.notes)
     # An optional column that is empty in every row is treated as absent.
-    usable_cost = [c for c in collected if c.role.attr in _COST_ROLES and not c.all_missing(rows)]
+    empty = {r.attr for r, _ in empty_columns(plan.roles, issues.missing, rows)}
     kept: list[_Column] = []
     for column in collected:
-        if column.role.kind != _CLASS and column.all_missing(rows) and usable_cost:
+        if column.role.attr in empty:
             notes.append(f"column '{column.name}' is empty in every row; ignored")
         else:
             kept.append(column)
@@ -1011,29 +1261,17 @@ def read_pilot(
             if invalid is None:
                 invalid = np.zeros(rows, dtype=bool)
             invalid[offset : offset + mask.shape[0]] |= mask
-    issues = [(f"{c.name} {reason}", issue) for c in kept for reason, issue in c.issues.items()]
-    keep: np.ndarray | None = None
-    dropped: tuple[DroppedRows, ...] = ()
-    if invalid is not None:
-        n_invalid = int(np.count_nonzero(invalid))
-        if n_invalid == rows:
-            raise _error(f"{src}: all {_plural(rows, 'row')} are invalid: {_describe(issues)}")
-        if not drop_invalid:
-            raise _error(
-                f"{src}: {_plural(n_invalid, 'invalid row')}: {_describe(issues)}; "
-                "fix them or pass --drop-invalid"
-            )
-        keep = ~invalid
-        dropped = tuple(
-            DroppedRows(reason, issue.count, tuple(issue.rows)) for reason, issue in issues
-        )
+    listed = issues.listed(c.role for c in kept)
+    n_invalid = 0 if invalid is None else int(np.count_nonzero(invalid))
+    dropped = invalid_rows(src, rows, n_invalid, listed, drop_invalid)
+    keep = None if invalid is None else ~invalid
 
     outputs: dict[str, np.ndarray] = {}
     class_codes: np.ndarray | None = None
     for column in kept:
         values = column.values(rows)
         if column.role.kind == _TIME:
-            notes.extend(times.finish(values, column.spans, column.name))
+            notes.extend(reader.times.notes(column.name))
         if keep is not None:
             values = values[keep]
         if column.role.kind == _CLASS:
@@ -1042,12 +1280,13 @@ def read_pilot(
         outputs[column.role.output] = values
     assert class_codes is not None  # the class column is always read
 
-    labels = sorted(classes.codes, key=classes.codes.__getitem__)
+    codes = reader.classes.codes
+    labels = sorted(codes, key=codes.__getitem__)
     counts = np.bincount(class_codes, minlength=len(labels))
     present = sorted(label for label, n in zip(labels, counts, strict=True) if n > 0)
     lut = np.full(max(len(labels), 1), -1, dtype=np.int32)
     for final, label in enumerate(present):
-        lut[classes.codes[label]] = final
+        lut[codes[label]] = final
     class_index = lut[class_codes]
 
     return PilotLog(
@@ -1071,6 +1310,234 @@ def read_pilot(
     )
 
 
+# --------------------------------------------------------------------------------------------
+# Streaming: a log cut into items of whole row groups, each read on its own.
+
+#: rows an item of a streamed log holds at least (whole Parquet row groups, small files packed
+#: together; a CSV log is one item). The cut does not change any result, only how work spreads.
+ITEM_ROWS = 1 << 20
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # a hive partition value that stands for null
+
+
+@dataclass(frozen=True)
+class ScanItem:
+    """A part of a log read on its own: whole row groups of one or more files, in log order.
+    ``offset`` is the 0-based position of its first row in the log; ``rows`` None when not
+    known before reading (CSV)."""
+
+    index: int
+    offset: int
+    rows: int | None
+    pieces: tuple[tuple[str, tuple[int, ...] | None], ...]  # (file, row groups; None: all)
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """A located and planned pilot log, cut into items; what a worker needs to read its item
+    (picklable: it travels to a Dask cluster)."""
+
+    src: str
+    columns: ColumnMap
+    source: _Source
+    plan: _Plan
+    items: tuple[ScanItem, ...]
+    total: int | None  # rows, when the metadata says (Parquet)
+
+    @property
+    def roles(self) -> tuple[tuple[_Role, str], ...]:
+        return self.plan.roles
+
+
+def open_log(
+    path: str | Path, columns: ColumnMap | None = None, *, ignore: Iterable[str] = ()
+) -> LogSource:
+    """Locate and plan a pilot log for streaming, without reading its rows.
+
+    Parquet logs are cut into items of whole row groups (`ITEM_ROWS`); their row counts come
+    from the files' metadata, so every item knows the position of its rows in the log. An
+    optional column whose metadata says it is null in every row is left out now (with the note
+    `read_pilot` would give); so are the columns named in ``ignore`` (role names of
+    `ColumnMap`, found empty in every row by an earlier pass).
+    """
+    cmap = columns if columns is not None else ColumnMap()
+    src = str(path)
+    source = _locate(src)
+    plan = _plan(source, cmap)
+    if source.fmt == "CSV":
+        whole = ScanItem(0, 0, None, tuple((f, None) for f in source.files))
+        return LogSource(src, cmap, source, _without(plan, set(ignore)), (whole,), None)
+    groups, null_counts = _row_groups(source, plan)
+    total = sum(n for _, _, n in groups)
+    empty = set(ignore)
+    if total > 0:
+        empty |= {
+            r.attr
+            for r, _ in empty_columns(plan.roles, lambda r: null_counts.get(r.attr, -1), total)
+        }
+    items: list[ScanItem] = []
+    pieces: list[tuple[str, list[int]]] = []
+    offset = rows = 0
+    for file, group, n in groups:
+        if n == 0:
+            continue
+        if pieces and pieces[-1][0] == file:
+            pieces[-1][1].append(group)
+        else:
+            pieces.append((file, [group]))
+        rows += n
+        if rows >= ITEM_ROWS:
+            items.append(_item(len(items), offset, rows, pieces))
+            offset, rows, pieces = offset + rows, 0, []
+    if pieces:
+        items.append(_item(len(items), offset, rows, pieces))
+    return LogSource(src, cmap, source, _without(plan, empty), tuple(items), total)
+
+
+def _item(index: int, offset: int, rows: int, pieces: list[tuple[str, list[int]]]) -> ScanItem:
+    return ScanItem(index, offset, rows, tuple((f, tuple(g)) for f, g in pieces))
+
+
+def _row_groups(source: _Source, plan: _Plan) -> tuple[list[tuple[str, int, int]], dict[str, int]]:
+    """(file, row group, rows) of every row group in log order, and per role the rows its
+    column is null in by the metadata (absent where the metadata does not say)."""
+    fs = source.fs
+    groups: list[tuple[str, int, int]] = []
+    nulls: dict[str, int] = {}
+    unknown: set[str] = set()
+    partition = set(plan.partitioning.schema.names) if plan.partitioning is not None else set()
+    for file in source.files:
+        try:
+            meta = pq.ParquetFile(file, filesystem=fs).metadata
+        except _ARROW_ERRORS as exc:
+            raise _error(
+                f"cannot read {source.path_for_message(file)} as Parquet: {_first_line(exc)}"
+            ) from None
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            groups.append((file, g, rg.num_rows))
+            by_name = {rg.column(j).path_in_schema: rg.column(j) for j in range(rg.num_columns)}
+            for role, name in plan.roles:
+                if name in partition or role.attr in unknown:
+                    unknown.add(role.attr)
+                    continue
+                stats = by_name[name].statistics if name in by_name else None
+                if stats is None or not stats.has_null_count:
+                    unknown.add(role.attr)
+                    continue
+                nulls[role.attr] = nulls.get(role.attr, 0) + stats.null_count
+    return groups, {k: v for k, v in nulls.items() if k not in unknown}
+
+
+def _without(plan: _Plan, attrs: set[str]) -> _Plan:
+    """The plan without the roles ``attrs`` (columns empty in every row), with their notes."""
+    if not attrs:
+        return plan
+    roles = tuple((r, n) for r, n in plan.roles if r.attr not in attrs or r.kind == _CLASS)
+    notes = [
+        f"column '{n}' is empty in every row; ignored" for r, n in plan.roles if (r, n) not in roles
+    ]
+    used = {n for _, n in roles}
+    schema = pa.schema([f for f in plan.schema if f.name in used])
+    partitioning = plan.partitioning
+    if partitioning is not None:
+        keys = [k for k in partitioning.schema.names if k in used]
+        partitioning = (
+            ds.HivePartitioning(pa.schema([(k, pa.string()) for k in keys])) if keys else None
+        )
+    dictionary = tuple(c for c in plan.dictionary_columns if c in used)
+    return _Plan(roles, schema, partitioning, dictionary, (*plan.notes, *notes))
+
+
+class ItemReader:
+    """The chunks of one item of a streamed log, converted and checked, in order; afterwards
+    ``times`` holds what was learnt of the timestamps (for the notes)."""
+
+    def __init__(self, log: LogSource, item: ScanItem) -> None:
+        self.log = log
+        self.item = item
+        self.reader = _Reader(log.plan)
+
+    @property
+    def times(self) -> _Timestamps:
+        return self.reader.times
+
+    def __iter__(self) -> Iterator[Chunk]:
+        offset = self.item.offset
+        for batch in self._batches():
+            if batch.num_rows == 0:
+                continue
+            yield self.reader.convert(batch, offset)
+            offset += batch.num_rows
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        source, plan = self.log.source, self.log.plan
+        if source.fmt == "CSV":
+            yield from _scan(source, plan)[1]
+            return
+        for file, groups in self.item.pieces:
+            try:
+                yield from _parquet_batches(source, plan, file, groups)
+            except _ARROW_ERRORS as exc:
+                raise _error(
+                    f"cannot read {source.path_for_message(file)} as {source.fmt}: "
+                    f"{_first_line(exc)}"
+                ) from None
+
+
+def _parquet_batches(
+    source: _Source, plan: _Plan, file: str, groups: tuple[int, ...] | None
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of row groups of one Parquet file, in the plan's schema.
+
+    A `pyarrow.parquet.ParquetFile` decodes batch by batch (a dataset scanner materialises
+    whole row groups: twice the memory); columns whose type differs from the plan's are cast
+    as the dataset would, hive partition values (URI-decoded, ``__HIVE_DEFAULT_PARTITION__``
+    null) are added as constant columns."""
+    partition = {}
+    if plan.partitioning is not None:
+        wanted = set(plan.partitioning.schema.names)
+        for segment in source.parts(file)[:-1]:
+            key, sep, value = segment.partition("=")
+            if sep and key in wanted:
+                partition[key] = None if value == _HIVE_NULL else urllib.parse.unquote(value)
+    reader = pq.ParquetFile(
+        file,
+        filesystem=source.fs,
+        read_dictionary=list(plan.dictionary_columns),
+        buffer_size=1 << 20,
+        pre_buffer=True,
+    )
+    in_file = [f.name for f in plan.schema if f.name not in partition]
+    for batch in reader.iter_batches(
+        batch_size=_BATCH_ROWS,
+        row_groups=list(groups) if groups is not None else None,
+        columns=in_file,
+        use_threads=True,
+    ):
+        arrays = []
+        for f in plan.schema:
+            if f.name in partition:
+                arrays.append(pa.array([partition[f.name]] * batch.num_rows, f.type))
+                continue
+            column = batch.column(f.name)
+            arrays.append(column if column.type == f.type else column.cast(f.type))
+        yield pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
+
+
+def export_table(source: Any) -> tuple[pa.Table, ColumnMap]:
+    """The internal table a reader made of a tool's export (`costsim.sources`), ready to be
+    read as a pilot log, and its columns: calls per query only where a query is a trace."""
+    table: pa.Table = source.table
+    if "cached_input_tokens" in table.column_names and "input_tokens" in table.column_names:
+        # an export that does not mention cached tokens for a call cached none of them
+        cached, inp = table["cached_input_tokens"], table["input_tokens"]
+        filled = pc.if_else(pc.and_(pc.is_null(cached), pc.is_valid(inp)), 0.0, cached)
+        table = table.set_column(
+            table.column_names.index("cached_input_tokens"), "cached_input_tokens", filled
+        )
+    return table, ColumnMap(calls="calls" if source.unit == "trace" else "")
+
+
 def read_export(
     source: Any,
     path: str | Path,
@@ -1084,15 +1551,7 @@ def read_export(
     The table goes through a temporary Parquet file (one validation path for every input);
     calls per query are kept only where a query is a trace.
     """
-    table: pa.Table = source.table
-    if "cached_input_tokens" in table.column_names and "input_tokens" in table.column_names:
-        # an export that does not mention cached tokens for a call cached none of them
-        cached, inp = table["cached_input_tokens"], table["input_tokens"]
-        filled = pc.if_else(pc.and_(pc.is_null(cached), pc.is_valid(inp)), 0.0, cached)
-        table = table.set_column(
-            table.column_names.index("cached_input_tokens"), "cached_input_tokens", filled
-        )
-    cmap = ColumnMap(calls="calls" if source.unit == "trace" else "")
+    table, cmap = export_table(source)
     src = str(path)
     with tempfile.TemporaryDirectory(prefix="costsim-") as tmp:
         part = os.path.join(tmp, "export.parquet")

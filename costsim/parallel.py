@@ -13,10 +13,12 @@ work, so that it neither competes with the workers nor changes how a product is 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
+from itertools import islice
 from typing import Any, TypeVar
 
 S = TypeVar("S")
@@ -85,13 +87,18 @@ def _pinned(results: Callable[[], Iterator[R]]) -> Iterator[R]:
 
 
 def _thread_map(fn: Callable[[S, T], R], work: Sequence[T], shared: S, n: int) -> Iterator[R]:
+    """At most ``2 n`` items under way or waiting to be taken: memory stays bounded however
+    many items there are."""
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="costsim") as pool:
-        futures = [pool.submit(fn, shared, item) for item in work]
+        rest = iter(work)
+        ahead = deque(pool.submit(fn, shared, item) for item in islice(rest, 2 * n))
         try:
-            for future in futures:
-                yield future.result()
+            while ahead:
+                result = ahead.popleft().result()
+                ahead.extend(pool.submit(fn, shared, item) for item in islice(rest, 1))
+                yield result
         finally:
-            for future in futures:
+            for future in ahead:
                 future.cancel()
 
 
@@ -131,11 +138,13 @@ def _dask_map(client: Any, fn: Callable[[S, T], R], work: Sequence[T], shared: S
     if not work:
         return
     [shared_future] = client.scatter([shared], broadcast=True, hash=False)
-    futures = client.map(
+    futures: list[Any] = client.map(
         _on_worker, [fn] * len(work), [shared_future] * len(work), work, pure=False
     )
     try:
-        for future in futures:
-            yield future.result()
+        for i, future in enumerate(futures):
+            result = future.result()
+            futures[i] = None  # taken: the cluster may forget it
+            yield result
     finally:
-        client.cancel([*futures, shared_future])
+        client.cancel([f for f in futures if f is not None] + [shared_future])
