@@ -1,5 +1,6 @@
 """The same bytes on a Dask cluster as on one core (DESIGN section 7): a `LocalCluster` of two
-worker processes runs the forecast's chunks of trials, and the JSON is compared byte for byte."""
+worker processes runs the forecast's chunks of trials and the fit's parts of a pilot, and the
+forecast JSON and the model file are compared byte for byte."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
+from costsim.fit import fit_source
 from costsim.forecast import run_forecast
-from costsim.modelfile import load_model
+from costsim.modelfile import load_model, model_to_json
 from costsim.parallel import SERIAL, Parallel, ParallelError
 from costsim.report import forecast_to_json
 from costsim.scenario import load_scenario
@@ -39,6 +42,20 @@ def test_a_forecast_on_a_local_cluster_is_the_same_bytes_as_on_one_core(schedule
     on_cluster = Parallel.from_options(None, scheduler)
     assert on_cluster.scheduler == scheduler
     assert _forecast(on_cluster) == _forecast(SERIAL)
+
+
+@pytest.mark.filterwarnings("ignore::costsim.errors.HeavyTailWarning")  # the bundled pilot's
+def test_a_fit_on_a_local_cluster_is_the_same_model_file_as_on_one_core(
+    scheduler: str, tmp_path: Path
+) -> None:
+    table = pq.read_table(ROOT / "scenarios" / "pilot.parquet")
+    parts = tmp_path / "pilot"
+    parts.mkdir()
+    for i, first in enumerate(range(0, table.num_rows, 20_000)):  # three files of the same log
+        pq.write_table(table.slice(first, 20_000), parts / f"part-{i}.parquet")
+    on_cluster = fit_source(parts, parallel=Parallel.from_options(None, scheduler)).model
+    on_one_core = fit_source(parts).model
+    assert model_to_json(on_cluster) == model_to_json(on_one_core)
 
 
 def test_the_scheduler_comes_from_the_environment(
