@@ -101,23 +101,32 @@ class UnitCost:
         rows = np.broadcast_to(np.asarray(rows), q.shape)
         zeta = self.tail_prob[rows] if self.tail_prob is not None else np.full(q.shape, d.tail_prob)
         body_mass = 1.0 - zeta
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r_body = np.where(body_mass > 0, np.clip(q / body_mass, 0.0, 1.0), 1.0)
-        if self.body_cum is None:
-            out = np.interp(r_body, d.body_probs, d.body_quantiles)
-        else:
-            out = _interp_rows(r_body, rows, self.body_cum, d.body_quantiles)
-        if d.has_tail:
-            in_tail = (q > body_mass) & (zeta > 0)
-            if np.any(in_tail):
-                r = np.clip((q[in_tail] - body_mass[in_tail]) / zeta[in_tail], 0.0, 1.0)
-                rt = rows[in_tail]
-                out[in_tail] = d.threshold + tail_exceedance(
-                    r, self.xi[rt], self.sigma[rt], d.cap_excess
-                )
+        in_tail = (q > body_mass) & (zeta > 0) if d.has_tail else np.zeros(q.shape, dtype=bool)
+        out = np.empty(q.shape)
+        # the body only where it applies (in the tail its top quantile would be overwritten)
+        body = ~in_tail
+        if body.all():
+            out[...] = self._body_ppf(q, body_mass, rows)
+        elif body.any():
+            out[body] = self._body_ppf(q[body], body_mass[body], rows[body])
+        if in_tail.any():
+            r = np.clip((q[in_tail] - body_mass[in_tail]) / zeta[in_tail], 0.0, 1.0)
+            rt = rows[in_tail]
+            out[in_tail] = d.threshold + tail_exceedance(
+                r, self.xi[rt], self.sigma[rt], d.cap_excess
+            )
         if self.row_scale is not None:
             out = out * self.row_scale[rows]
         return np.asarray(out, dtype=float)
+
+    def _body_ppf(self, q: np.ndarray, body_mass: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The body's quantiles at ``q`` (of the whole distribution) of each element's row."""
+        d = self.dist
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r_body = np.where(body_mass > 0, np.clip(q / body_mass, 0.0, 1.0), 1.0)
+        if self.body_cum is None:
+            return np.interp(r_body, d.body_probs, d.body_quantiles)
+        return _interp_rows(r_body, rows, self.body_cum, d.body_quantiles)
 
     def row_means(self) -> np.ndarray:
         """Mean cost of each parameter row (``scale`` excluded)."""
@@ -145,12 +154,17 @@ def _interp_rows(
     offset by 2 * row so that one sorted array serves every row."""
     n_rows, points = cum.shape
     shifted = (cum + 2.0 * np.arange(n_rows)[:, None]).ravel()
-    pos = np.searchsorted(shifted, x + 2.0 * rows, side="right") - 1
-    j = np.clip(pos - rows * points, 0, points - 2)
-    lo = cum[rows, j]
-    width = cum[rows, j + 1] - lo
-    frac = np.where(width > 0, np.clip((x - lo) / np.where(width > 0, width, 1.0), 0.0, 1.0), 0.0)
-    return np.asarray(values[j] + frac * (values[j + 1] - values[j]), dtype=float)
+    at = np.searchsorted(shifted, x + 2.0 * rows, side="right") - 1  # in the flattened grid
+    first = rows * points  # the row's first point
+    np.clip(at, first, first + points - 2, out=at)
+    lo = np.take(cum, at)
+    width = np.take(cum, at + 1) - lo
+    frac = (x - lo) / np.where(width > 0, width, 1.0)
+    np.clip(frac, 0.0, 1.0, out=frac)
+    frac[~(width > 0)] = 0.0
+    j = at - first
+    base = np.take(values, j)
+    return np.asarray(base + frac * (np.take(values, j + 1) - base), dtype=float)
 
 
 def tail_means(xi: np.ndarray, sigma: np.ndarray, cap_excess: float | None) -> np.ndarray:
@@ -232,13 +246,11 @@ def build_strata(unit: UnitCost) -> Strata:
     rows, k = unit.n_params, probs.size
     mean = np.empty((rows, k))
     var = np.empty((rows, k))
-    row_ids = np.arange(rows)[:, None, None]
     body = np.flatnonzero(edges[:-1] > 0.1 + 1e-12)
     if body.size:
         u = (np.arange(_BODY_NODES) + 0.5) / _BODY_NODES
         q = 1.0 - (edges[body, None] - u[None, :] * probs[body, None])
-        qq = np.broadcast_to(q[None], (rows, *q.shape))
-        x = unit.ppf_rows(qq.ravel(), np.broadcast_to(row_ids, qq.shape).ravel()).reshape(qq.shape)
+        x = _ppf_grid(unit, q.ravel()).reshape(rows, *q.shape)
         mean[:, body] = x.mean(axis=2)
         var[:, body] = np.maximum(x.var(axis=2), 0.0)
     tail = np.setdiff1d(np.arange(k), body)
@@ -248,27 +260,49 @@ def build_strata(unit: UnitCost) -> Strata:
         w = 0.5 * (b - a)[:, None] * _GL_WEIGHTS[None, :] * np.exp(t)  # ds = s dt
         w = w / w.sum(axis=1, keepdims=True)
         q = -np.expm1(t)  # 1 - s
-        qq = np.broadcast_to(q[None], (rows, *q.shape))
-        x = unit.ppf_rows(qq.ravel(), np.broadcast_to(row_ids, qq.shape).ravel()).reshape(qq.shape)
+        x = _ppf_grid(unit, q.ravel()).reshape(rows, *q.shape)
         m1 = np.sum(w[None] * x, axis=2)
         m2 = np.sum(w[None] * x * x, axis=2)
         mean[:, tail] = m1
         var[:, tail] = np.maximum(m2 - m1 * m1, 0.0)
     # Values at the stratum edges, to keep a stratum's normal term inside its range.
-    q_edges = 1.0 - edges
-    lo = _ppf_rows(unit, q_edges[1:])
-    hi = _ppf_rows(unit, q_edges[:-1])
+    q_edges = np.clip(1.0 - edges, 0.0, 1.0 - 1e-16)
+    lo = _ppf_grid(unit, q_edges[1:])
+    hi = _ppf_grid(unit, q_edges[:-1])
     lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
     scale = unit.scale
     return Strata(edges, probs, mean * scale, var * scale**2, lo * scale, hi * scale, unit)
 
 
-def _ppf_rows(unit: UnitCost, q: np.ndarray) -> np.ndarray:
-    """Quantiles at ``q`` for every parameter row: (rows, q.size)."""
-    rows = unit.n_params
-    qq = np.broadcast_to(np.clip(q, 0.0, 1.0 - 1e-16), (rows, q.size)).ravel()
-    row_ids = np.repeat(np.arange(rows), q.size)
-    return unit.ppf_rows(qq, row_ids).reshape(rows, q.size)
+def _ppf_grid(unit: UnitCost, q: np.ndarray) -> np.ndarray:
+    """Quantiles at ``q`` (increasing) for every parameter row: (rows, q.size).
+
+    `UnitCost.ppf_rows` on a grid, element by element the same arithmetic, with the rows' tail
+    parameters broadcast rather than gathered per element, and the tail computed only over the
+    columns where some row is in it.
+    """
+    d = unit.dist
+    n_rows = unit.n_params
+    zeta = unit.tail_prob if unit.tail_prob is not None else np.full(n_rows, d.tail_prob)
+    body_mass = (1.0 - zeta)[:, None]
+    shape = (n_rows, q.size)
+    in_tail = (q > body_mass) & (zeta > 0)[:, None] if d.has_tail else np.zeros(shape, bool)
+    out = np.empty(shape)
+    body = ~in_tail
+    if body.any():
+        rows = np.broadcast_to(np.arange(n_rows)[:, None], shape)[body]
+        out[body] = unit._body_ppf(np.broadcast_to(q, shape)[body], body_mass[rows, 0], rows)
+    tail_cols = np.flatnonzero(in_tail.any(axis=0))
+    if tail_cols.size:
+        first = int(tail_cols[0])
+        with np.errstate(divide="ignore", invalid="ignore"):  # zeta 0: not in the tail
+            r = np.clip((q[first:] - body_mass) / zeta[:, None], 0.0, 1.0)
+        r[~in_tail[:, first:]] = 0.0
+        tail = d.threshold + tail_exceedance(r, unit.xi[:, None], unit.sigma[:, None], d.cap_excess)
+        out[:, first:][in_tail[:, first:]] = tail[in_tail[:, first:]]
+    if unit.row_scale is not None:
+        out = out * unit.row_scale[:, None]
+    return out
 
 
 def poisson_inverse(mu: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -277,7 +311,9 @@ def poisson_inverse(mu: np.ndarray, u: np.ndarray) -> np.ndarray:
 
     Exact (cumulative probabilities) below ``_POISSON_EXACT_BELOW``; above, the Cornish-Fisher
     expansion of the Poisson quantile, mu + z sqrt(mu) + (z^2 - 1)/6 + (z^3 - 7z)/(72 sqrt(mu)),
-    with a continuity correction.
+    with a continuity correction. z^3 is z * z * z, twenty times cheaper than a power: it can
+    differ from one in the last place, which moves the count only where mu + ... - 1/2 lies
+    within 1e-15 of an integer.
     """
     mu = np.asarray(mu, dtype=float)
     u = np.broadcast_to(np.asarray(u, dtype=float), mu.shape)
@@ -286,23 +322,46 @@ def poisson_inverse(mu: np.ndarray, u: np.ndarray) -> np.ndarray:
     if big.any():
         m, z = mu[big], special.ndtri(np.clip(u[big], 1e-16, 1 - 1e-16))
         root = np.sqrt(m)
-        x = m + z * root + (z * z - 1.0) / 6.0 + (z**3 - 7.0 * z) / (72.0 * root)
+        z2 = z * z
+        x = m + z * root + (z2 - 1.0) / 6.0 + (z2 * z - 7.0 * z) / (72.0 * root)
         out[big] = np.maximum(np.ceil(x - 0.5), 0.0)
     small = ~big & (mu > 0)
     if small.any():
-        m, v = mu[small], u[small]
-        pmf = np.exp(-m)
-        cdf = pmf.copy()
-        n = np.zeros(m.shape)
-        for k in range(1, _POISSON_MAX_K):  # at most ~100 steps, each over all elements
-            below = cdf < v
-            if not below.any():
-                break
-            n += below
-            pmf = pmf * m / k
-            cdf = cdf + pmf
-        out[small] = n
+        out[small] = _poisson_small(mu[small], u[small])
     return out
+
+
+def _poisson_small(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Poisson(m) counts at uniforms v by the cumulative probabilities: pmf_k = pmf_(k-1) m / k,
+    summed until they reach v (at most ``_POISSON_MAX_K`` - 1).
+
+    The loop runs on the elements still below their uniform only: once half of them have
+    stopped, they are dropped. Each element sees the same arithmetic as in a loop over all of
+    them, so its count is the same to the last bit; the work is the sum of the counts, not
+    their maximum times the number of elements.
+    """
+    n = np.empty(m.shape)
+    where: np.ndarray = np.arange(m.size)
+    pmf: np.ndarray = np.exp(-m)
+    cdf = pmf.copy()
+    count: np.ndarray = np.zeros(m.shape)
+    below: np.ndarray = np.empty(m.shape, dtype=bool)
+    for k in range(1, _POISSON_MAX_K):
+        np.less(cdf, v, out=below)
+        going = np.count_nonzero(below)
+        if 2 * going < below.size:  # drop the stopped ones
+            n[where] = count
+            where, m, v = where[below], m[below], v[below]
+            pmf, cdf, count = pmf[below], cdf[below], count[below]
+            if not going:
+                return n
+            below = np.ones(going, dtype=bool)
+        count += below
+        pmf *= m
+        pmf /= k
+        cdf += pmf
+    n[where] = count
+    return n
 
 
 _POISSON_EXACT_BELOW = 40.0
@@ -343,8 +402,11 @@ def aggregate(
     u_exact = rng.random((n_trials, EXACT_SLOTS))
     # exact region: survival probability below edges[cut]
     cut = exact_cut(strata, lam_max if reference_intensity is None else reference_intensity)
-    probs = strata.probs[:cut]
-    counts = poisson_inverse(lam[:, None] * probs[None, :], u_counts[:, :cut])
+    # the strata's counts, and in the last column how many are drawn exactly: one inversion
+    s_cut = float(edges[cut])
+    mu = np.column_stack([lam[:, None] * strata.probs[None, :cut], lam * s_cut])
+    drawn = poisson_inverse(mu, np.column_stack([u_counts[:, :cut], u_exact_count]))
+    counts, m = drawn[:, :cut], drawn[:, cut].astype(np.int64)
     mean = strata.mean[param_row, :cut]
     var = strata.var[param_row, :cut]
     total = np.sum(counts * mean, axis=1)
@@ -354,8 +416,6 @@ def aggregate(
     total = np.clip(total + sd * noise, lo, hi)
     n_requests = counts.sum(axis=1)
     # exact draws above the cut: trial t's k-th draw uses u_exact[t, k]
-    s_cut = float(edges[cut])
-    m = poisson_inverse(lam * s_cut, u_exact_count).astype(np.int64)
     if m.any():
         slots = min(int(m.max()), EXACT_SLOTS)
         use = np.arange(slots)[None, :] < m[:, None]

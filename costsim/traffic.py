@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 
 import numpy as np
 
@@ -38,6 +39,12 @@ PLAN_ARRAYS = 6  # (buckets x classes) float arrays alive at once: 5 at the peak
 # (measured), 2 kept in the plan and 2 more while `draw_traffic` spreads spikes
 GRID_MEMORY = GIB  # a (trials x buckets) spike grid and its temporaries
 GRID_ARRAYS = 5  # (trials x buckets) float arrays alive at once in `Spikes.grid`
+SPREAD_CELLS = 1 << 20  # spikes x classes spread at once by `draw_traffic` (8 MiB an array)
+
+# Buckets whose base rows agree in direction to this relative precision share a group (a few
+# hundred units in the last place: the rounding of `build_plan`'s products, far below 1e-10).
+GROUP_TOLERANCE = 1e-13
+MAX_BLOCK = 64  # buckets in a block of `BucketGroups` at most (see there)
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,102 @@ class TrafficPlan:
     projected_requests: float  # the scenario's volume over the horizon (no spikes, no events)
     spike_hit: np.ndarray  # (classes,) bool
     bucket_s: float
+
+    @cached_property
+    def groups(self) -> BucketGroups:
+        """The buckets of ``base`` grouped by the direction of their rows (`bucket_groups`)."""
+        return bucket_groups(self.base)
+
+    @cached_property
+    def groups_no_events(self) -> BucketGroups:
+        """The buckets of ``base_no_events`` grouped by the direction of their rows."""
+        return bucket_groups(self.base_no_events)
+
+
+@dataclass(frozen=True)
+class BucketGroups:
+    """Buckets whose base rows are proportional: ``base[b] = scale[b] * rows[group[b]]``.
+
+    The hour-of-day shape repeats, while growth, weekdays and the events that hit every class
+    only scale a bucket's row, so a month has about 24 groups whatever its resolution: effects
+    of the load are computed per trial and group, not per trial and bucket. ``scale`` is at most
+    1 (each group's row is its largest bucket's). A bucket that fits no group to
+    `GROUP_TOLERANCE` is a group of its own, so the grouping is exact up to rounding whatever
+    the plan.
+
+    Blocks are runs of consecutive buckets of one group, at most `MAX_BLOCK` long: a spike's
+    part in a block is a difference of prefix sums within the block, never of sums over the
+    whole horizon (which could dwarf it).
+    """
+
+    group: np.ndarray  # (buckets,) int
+    scale: np.ndarray  # (buckets,)
+    rows: np.ndarray  # (groups, classes)
+    block: np.ndarray  # (buckets,) the block of each bucket
+    block_start: np.ndarray  # (blocks + 1,): first bucket of each block, then the bucket count
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.rows.shape[0])
+
+    @cached_property
+    def block_scale(self) -> np.ndarray:
+        """The largest scale of each block's buckets."""
+        return np.maximum.reduceat(self.scale, self.block_start[:-1])
+
+    def group_sums(self, values: np.ndarray) -> np.ndarray:
+        """Per group, the sum of a per-bucket quantity."""
+        return np.bincount(self.group, weights=values, minlength=self.n_groups)
+
+    def block_prefix(self, values: np.ndarray) -> np.ndarray:
+        """Inclusive prefix sums of a per-bucket quantity, restarting at every block: a
+        Hillis-Steele scan, log2(`MAX_BLOCK`) vectorised steps at most."""
+        offset = np.arange(values.size) - self.block_start[self.block]
+        out = np.asarray(values, dtype=float)
+        step = 1
+        while step <= int(offset.max(initial=0)):
+            shifted = np.zeros_like(out)
+            shifted[step:] = np.where(offset[step:] >= step, out[:-step], 0.0)
+            out = out + shifted
+            step *= 2
+        return out
+
+    def range_sums(
+        self, prefix: np.ndarray, values: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> np.ndarray:
+        """Sums of a per-bucket quantity over buckets lo..hi-1, each range within one block
+        (``prefix``: its `block_prefix`)."""
+        return prefix[hi - 1] - prefix[lo] + values[lo]
+
+
+def bucket_groups(base: np.ndarray) -> BucketGroups:
+    """Group the buckets of ``base`` (buckets x classes) by the direction of their rows.
+
+    Directions are compared on a coarse grid first (rows scaled to sum 1, to 2^-32), then every
+    bucket is checked against its group's row to `GROUP_TOLERANCE`; one that fails becomes a
+    group of its own. All-zero rows form one group of scale 0.
+    """
+    n_buckets = base.shape[0]
+    total = base.sum(axis=1)
+    direction = base / np.where(total > 0, total, 1.0)[:, None]
+    _, group = np.unique(np.rint(direction * 2.0**32), axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    order = np.lexsort((total, group))  # by group, then total: each group's largest last
+    rep = order[np.r_[np.flatnonzero(np.diff(group[order])), n_buckets - 1]]
+    top = total[rep][group]
+    scale = np.where(top > 0, total / np.where(top > 0, top, 1.0), 0.0)
+    fits = np.all(np.abs(base - scale[:, None] * base[rep][group]) <= GROUP_TOLERANCE * base, 1)
+    alone = np.flatnonzero(~fits)
+    group[alone] = rep.size + np.arange(alone.size)
+    scale[alone] = 1.0
+    rows = np.vstack([base[rep], base[alone]])
+    starts = np.r_[True, group[1:] != group[:-1]]
+    run_start = np.flatnonzero(starts)
+    offset = np.arange(n_buckets) - run_start[np.cumsum(starts) - 1]
+    starts |= offset % MAX_BLOCK == 0
+    return BucketGroups(
+        group, scale, rows, np.cumsum(starts) - 1, np.r_[np.flatnonzero(starts), n_buckets]
+    )
 
 
 @dataclass(frozen=True)
@@ -243,6 +346,64 @@ class Spikes:
     end: np.ndarray
     size: np.ndarray
 
+    def of_trials(self, trials: np.ndarray) -> Spikes:
+        """The spikes of ``trials`` (increasing), renumbered 0, 1, ... in that order."""
+        at = np.searchsorted(trials, self.trial)
+        keep = at < trials.size
+        keep[keep] = trials[at[keep]] == self.trial[keep]
+        return Spikes(at[keep], self.start[keep], self.end[keep], self.size[keep])
+
+    def _cover(self, rows: slice, n_buckets: int, bucket_s: float) -> tuple[np.ndarray, ...]:
+        """Each spike of the trials in ``rows`` as the buckets it touches: trial (from
+        ``rows.start``), first and last bucket (the last one past the horizon when it ends
+        there), the share of the first and of the last it covers, and its size - 1."""
+        first_row, stop = rows.start or 0, rows.stop
+        keep = (self.trial >= first_row) & (self.trial < stop)
+        t = self.trial[keep] - first_row
+        start, end, amp = self.start[keep], self.end[keep], self.size[keep] - 1.0
+        first = np.minimum((start // bucket_s).astype(np.int64), n_buckets - 1)
+        last = np.minimum((end // bucket_s).astype(np.int64), n_buckets)
+        same = first == last
+        head = np.where(same, end - start, (first + 1) * bucket_s - start) / bucket_s
+        tail = np.where(same | (last >= n_buckets), 0.0, (end - last * bucket_s) / bucket_s)
+        return t, first, last, head, tail, amp
+
+    def segments(self, rows: slice, n_buckets: int, bucket_s: float) -> SpikeSegments:
+        """The spike multiplier of the trials in ``rows`` as runs of buckets where it is
+        constant: from each trial's first spiked bucket to the end of the horizon, the excess
+        over 1 of `grid` run by run (0 between spikes and after the last one).
+
+        O(spikes), whatever the resolution: a spike is three runs (its partly covered first
+        and last buckets and the whole ones between), whose openings and closings, spike by
+        spike in order of start, are sorted already but where spikes overlap.
+        """
+        t, first, last, head, tail, amp = self._cover(rows, n_buckets, bucket_s)
+        order = np.argsort(t * (n_buckets + 1) + first, kind="stable")
+        t, first, last, head, tail, amp = (a[order] for a in (t, first, last, head, tail, amp))
+        same = first == last
+        live = np.stack(
+            [np.ones(t.size, bool), ~same & (last > first + 1), ~same & (last < n_buckets)], axis=1
+        )
+        lo = np.stack([first, first + 1, last], axis=1)[live]
+        hi = np.stack([first + 1, last, last + 1], axis=1)[live]
+        value = np.stack([amp * head, amp, amp * tail], axis=1)[live]
+        trial = np.broadcast_to(t[:, None], live.shape)[live]
+        # each run opens at lo and closes at hi: the events of a spike in order of bucket
+        at = np.stack([lo, hi], axis=1).ravel()
+        key = np.repeat(trial, 2) * (n_buckets + 1) + at
+        order = np.argsort(key, kind="stable")  # nearly sorted: fast
+        at, trial = at[order], np.repeat(trial, 2)[order]
+        step = np.stack([value, -value], axis=1).ravel()[order]
+        depth = np.cumsum(np.tile([1, -1], value.size)[order])
+        level = np.cumsum(step)
+        new_trial = np.r_[True, trial[1:] != trial[:-1]]
+        level -= (level - step)[new_trial][np.cumsum(new_trial) - 1]  # restart per trial
+        level[depth == 0] = 0.0  # no spike: exactly 1
+        until = np.r_[at[1:], n_buckets]
+        until[np.r_[new_trial[1:], True]] = n_buckets
+        keep = until > at
+        return SpikeSegments(trial[keep], at[keep], until[keep], level[keep])
+
     def grid(self, rows: slice, n_buckets: int, bucket_s: float) -> np.ndarray:
         """Multiplier per (trial in ``rows``, bucket): 1 + (size - 1) x share of bucket covered.
 
@@ -258,14 +419,8 @@ class Spikes:
                 f"need about {need / GIB:.3g} GiB, more than the {GRID_MEMORY / GIB:g} GiB "
                 "costsim allows: set a coarser resolution or a shorter horizon"
             )
-        keep = (self.trial >= first_row) & (self.trial < stop)
-        t = self.trial[keep] - first_row
-        start, end, amp = self.start[keep], self.end[keep], self.size[keep] - 1.0
-        first = np.minimum((start // bucket_s).astype(np.int64), n_buckets - 1)
-        last = np.minimum((end // bucket_s).astype(np.int64), n_buckets)
+        t, first, last, head, tail, amp = self._cover(rows, n_buckets, bucket_s)
         same = first == last
-        head = np.where(same, end - start, (first + 1) * bucket_s - start) / bucket_s
-        tail = np.where(same | (last >= n_buckets), 0.0, (end - last * bucket_s) / bucket_s)
         size = n_rows * width
         partial = np.bincount(t * width + first, weights=amp * head, minlength=size)
         partial += np.bincount(t * width + last, weights=amp * tail, minlength=size)
@@ -274,6 +429,24 @@ class Spikes:
         steps -= np.bincount(t[whole] * width + last[whole], weights=amp[whole], minlength=size)
         grid = np.cumsum(steps.reshape(n_rows, width), axis=1) + partial.reshape(n_rows, width)
         return np.asarray(1.0 + grid[:, :n_buckets])
+
+
+@dataclass(frozen=True)
+class SpikeSegments:
+    """Runs of buckets over which a trial's spike multiplier is constant (`Spikes.segments`),
+    in order of trial and bucket; they cover each spiked trial from its first spiked bucket to
+    the end of the horizon."""
+
+    trial: np.ndarray
+    start: np.ndarray  # first bucket
+    stop: np.ndarray  # one past the last bucket
+    excess: np.ndarray  # the multiplier - 1
+
+    @classmethod
+    def empty(cls) -> SpikeSegments:
+        """No spikes."""
+        none = np.zeros(0, dtype=np.int64)
+        return cls(none, none, none, np.zeros(0))
 
 
 def bucket_overlap(
@@ -341,14 +514,44 @@ def draw_traffic(
     if spikes is not None and spikes.trial.size:
         edges = np.arange(base.shape[0] + 1) * plan.bucket_s
         cumulative = np.vstack([np.zeros(base.shape[1]), np.cumsum(base, axis=0)])
-        for j in np.flatnonzero(plan.spike_hit):
-            during = np.interp(spikes.end, edges, cumulative[:, j]) - np.interp(
-                spikes.start, edges, cumulative[:, j]
-            )
-            extra = (spikes.size - 1.0) * during
-            per_class[:, j] += np.bincount(spikes.trial, weights=extra, minlength=n_trials)
+        hit = np.flatnonzero(plan.spike_hit)
+        at_end, at_start = _edge_below(spikes.end, edges), _edge_below(spikes.start, edges)
+        step = max(1, SPREAD_CELLS // spikes.trial.size)
+        for first in range(0, hit.size, step):  # classes a few at a time: bounded memory
+            cols = hit[first : first + step]
+            during = _interp_columns(spikes.end, at_end, edges, cumulative[:, cols])
+            during -= _interp_columns(spikes.start, at_start, edges, cumulative[:, cols])
+            extra = (spikes.size - 1.0)[:, None] * during
+            for k, j in enumerate(cols):
+                per_class[:, j] += np.bincount(
+                    spikes.trial, weights=extra[:, k], minlength=n_trials
+                )
     intensity = volume[:, None] * mix_factor * per_class
     return TrialTraffic(intensity, volume, mix_factor, spikes)
+
+
+def _edge_below(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The last of the evenly spaced ``edges`` at or below each x (``searchsorted(edges, x,
+    'right') - 1``, from a division corrected by one where it rounds across an edge)."""
+    at = np.clip(np.floor(x / edges[1]).astype(np.int64), 0, edges.size - 1)
+    at -= edges[at] > x
+    at += (at < edges.size - 1) & (edges[np.minimum(at + 1, edges.size - 1)] <= x)
+    return at
+
+
+def _interp_columns(x: np.ndarray, at: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """``np.interp(x, xp, fp[:, k])`` for every column k at once, ``x`` within [xp[0], xp[-1]]
+    and ``at`` its `_edge_below`: numpy's arithmetic, slope (fp[j+1] - fp[j]) / (xp[j+1] - xp[j])
+    times (x - xp[j]) plus fp[j], and fp[j] itself where x is xp[j], so the very same numbers."""
+    last = xp.size - 1
+    j = np.minimum(at, last - 1)
+    lo = fp[j]
+    slope = (fp[j + 1] - lo) / (xp[j + 1] - xp[j])[:, None]
+    out = slope * (x - xp[j])[:, None] + lo
+    on_edge = x == xp[j]
+    out[on_edge] = lo[on_edge]
+    out[at == last] = fp[last]
+    return out
 
 
 def _check_spike_memory(scenario: Scenario, n_trials: int) -> None:
