@@ -15,14 +15,13 @@ concentration curve sorts at most ``CONCENTRATION_ROWS`` costs (a fixed-seed sub
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .drift import DriftFit, drift_windows
-from .fit import ClassFit, FittedModel, QuantityFit, quantity_values
+from .drift import DriftFit, filtered_levels
+from .fit import ClassFit, FittedModel, QuantityFit, drift_series, quantity_values
 from .forecast import Forecast, quantile_with_error
 from .logs import PilotLog
 from .tail import CI_LEVEL, K_MAX, profile_draws
@@ -400,14 +399,13 @@ def _drift_track(log: PilotLog, rows: np.ndarray, fit: DriftFit) -> tuple[DriftT
     value, measure = _unit_measure(log, rows)
     if value is None or not np.any(value > 0):
         return None, "no positive unit costs to take the log of"
-    start, end = float(log.timestamp.min()), float(log.timestamp.max())
-    series = drift_windows(
-        log.timestamp[rows], value, fit.window_s, adapt=False, start=start, end=end
-    )
+    series = drift_series(log, rows, fit.window_s)  # the fit's own grid and floor
+    if series is None:
+        return None, "no positive unit costs to take the log of"
     observed = series.observed
     with np.errstate(invalid="ignore"):
         sd = np.where(observed, np.sqrt(series.variance), np.nan)
-    level, level_var = _filtered_level(series.mean, series.variance, observed, fit)
+    level, level_var = filtered_levels(series, fit)
     return (
         DriftTrack(
             start=series.start + series.window_s * np.arange(series.windows, dtype=float),
@@ -425,46 +423,6 @@ def _drift_track(log: PilotLog, rows: np.ndarray, fit: DriftFit) -> tuple[DriftT
         ),
         "",
     )
-
-
-def _filtered_level(
-    mean: np.ndarray, variance: np.ndarray, observed: np.ndarray, fit: DriftFit
-) -> tuple[np.ndarray, np.ndarray]:
-    """Filtered log level L_t | m_1..m_t of the fitted model, the location at its estimate.
-
-    The augmented Kalman filter of `costsim.drift._filter` (x the zero-mean state, a the
-    regressor's filtered coefficient, P the state variance), read at every window:
-        L_t = reference + x_t + mu_c (1 - a_t),  Var = P_t + (1 - a_t)^2 Var(mu)
-    with mu_c = mu - reference. At the last window this is the fit's ``level_end``. The
-    default drift (not estimated) has no level of its own: its long-run level mu throughout.
-    """
-    t_len = mean.size
-    mu_c = fit.mu - fit.reference
-    if not fit.estimated or fit.kind == "none":
-        return np.full(t_len, fit.mu), np.full(t_len, fit.mu_var)
-    walk = fit.kind == "random_walk"
-    phi = 1.0 if walk else fit.phi
-    q = fit.state_sd**2
-    x = a = 0.0
-    p = 0.0 if walk else q / -math.expm1(2.0 * math.log(phi))
-    level = np.empty(t_len)
-    var = np.empty(t_len)
-    for t in range(t_len):
-        if t:
-            x *= phi
-            a *= phi
-            p = phi * phi * p + q
-        if observed[t]:
-            v = float(variance[t])
-            f = p + v
-            k = p / f
-            x += k * (float(mean[t]) - fit.reference - x)
-            a += k * (1.0 - a)
-            p *= v / f
-        b = 1.0 - a
-        level[t] = fit.reference + x + mu_c * b
-        var[t] = p + b * b * fit.mu_var
-    return level, var
 
 
 def _shares(model: FittedModel) -> Shares:

@@ -16,8 +16,11 @@ process), so each kind's likelihood is computed with mu integrated out under a f
 diffuse, or restricted, likelihood of a Kalman filter augmented with the regressor "1"): the
 three log-likelihoods are comparable and the kind is chosen by AIC (an AR(1) only when the pilot
 rejects a unit root, see :func:`fit_state_space`). The variance q and the
-correlation phi are found by maximum likelihood (a vectorized grid, then Nelder-Mead from the best
-grid points, on log q and logit phi).
+correlation phi are found by maximum likelihood on log q and logit phi: a grid, then Newton's
+method from its best points. Both evaluate many (phi, q) at once without a loop over windows
+(:func:`_batch`: the state's precision is tridiagonal, one LAPACK factorisation serves every
+candidate); :func:`_kalman`, the scalar filter, is the definition they are tested against and
+gives the filtered level window by window (:func:`filtered_levels`, for the report).
 
 The forecast side (:func:`horizon_shift`) starts from the filtered level at the pilot's *last*
 window, so a pilot whose level moved is followed, and its spread grows with the horizon (a
@@ -30,13 +33,16 @@ Pure functions on arrays: nothing here prints, reads files or draws random numbe
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
 from scipy import optimize, signal
+from scipy.linalg import lapack
 
 from .errors import FitError
 
@@ -56,6 +62,7 @@ __all__ = [
     "common_loadings",
     "default_drift",
     "drift_windows",
+    "filtered_levels",
     "fit_drift",
     "fit_state_space",
     "horizon_shift",
@@ -86,7 +93,6 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _LOGIT_PHI_BOUNDS = (-6.0, 9.2)  # phi in (0.0025, 0.9999)
 _PHI_GRID = (0.3, 0.6, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 _Q_GRID_POINTS = 20
-_NM_OPTIONS = {"xatol": 1e-3, "fatol": 1e-4}
 _RIDGE = 1.0  # ridge on the loadings (against the posterior precisions of the pairs' r)
 _R_GRID = np.linspace(-0.99, 0.99, 45)  # correlation grid of the pairwise likelihoods
 
@@ -299,43 +305,81 @@ def drift_windows(
 # ---------------------------------------------------------------------------- Kalman filter
 
 
-@dataclass(frozen=True)
-class _Data:
-    """The observed windows of a series, centred on its reference, as the filter reads them."""
+_Values = np.ndarray | float  # an array, or one value
 
-    m: list[float]  # centred window means
-    v: list[float]  # sampling variances s2 / n_t
-    gaps: list[int]  # windows since the previous observation (the first: since window 0)
+
+@dataclass(frozen=True, eq=False)
+class _Data:
+    """The observed windows of a series, centred, as the filter reads them."""
+
+    m: np.ndarray  # centred window means
+    v: np.ndarray  # sampling variances s2 / n_t
+    index: np.ndarray  # the observed windows on the series' grid
+    gaps: np.ndarray  # windows since the previous observation (the first: since window 0)
     tail: int  # windows from the last observation to the grid's last window
     vbar: float  # median sampling variance, the scale of the q grid
     mvar: float  # variance of the observed means
 
     @classmethod
-    def of(cls, series: DriftSeries) -> _Data:
-        obs = series.observed
-        idx = np.flatnonzero(obs)
-        m = series.mean[idx] - series.reference
+    def of(cls, series: DriftSeries, centre: float | None = None) -> _Data:
+        """The series' observed windows, centred on ``centre`` (default: its reference)."""
+        idx = np.flatnonzero(series.observed)
+        m = series.mean[idx] - (series.reference if centre is None else centre)
         v = series.variance[idx]
-        gaps = np.diff(np.concatenate([[0], idx]))
-        gaps[0] = idx[0] if idx.size else 0
         return cls(
-            m=m.tolist(),
-            v=v.tolist(),
-            gaps=gaps.tolist(),
+            m=m,
+            v=v,
+            index=idx,
+            gaps=np.diff(idx, prepend=0),
             tail=int(series.windows - 1 - idx[-1]) if idx.size else 0,
             vbar=float(np.median(v)) if idx.size else 1.0,
             mvar=float(np.var(m)) if idx.size > 1 else 0.0,
         )
 
+    @cached_property
+    def iv(self) -> np.ndarray:
+        return 1.0 / self.v
 
-def _geometric(phi: float, steps: float) -> float:
-    """sum_{j=0}^{steps-1} phi^(2j) = (1 - phi^(2 steps)) / (1 - phi^2), stably; steps at 1."""
-    if phi >= 1.0:
-        return float(steps)
-    if phi <= 0.0:
-        return 1.0 if steps >= 1 else 0.0
-    lp = 2.0 * math.log(phi)
-    return math.expm1(steps * lp) / math.expm1(lp)
+    @cached_property
+    def regressors(self) -> np.ndarray:
+        """The data m and the location's regressor 1, as rows."""
+        return np.stack([self.m, np.ones(self.m.size)])
+
+    @cached_property
+    def quadratic(self) -> np.ndarray:
+        """b' V^-1 b~ for b, b~ the regressors (2 x 2)."""
+        return np.asarray((self.regressors * self.iv) @ self.regressors.T)
+
+    @cached_property
+    def lags(self) -> np.ndarray:
+        """0, 1, ..., the longest gap: the powers of phi a chain needs."""
+        return np.arange(self.gaps.max() + 1.0)
+
+    @cached_property
+    def constant(self) -> float:
+        """(n - 1) log 2pi + log det V: the part of -2 loglik no model changes."""
+        return float((self.m.size - 1) * _LOG_2PI + np.log(self.v).sum())
+
+
+def _geometric(phi: _Values, steps: _Values) -> np.ndarray:
+    """sum_{j=0}^{steps-1} phi^(2j) = (1 - phi^(2 steps)) / (1 - phi^2), elementwise, stably:
+    ``steps`` for phi >= 1 (a walk), 1 for phi <= 0 and steps >= 1 (no memory)."""
+    phi, steps = np.asarray(phi, dtype=float), np.asarray(steps, dtype=float)
+    inner = (phi > 0.0) & (phi < 1.0)
+    lp = 2.0 * np.log(np.where(inner, phi, 0.5))
+    return np.where(
+        phi >= 1.0, steps, np.where(inner, np.expm1(steps * lp) / np.expm1(lp), steps >= 1.0)
+    )
+
+
+def _dynamics(kind: DriftKind, phi: float, q: float) -> tuple[float, float, float]:
+    """(phi, q, P_0) of a kind: the state's variance P_0 at window 0 is the stationary
+    q / (1 - phi^2) for an ar1 and 0 for a walk (L_0 = mu) and for none (phi = q = 0)."""
+    if kind == "none":
+        return 0.0, 0.0, 0.0
+    if kind == "random_walk":
+        return 1.0, q, 0.0
+    return phi, q, q / -math.expm1(2.0 * math.log(phi))
 
 
 @dataclass(frozen=True)
@@ -348,28 +392,37 @@ class _FilterEnd:
     level_mu_cov: float
 
 
-def _filter(data: _Data, kind: DriftKind, phi: float, q: float) -> _FilterEnd:
-    """Diffuse log-likelihood of the window means and the filtered level at the last window.
+@dataclass(frozen=True)
+class _Filtered:
+    """The filter's pass over the observed windows: the state after each observation (x the
+    zero-mean state, a the regressor 1's coefficient, p the variance), and the likelihood."""
+
+    x: np.ndarray
+    a: np.ndarray
+    p: np.ndarray
+    loglik: float
+    mu: float
+    mu_var: float
+
+
+def _kalman(data: _Data, kind: DriftKind, phi: float, q: float) -> _Filtered:
+    """Diffuse log-likelihood of the window means, and the filtered states, for one model.
 
     Augmented Kalman filter: with x the zero-mean state (L = mu + x), the data m_t and the
     regressor 1 go through the same filter, giving innovations v_t and u_t with variance F_t;
     for a given mu the innovation is v_t - mu u_t. With S_ab = sum_t a_t b_t / F_t,
         mu_hat = S_uv / S_uu,  Var(mu) = 1 / S_uu,
         loglik = -1/2 [(n - 1) log 2pi + sum_t log F_t + log S_uu + S_vv - S_uv^2 / S_uu],
-    the likelihood with mu integrated out under a flat prior (the same for every kind). At the
-    end, x = x_d - mu a with variance P, so L_end = x_d + mu (1 - a).
+    the likelihood with mu integrated out under a flat prior (the same for every kind). This is
+    the definition; :func:`_batch` computes the same for many (phi, q) at once.
     """
-    walk = kind == "random_walk"
-    if kind == "none":
-        phi, q = 0.0, 0.0
-    if walk:
-        phi = 1.0
+    phi, q, p = _dynamics(kind, phi, q)
     x = a = 0.0
-    p = 0.0 if walk or kind == "none" else q / -math.expm1(2.0 * math.log(phi))
     phi2 = phi * phi
     slogf = svv = suv = suu = 0.0
+    xs, as_, ps = [], [], []
     log = math.log
-    for m, v, g in zip(data.m, data.v, data.gaps, strict=True):
+    for m, v, g in zip(data.m.tolist(), data.v.tolist(), data.gaps.tolist(), strict=True):
         if g == 1:
             x *= phi
             a *= phi
@@ -378,7 +431,7 @@ def _filter(data: _Data, kind: DriftKind, phi: float, q: float) -> _FilterEnd:
             pg = phi**g
             x *= pg
             a *= pg
-            p = pg * pg * p + q * _geometric(phi, g)
+            p = pg * pg * p + q * float(_geometric(phi, g))
         f = p + v
         e = m - x
         u = 1.0 - a
@@ -390,49 +443,78 @@ def _filter(data: _Data, kind: DriftKind, phi: float, q: float) -> _FilterEnd:
         svv += e * e / f
         suv += u * e / f
         suu += u * u / f
-    if data.tail:
-        pg = phi**data.tail
-        x *= pg
-        a *= pg
-        p = pg * pg * p + q * _geometric(phi, data.tail)
-    n = len(data.m)
+        xs.append(x)
+        as_.append(a)
+        ps.append(p)
+    n = data.m.size
     mu = suv / suu
-    mu_var = 1.0 / suu
     loglik = -0.5 * ((n - 1) * _LOG_2PI + slogf + log(suu) + svv - suv * mu)
+    return _Filtered(np.array(xs), np.array(as_), np.array(ps), loglik, mu, 1.0 / suu)
+
+
+def _predict(
+    x: _Values, a: _Values, p: _Values, phi: _Values, q: _Values, steps: _Values
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The filtered state carried ``steps`` windows ahead without observations:
+    x phi^s, a phi^s, p phi^(2s) + q sum_{j<s} phi^(2j)."""
+    decay = np.asarray(phi, dtype=float) ** steps
+    return x * decay, a * decay, decay * decay * p + q * _geometric(phi, steps)
+
+
+def _filter_end(
+    loglik: float,
+    mu: float,
+    mu_var: float,
+    state: tuple[float, float, float],
+    phi: float,
+    q: float,
+    tail: int,
+) -> _FilterEnd:
+    """The filtered level at the grid's last window from the state (x, a, P) at the last
+    observation, carried on ``tail`` windows: there x = x_d - mu a with variance P, so
+        L_end = x_d + mu b,  Var = P + b^2 Var(mu),  Cov(L_end, mu) = b Var(mu),  b = 1 - a."""
+    x, a, p = _predict(*state, phi, q, tail)
+    b = 1.0 - float(a)
+    return _FilterEnd(loglik, mu, mu_var, float(x) + mu * b, float(p) + b * b * mu_var, b * mu_var)
+
+
+def _filter(data: _Data, kind: DriftKind, phi: float, q: float) -> _FilterEnd:
+    """:func:`_kalman`'s likelihood and the filtered level at the grid's last window."""
+    run = _kalman(data, kind, phi, q)
+    phi, q, _ = _dynamics(kind, phi, q)
+    state = (float(run.x[-1]), float(run.a[-1]), float(run.p[-1]))
+    return _filter_end(run.loglik, run.mu, run.mu_var, state, phi, q, data.tail)
+
+
+def filtered_levels(series: DriftSeries, fit: DriftFit) -> tuple[np.ndarray, np.ndarray]:
+    """Filtered log level L_t | m_1..m_t of ``fit``'s model at every window of ``series``, and
+    its variance, with the location at the fit's estimate:
+        L_t = mu + x_t - mu a_t,  Var = P_t + (1 - a_t)^2 Var(mu)
+    (x, a, P the filter's state, a window without an observation carrying the last one on).
+    At the fit's own last window this is ``level_end``. The default drift (not estimated) and
+    ``none`` have no level of their own: the long-run level mu throughout.
+    """
+    t_len = series.windows
+    if not fit.estimated or fit.kind == "none":
+        return np.full(t_len, fit.mu), np.full(t_len, fit.mu_var)
+    data = _Data.of(series, centre=fit.reference)
+    phi, q, p0 = _dynamics(fit.kind, fit.phi, fit.state_sd**2)
+    windows = np.arange(t_len)
+    # each window carries on the state of its last observation, or window 0's before the first
+    last = np.searchsorted(data.index, windows, side="right") - 1
+    seen = last >= 0
+    x = a = np.zeros(t_len)
+    p = np.full(t_len, p0)
+    origin = np.zeros(t_len, dtype=np.int64)
+    if data.m.size:
+        run = _kalman(data, fit.kind, phi, q)
+        at = np.maximum(last, 0)
+        x, a = np.where(seen, run.x[at], 0.0), np.where(seen, run.a[at], 0.0)
+        p = np.where(seen, run.p[at], p0)
+        origin = np.where(seen, data.index[at], 0)
+    x, a, p = _predict(x, a, p, phi, q, windows - origin)
     b = 1.0 - a
-    return _FilterEnd(loglik, mu, mu_var, x + mu * b, p + b * b * mu_var, b * mu_var)
-
-
-def _loglik_grid(data: _Data, phi: np.ndarray, q: np.ndarray, walk: np.ndarray) -> np.ndarray:
-    """:func:`_filter`'s log-likelihood for many (phi, q) at once (one pass over windows)."""
-    phi = np.where(walk, 1.0, phi)
-    lp = 2.0 * np.log(np.where(walk, 0.5, phi))
-    denom = np.where(walk, 1.0, np.expm1(lp))
-    x = np.zeros_like(q)
-    a = np.zeros_like(q)
-    p = np.where(walk, 0.0, -q / denom)
-    slogf, svv, suv, suu = (np.zeros_like(q) for _ in range(4))
-    phi2 = phi * phi
-    for m, v, g in zip(data.m, data.v, data.gaps, strict=True):
-        if g >= 1:
-            pg = phi if g == 1 else phi**g
-            x *= pg
-            a *= pg
-            geo = 1.0 if g == 1 else np.where(walk, float(g), np.expm1(g * lp) / denom)
-            p = (phi2 if g == 1 else pg * pg) * p + q * geo
-        f = p + v
-        e = m - x
-        u = 1.0 - a
-        k = p / f
-        x += k * e
-        a += k * u
-        p *= v / f
-        slogf += np.log(f)
-        svv += e * e / f
-        suv += u * e / f
-        suu += u * u / f
-    n = len(data.m)
-    return -0.5 * ((n - 1) * _LOG_2PI + slogf + np.log(suu) + svv - suv * suv / suu)
+    return fit.reference + x + (fit.mu - fit.reference) * b, p + b * b * fit.mu_var
 
 
 def log_likelihood(series: DriftSeries, kind: DriftKind, phi: float = 0.0, q: float = 0.0) -> float:
@@ -447,52 +529,386 @@ def log_likelihood(series: DriftSeries, kind: DriftKind, phi: float = 0.0, q: fl
     if q < 0:
         raise ValueError(f"q: expected a variance >= 0, got {q}")
     data = _Data.of(series)
-    if not data.m:
+    if not data.m.size:
         raise ValueError("series: no observed windows")
     return _filter(data, kind, phi, q).loglik
 
 
+# ------------------------------------------------------------------- many models at once
+
+_BATCH_VALUES = 8192  # candidates x windows per LAPACK call: the temporaries stay in the cache
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """:func:`_filter` for many models at once, one entry per candidate: the log-likelihood,
+    the location's estimate and variance, the state (x, a, P) at the last observation, and the
+    model (phi, q) that carries it on to the grid's end."""
+
+    loglik: np.ndarray
+    mu: np.ndarray
+    mu_var: np.ndarray
+    x: np.ndarray
+    a: np.ndarray
+    p: np.ndarray
+    phi: np.ndarray
+    q: np.ndarray
+
+    def end(self, i: int, tail: int) -> _FilterEnd:
+        state = (float(self.x[i]), float(self.a[i]), float(self.p[i]))
+        return _filter_end(
+            float(self.loglik[i]),
+            float(self.mu[i]),
+            float(self.mu_var[i]),
+            state,
+            float(self.phi[i]),
+            float(self.q[i]),
+            tail,
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[_Batch]) -> _Batch:
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+
+
+def _chain(
+    data: _Data, phi: np.ndarray, q: np.ndarray, walk: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The state at the observed windows as a Markov chain, per candidate (rows):
+        x_t = c_t x_{t-1} + w_t,  c_t = phi^g_t,  w_t ~ N(0, W_t),  W_t = q sum_{j<g_t} phi^(2j),
+    g_t the windows since the previous observation; the first, x_1 ~ N(0, W_1), W_1 the state's
+    variance there: q / (1 - phi^2) for an ar1 (stationary), q g_1 for a walk (L_0 = mu). A
+    slot with W_t = 0 holds no random state (a walk observed at window 0; no drift at all,
+    q = 0): it becomes a unit-variance dummy, cut from the data and from its neighbours (c = 0).
+    Returns c, W and the weights h_t / v_t of the observations on the state (h = 0: a dummy),
+    one row for all candidates when there is no dummy."""
+    powers = np.where(walk, 1.0, phi)[:, None] ** data.lags  # phi^j, j = 0 .. longest gap
+    c = powers[:, data.gaps]
+    squares = powers * powers
+    w = q[:, None] * (np.cumsum(squares, axis=1) - squares)[:, data.gaps]  # sum_{j<g} phi^(2j)
+    ar1 = np.where(walk, 0.0, phi)
+    w[:, 0] = q * np.where(walk, data.gaps[0], 1.0 / ((1.0 - ar1) * (1.0 + ar1)))
+    first = w[:, 0] <= 0.0  # the only slots that can be dummies: the first, or all (q = 0)
+    if not first.any():
+        return c, w, data.iv
+    none = q <= 0.0
+    weight = np.tile(data.iv, (len(q), 1))
+    weight[first, 0] = weight[none] = 0.0
+    w[first, 0] = w[none] = 1.0
+    c[first, :2] = c[none] = 0.0
+    return c, w, weight
+
+
+def _batch_block(data: _Data, phi: np.ndarray, q: np.ndarray, walk: np.ndarray) -> _Batch:
+    """:func:`_batch` for candidates whose windows fit one LAPACK call.
+
+    With the chain of :func:`_chain` the window means are m = mu 1 + H x + e, e ~ N(0, V),
+    V = diag(v), H = diag(h), and the precision Lambda of x is tridiagonal:
+        x' Lambda x = sum_t (x_t - c_t x_{t-1})^2 / W_t,   log det Lambda = -sum_t log W_t.
+    Sigma = V + H Lambda^-1 H is then inverted through T = Lambda + H V^-1 H (Woodbury),
+    tridiagonal too: one LDL' factorisation (LAPACK dptsv) serves every candidate, the
+    candidates' systems laid along one diagonal. With r_b = H V^-1 b and y_b = T^-1 r_b for
+    b = m, 1 (the data and the location's regressor),
+        b' Sigma^-1 b~ = b' V^-1 b~ - r_b' y_b~,
+        log det Sigma = sum_t log v_t + sum_t log D_t + sum_t log W_t   (D the pivots of T),
+    which give :func:`_kalman`'s S_vv, S_uv, S_uu and log-likelihood (to about 1e-10 of it:
+    the subtraction loses what the state explains of b' V^-1 b). At the last observation the
+    filtered state is the smoothed one: x = y_m, a = y_1, P = (T^-1)_nn = 1 / D_n (0 without
+    drift).
+    """
+    c, w, hv = _chain(data, phi, q, walk)
+    k, n = c.shape
+    iw = 1.0 / w
+    off = np.zeros((k, n))  # -c_{t+1} / W_{t+1}, the coupling of x_t and x_{t+1}; 0 at the end
+    np.multiply(c[:, 1:], iw[:, 1:], out=off[:, :-1])
+    diag = iw + hv
+    diag[:, :-1] += c[:, 1:] * off[:, :-1]
+    np.negative(off, out=off)
+    rhs = np.empty((2, k, n))  # H V^-1 b, overwritten by y_b
+    np.multiply(data.regressors[:, None, :], hv, out=rhs)
+    pivots, _, y, info = lapack.dptsv(
+        diag.ravel(),
+        off.ravel()[:-1],
+        rhs.reshape(2, -1).T,
+        overwrite_d=1,
+        overwrite_e=1,
+        overwrite_b=1,
+    )
+    if info != 0:  # T is positive definite by construction (q >= 0, v > 0)
+        raise FitError(f"drift: the state's precision is not positive definite (dptsv: {info})")
+    y = y.T.reshape(2, k, n)
+    pivots = pivots.reshape(k, n)
+    r_y = (y * hv) @ data.regressors.T  # [a, candidate, b]: r_b' y_a
+    q_ = data.quadratic
+    svv, suv, suu = q_[0, 0] - r_y[0, :, 0], q_[0, 1] - r_y[0, :, 1], q_[1, 1] - r_y[1, :, 1]
+    logdet = np.log(pivots * w).sum(axis=1) + np.log(suu)  # log det T/Lambda and of S_uu
+    loglik = -0.5 * (data.constant + logdet + svv - suv * suv / suu)
+    p_end = (q > 0.0) / pivots[:, -1]  # no drift: no state
+    return _Batch(
+        loglik, suv / suu, 1.0 / suu, y[0, :, -1], y[1, :, -1], p_end, np.where(walk, 1.0, phi), q
+    )
+
+
+def _batch(data: _Data, phi: np.ndarray, q: np.ndarray, walk: np.ndarray) -> _Batch:
+    """:func:`_filter` for many (phi, q) at once (``walk``: phi = 1; phi = q = 0: none), without a
+    loop over windows, in blocks of candidates."""
+    rows = max(1, _BATCH_VALUES // data.m.size)
+    parts = [
+        _batch_block(data, phi[i : i + rows], q[i : i + rows], walk[i : i + rows])
+        for i in range(0, phi.size, rows)
+    ]
+    return parts[0] if len(parts) == 1 else _Batch.concat(parts)
+
+
 # -------------------------------------------------------------------------------- fitting
 
+_FD_STEP = 1e-3  # central differences on z = (log q, logit phi) for the gradient and Hessian
+_GAIN_TOL = 1e-10  # a climb stops when its next step would gain less log-likelihood than this
+_STEP_TOL = 1e-8  # ... or move z less than this
+_MAX_STEP = 1.0  # first trust radius on each coordinate of z (a grid cell and a half of log q)
+_NEWTON_ITERS = 60
+_SAME = 0.05  # two climbs whose best points are this close (on z) climb the same hill
+#: where a Newton pass evaluates the likelihood around z, in units of _FD_STEP (a walk: the
+#: first three, on log q)
+_STENCIL = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [-1, -1]], dtype=float)
 
-def _expit(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-z))
+
+def _expit(z: np.ndarray | float) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float))))
 
 
-def _logit(p: float) -> float:
-    return math.log(p / (1.0 - p))
+def _derivatives(f: Sequence[float]) -> tuple[list[float], list[list[float]]]:
+    """Gradient and Hessian by central differences from the likelihood on :data:`_STENCIL`
+    (three points: on the first coordinate only)."""
+    h = _FD_STEP
+    f0, fx, fx_ = f[:3]
+    g, hxx = [(fx - fx_) / (2 * h), 0.0], (fx - 2 * f0 + fx_) / (h * h)
+    if len(f) == 3:
+        return g, [[hxx, 0.0], [0.0, -1.0]]
+    fy, fy_, fpp, fmm = f[3:]
+    g[1] = (fy - fy_) / (2 * h)
+    hxy = (fpp + fmm - fx - fx_ - fy - fy_ + 2 * f0) / (2 * h * h)
+    return g, [[hxx, hxy], [hxy, (fy - 2 * f0 + fy_) / (h * h)]]
+
+
+def _ascent(
+    g: list[float], hess: list[list[float]], move: list[bool], radius: float
+) -> tuple[list[float], bool]:
+    """A step towards a maximum of the local quadratic, on the coordinates that ``move`` (the
+    others stay): along each eigenvector of the Hessian, Newton's step where the curvature is
+    negative, else ``radius`` up the slope; at most ``radius`` on either coordinate (a ridge is
+    followed rather than zig-zagged across). Returns the step and whether the radius cut it."""
+    a, b, c = hess[0][0], hess[0][1], hess[1][1]
+    if not move[0]:
+        a, b, g = -1.0, 0.0, [0.0, g[1]]
+    if not move[1]:
+        c, b, g = -1.0, 0.0, [g[0], 0.0]
+    # eigenvectors (cos, sin) and (-sin, cos) of [[a, b], [b, c]]
+    angle = 0.5 * math.atan2(2.0 * b, a - c)
+    u = (math.cos(angle), math.sin(angle))
+    v = (-u[1], u[0])
+    d = [0.0, 0.0]
+    for e in (u, v):
+        curve = a * e[0] ** 2 + 2.0 * b * e[0] * e[1] + c * e[1] ** 2
+        slope = g[0] * e[0] + g[1] * e[1]
+        size = -slope / curve if curve < 0 else math.copysign(2.0 * radius, slope) * (slope != 0)
+        d = [d[0] + size * e[0], d[1] + size * e[1]]
+    longest = max(map(abs, d))
+    if longest <= radius:
+        return d, False
+    return [di * radius / longest for di in d], True
+
+
+def _gain(g: list[float], hess: list[list[float]], d: list[float]) -> float:
+    """The likelihood gain of the step d that the local quadratic predicts."""
+    return sum(g[i] * d[i] + 0.5 * d[i] * hess[i][j] * d[j] for i in range(2) for j in range(2))
+
+
+def _grid_step(
+    f: np.ndarray, axes: Sequence[np.ndarray], at: tuple[int, ...], lo: list[float], hi: list[float]
+) -> tuple[list[float], float]:
+    """A first step from the best point ``at`` of a likelihood grid ``f`` (one axis per
+    coordinate of z, at the points ``axes``), costing no evaluation: Newton's step on the
+    quadratic through the grid neighbours. Along a coordinate where the best point is on the
+    grid's edge the maximum may lie beyond it: the step goes outwards. Returns the step and
+    the likelihood's slope along it (from the same neighbours)."""
+    g, hess = [0.0, 0.0], [[-1.0, 0.0], [0.0, -1.0]]
+    move, edge, edge_slope = [False, False], [0.0, 0.0], 0.0
+    f0 = float(f[at])
+    for k, x in enumerate(axes):
+        i = at[k]
+        near = [(*at[:k], i + s, *at[k + 1 :]) for s in (-1, 1) if 0 <= i + s < x.size]
+        if len(near) == 2 and np.all(np.isfinite([f[n] for n in near])):
+            a, b = x[i] - x[i - 1], x[i + 1] - x[i]
+            down, up = float(f[near[0]]) - f0, float(f[near[1]]) - f0
+            g[k] = (a * a * up - b * b * down) / (a * b * (a + b))
+            hess[k][k] = 2.0 * (a * up + b * down) / (a * b * (a + b))
+            move[k] = True
+        elif len(near) == 1 and np.isfinite(f[near[0]]):
+            # below the grid's smallest q the likelihood is linear in q (q << s2 / n): the
+            # maximum is at the bound; elsewhere a step outwards, as far as a climb's first
+            edge[k] = lo[k] - float(x[i]) if k == 0 and i == 0 else _MAX_STEP * (1 if i else -1)
+            edge_slope += (f0 - float(f[near[0]])) / abs(float(x[i] - x[near[0][k]])) * abs(edge[k])
+    if all(move) and len(axes) == 2:
+        (c, r), (xq, xp) = at, axes
+        corners = f[c + 1, r + 1] - f[c + 1, r - 1] - f[c - 1, r + 1] + f[c - 1, r - 1]
+        if np.isfinite(corners):
+            hess[0][1] = hess[1][0] = float(corners) / (
+                (xq[c + 1] - xq[c - 1]) * (xp[r + 1] - xp[r - 1])
+            )
+    d, _ = _ascent(g, hess, move, _MAX_STEP)
+    step = [d[k] if move[k] else edge[k] for k in range(2)]
+    return step, g[0] * d[0] + g[1] * d[1] + edge_slope
+
+
+@dataclass
+class _Climb:
+    """One start of :func:`_newton` in z = (log q, logit phi) (a walk's second coordinate is
+    unused, ``lo`` = ``hi`` there): the best point so far, where it was evaluated (a batch and
+    its index), and ``z``, the point to evaluate next."""
+
+    best: list[float]
+    best_ll: float
+    found: tuple[_Batch, int]
+    z: list[float]
+    lo: list[float]
+    hi: list[float]
+    slope: float  # the likelihood's slope along the step from ``best`` to ``z``
+    measured: bool = False  # whether that step came from a stencil at ``best`` (else: the grid)
+    radius: float = _MAX_STEP
+    done: bool = False
+
+    @classmethod
+    def from_grid(
+        cls,
+        grid: tuple[_Batch, int],
+        f: np.ndarray,
+        axes: Sequence[np.ndarray],
+        at: tuple[int, ...],
+        lo: list[float],
+        hi: list[float],
+    ) -> _Climb:
+        """A climb from the best point ``at`` of a likelihood grid ``f`` (evaluated as
+        ``grid``), its first step from the grid (:func:`_grid_step`)."""
+        best = [float(x[i]) for x, i in zip(axes, at, strict=True)] + [0.0] * (2 - len(axes))
+        step, slope = _grid_step(f, axes, at, lo, hi)
+        climb = cls(best, float(f[at]), grid, best, lo, hi, slope)
+        climb.go(step)
+        return climb
+
+    @property
+    def step(self) -> list[float]:
+        return [z - b for z, b in zip(self.z, self.best, strict=True)]
+
+    def go(self, step: list[float]) -> None:
+        """Set the next point ``best + step``, within the box."""
+        self.z = [
+            min(max(b + d, lo), hi)
+            for b, d, lo, hi in zip(self.best, step, self.lo, self.hi, strict=True)
+        ]
+        self.done = max(map(abs, self.step)) < _STEP_TOL
+
+    def end(self, tail: int) -> _FilterEnd:
+        """The filter's end at the best point."""
+        return self.found[0].end(self.found[1], tail)
+
+    def update(self, f: list[float], found: tuple[_Batch, int]) -> None:
+        """Take the likelihood on the stencil around ``z`` (evaluated at ``found``): step on
+        from it if it is no worse than ``best``, else step back towards ``best``."""
+        if not f[0] >= self.best_ll:
+            self._back(f[0] - self.best_ll)
+            return
+        self.best, self.best_ll, self.found, self.measured = self.z, f[0], found, True
+        if not all(map(math.isfinite, f)):
+            self.done = True
+            return
+        g, hess = _derivatives(f)
+        move = [
+            self.lo[k] < self.hi[k]
+            and not (self.z[k] <= self.lo[k] and g[k] < 0)
+            and not (self.z[k] >= self.hi[k] and g[k] > 0)
+            for k in range(2)
+        ]
+        d, cut = _ascent(g, hess, move, self.radius)
+        self.go(d)
+        step = self.step
+        self.slope = g[0] * step[0] + g[1] * step[1]
+        if cut:
+            self.radius *= 2.0
+        self.done = self.done or _gain(g, hess, step) < _GAIN_TOL
+
+    def _back(self, drop: float) -> None:
+        """Shorten the step to where the parabola through the slope at ``best`` and the value
+        ``drop`` below it at ``z`` peaks (within a tenth and a half of the step); a step from
+        the grid is not trusted that far: the stencil goes to ``best`` itself instead."""
+        if not self.measured:  # (re-evaluated there: accepted, whatever the rounding)
+            self.z, self.best_ll, self.measured = self.best, -math.inf, True
+            return
+        alpha = 0.5
+        if math.isfinite(drop):
+            alpha = min(max(self.slope / (2.0 * (self.slope - drop)), 0.1), 0.5)
+        self.go([alpha * d for d in self.step])
+        self.slope *= alpha
+        self.radius = max(map(abs, self.step))
+        self.done = self.done or self.slope < _GAIN_TOL
+
+
+def _newton(data: _Data, climbs: Sequence[_Climb]) -> None:
+    """Climb to local maxima of the log-likelihood in z = (log q, logit phi) within boxes,
+    from several starts at once.
+
+    Each pass evaluates :data:`_STENCIL` around every unfinished climb's next point in one
+    :func:`_batch` call, which gives the likelihood there and its gradient and Hessian by
+    central differences. A better point is accepted and Newton's step taken from it (up the
+    gradient where the likelihood is not concave), within a trust radius that doubles after a
+    step it cut, projected on the box (a coordinate at a bound the gradient points out of stays
+    there); a worse one is stepped back from (:meth:`_Climb._back`). A climb is done when the
+    step would gain less than _GAIN_TOL or move z less than _STEP_TOL, or when another climb
+    in the same box has come within _SAME of it (the less likely one stops).
+    """
+    for _ in range(_NEWTON_ITERS):
+        todo = [c for c in climbs if not c.done]
+        if not todo:
+            return
+        stencils = [_STENCIL if c.lo[1] < c.hi[1] else _STENCIL[:3] for c in todo]
+        points = np.concatenate([c.z + _FD_STEP * st for c, st in zip(todo, stencils, strict=True)])
+        walk = np.concatenate([np.full(len(st), st is not _STENCIL) for st in stencils])
+        phi = np.where(walk, 1.0, _expit(points[:, 1]))
+        res = _batch(data, phi, np.exp(points[:, 0]), walk)
+        values = np.where(np.isfinite(res.loglik), res.loglik, -np.inf).tolist()
+        k = 0
+        for c, st in zip(todo, stencils, strict=True):
+            c.update(values[k : k + len(st)], (res, k))
+            k += len(st)
+        for a, b in itertools.combinations(climbs, 2):
+            if (
+                not (a.done or b.done)
+                and (a.lo, a.hi) == (b.lo, b.hi)
+                and max(abs(x - y) for x, y in zip(a.best, b.best, strict=True)) < _SAME
+            ):
+                (a if a.best_ll < b.best_ll else b).done = True
 
 
 def _maximise(data: _Data) -> dict[DriftKind, tuple[float, float, _FilterEnd]]:
     """(phi, q, filter end) at the maximum likelihood of each kind.
 
-    A grid over log q (and logit phi for the ar1) evaluated in one vectorized pass gives the
-    starts; Nelder-Mead polishes the ar1 from its best grid point (and from a second region's
-    best when nearly as likely), bounded Brent the walk's log q around its best grid point.
+    A grid over log q (and phi for the ar1), and none, evaluated in one :func:`_batch` call
+    gives the starts: the ar1's best grid point (and a second region's best when nearly as
+    likely), the walk's best with its neighbouring cells as the box; :func:`_newton` then
+    climbs from all of them at once.
     """
     top = max(data.mvar, data.vbar)
     lo, hi = math.log(1e-8 * data.vbar), math.log(100.0 * top)
     logq = np.linspace(math.log(1e-5 * data.vbar), math.log(4.0 * top), _Q_GRID_POINTS)
     phis = np.array(_PHI_GRID)
-    grid_phi = np.concatenate([np.repeat(phis, logq.size), np.ones(logq.size)])
-    grid_q = np.exp(np.concatenate([np.tile(logq, phis.size), logq]))
-    walk = np.zeros(grid_q.size, dtype=bool)
-    walk[-logq.size :] = True
-    ll = _loglik_grid(data, grid_phi, grid_q, walk)
-    ll = np.where(np.isfinite(ll), ll, -np.inf)
-    out: dict[DriftKind, tuple[float, float, _FilterEnd]] = {
-        "none": (0.0, 0.0, _filter(data, "none", 0.0, 0.0))
-    }
-
-    def ar1_cost(z: np.ndarray) -> float:
-        r = _filter(data, "ar1", _expit(float(z[1])), math.exp(float(z[0]))).loglik
-        return -r if math.isfinite(r) else 1e300
-
-    def walk_cost(z: float) -> float:
-        r = _filter(data, "random_walk", 1.0, math.exp(z)).loglik
-        return -r if math.isfinite(r) else 1e300
-
     n_ar1 = phis.size * logq.size
+    # ar1 on phi x q, the walk on q, none last (phi = q = 0)
+    grid_phi = np.concatenate([np.repeat(phis, logq.size), np.ones(logq.size), [0.0]])
+    grid_q = np.concatenate([np.exp(np.tile(logq, phis.size)), np.exp(logq), [0.0]])
+    walk = np.zeros(grid_q.size, dtype=bool)
+    walk[n_ar1:-1] = True
+    grid = _batch(data, grid_phi, grid_q, walk)
+    ll = np.where(np.isfinite(grid.loglik), grid.loglik, -np.inf)
     order = np.argsort(-ll[:n_ar1])
     starts = [int(order[0])]
     for i in order[1:]:  # a second start in another region, if nearly as likely
@@ -501,32 +917,37 @@ def _maximise(data: _Data) -> dict[DriftKind, tuple[float, float, _FilterEnd]]:
         if abs(grid_phi[i] - grid_phi[order[0]]) > 0.02 or abs(int(i) - int(order[0])) > 2:
             starts.append(int(i))
             break
-    best: tuple[float, np.ndarray] | None = None
-    bounds = [(lo, hi), _LOGIT_PHI_BOUNDS]
-    for i in starts:
-        z0 = np.array([math.log(grid_q[i]), _logit(float(grid_phi[i]))])
-        res = optimize.minimize(
-            ar1_cost, z0, method="Nelder-Mead", bounds=bounds, options=_NM_OPTIONS
+    j = int(np.argmax(ll[n_ar1:-1]))
+    cell = float(logq[1] - logq[0])
+    # the ar1's grid as (log q, logit phi), the walk's as log q
+    f_ar1 = ll[:n_ar1].reshape(phis.size, logq.size).T
+    axes = (logq, np.log(phis / (1.0 - phis)))
+    climbs = [
+        _Climb.from_grid(
+            (grid, i),
+            f_ar1,
+            axes,
+            (i % logq.size, i // logq.size),
+            [lo, _LOGIT_PHI_BOUNDS[0]],
+            [hi, _LOGIT_PHI_BOUNDS[1]],
         )
-        for cost, z in ((float(res.fun), res.x), (ar1_cost(z0), z0)):
-            if best is None or cost < best[0]:
-                best = (cost, z)
-    assert best is not None
-    phi, q = _expit(float(best[1][1])), math.exp(float(best[1][0]))
-    out["ar1"] = (phi, q, _filter(data, "ar1", phi, q))
-    j = int(np.argmax(ll[n_ar1:]))
-    step = float(logq[1] - logq[0])
-    bracket = (
-        lo if j == 0 else float(logq[j]) - step,
-        hi if j == logq.size - 1 else float(logq[j]) + step,
+        for i in starts
+    ]
+    walk_lo = lo if j == 0 else float(logq[j]) - cell
+    walk_hi = hi if j == logq.size - 1 else float(logq[j]) + cell
+    climbs.append(
+        _Climb.from_grid(
+            (grid, n_ar1 + j), ll[n_ar1:-1], (logq,), (j,), [walk_lo, 0.0], [walk_hi, 0.0]
+        )
     )
-    res = optimize.minimize_scalar(
-        walk_cost, bounds=bracket, method="bounded", options={"xatol": 1e-3}
-    )
-    z = float(res.x) if res.fun <= walk_cost(float(logq[j])) else float(logq[j])
-    q = math.exp(z)
-    out["random_walk"] = (1.0, q, _filter(data, "random_walk", 1.0, q))
-    return out
+    _newton(data, climbs)
+    ar1 = max(climbs[:-1], key=lambda c: c.best_ll)  # the first of equals
+    walk_fit = climbs[-1]
+    return {
+        "none": (0.0, 0.0, grid.end(grid_q.size - 1, data.tail)),
+        "ar1": (float(_expit(ar1.best[1])), math.exp(ar1.best[0]), ar1.end(data.tail)),
+        "random_walk": (1.0, math.exp(walk_fit.best[0]), walk_fit.end(data.tail)),
+    }
 
 
 def default_drift(
@@ -716,7 +1137,7 @@ def horizon_shift(fit: DriftFit, weights: np.ndarray, gap_windows: int = 0) -> t
     vm, vl, c = fit.mu_var, fit.level_end_var, fit.level_mu_cov
     param = (1.0 - a) ** 2 * vm + a * a * vl + 2.0 * a * (1.0 - a) * c
     cw = signal.lfilter([1.0], [1.0, -phi], w[::-1])[::-1]
-    lead = _geometric(phi, gap_windows + 1) - 1.0  # sum_{j=1}^{gap} phi^(2j)
+    lead = float(_geometric(phi, gap_windows + 1)) - 1.0  # sum_{j=1}^{gap} phi^(2j)
     var = param + q * (float(cw @ cw) + float(cw[0]) ** 2 * lead)
     # Jensen: E[sum_k w_k (L_k - Lbar)^2] = sum_k w_k Var(L_k) - Var(Lbar) + spread of E[L_k]
     if phi >= 1.0:
@@ -735,7 +1156,29 @@ def horizon_shift(fit: DriftFit, weights: np.ndarray, gap_windows: int = 0) -> t
 # ------------------------------------------------------------------------ shared drift
 
 
+_PAIR_BLOCK = 4096  # pairs x correlations per pass over the windows: they stay in the cache
+
+
 def _pair_loglik(
+    m: np.ndarray,
+    v: np.ndarray,
+    phi: np.ndarray,
+    q: np.ndarray,
+    walk: np.ndarray,
+    pairs: np.ndarray,
+    r: np.ndarray,
+) -> np.ndarray:
+    """:func:`_pair_block` over blocks of pairs: a few thousand at a time, every array of the
+    filter stays in the cache."""
+    return np.concatenate(
+        [
+            _pair_block(m, v, phi, q, walk, pairs[i : i + _PAIR_BLOCK], r[i : i + _PAIR_BLOCK])
+            for i in range(0, r.size, _PAIR_BLOCK)
+        ]
+    )
+
+
+def _pair_block(
     m: np.ndarray,
     v: np.ndarray,
     phi: np.ndarray,
@@ -773,13 +1216,18 @@ def _pair_loglik(
         for first in (True, False):
             cls = i if first else j
             obs = np.isfinite(v[cls, t])
-            if not obs.any():
-                continue
-            var = np.where(obs, v[cls, t], 1.0)
             pc, pd = (p11, p12) if first else (p12, p22)  # P h: the column of the observed state
-            f = np.where(obs, (pc if first else pd) + var, 1.0)
-            k1 = np.where(obs, pc / f, 0.0)
-            k2 = np.where(obs, pd / f, 0.0)
+            if obs.all():
+                f = (pc if first else pd) + v[cls, t]
+                wo = 1.0 / f
+                logf = np.log(f)
+            elif obs.any():  # missing observations weigh nothing
+                f = np.where(obs, (pc if first else pd) + np.where(obs, v[cls, t], 1.0), 1.0)
+                wo = obs / f
+                logf = np.where(obs, np.log(f), 0.0)
+            else:
+                continue
+            k1, k2 = pc * wo, pd * wo
             e = m[cls, t] - (x1 if first else x2)
             u1 = (1.0 - a11) if first else -a21
             u2 = -a12 if first else (1.0 - a22)
@@ -788,13 +1236,13 @@ def _pair_loglik(
             a21, a22 = a21 + k2 * u1, a22 + k2 * u2
             # P - K h'P, h'P = (pc, pd)
             p11, p12, p22 = p11 - k1 * pc, p12 - k1 * pd, p22 - k2 * pd
-            wo = obs / f
-            slogf += np.where(obs, np.log(f), 0.0)
-            svv += wo * e * e
-            s1 += wo * u1 * e
-            s2 += wo * u2 * e
-            s11 += wo * u1 * u1
-            s12 += wo * u1 * u2
+            slogf += logf
+            we, wu1 = wo * e, wo * u1
+            svv += we * e
+            s1 += we * u1
+            s2 += we * u2
+            s11 += wu1 * u1
+            s12 += wu1 * u2
             s22 += wo * u2 * u2
     det = s11 * s22 - s12 * s12
     quad = (s22 * s1 * s1 - 2.0 * s12 * s1 * s2 + s11 * s2 * s2) / det
