@@ -29,6 +29,10 @@ def scheduler() -> Iterator[str]:
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         yield cluster.scheduler_address
+        from costsim.parallel import _client
+
+        _client(cluster.scheduler_address).close()  # before its cluster goes: no reconnecting
+        _client.cache_clear()
 
 
 def _forecast(parallel: Parallel) -> str:
