@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Literal
@@ -199,6 +199,47 @@ def _hours(seconds: float) -> str:
     return f"{h / 24:g} d" if h >= 24 and h % 24 == 0 else f"{h:g} h"
 
 
+Grid = tuple[int, np.ndarray, np.ndarray]  # windows, each row's window, rows per window
+
+
+def choose_window(
+    grid: Callable[[float], Grid],
+    candidates: Sequence[float],
+    adapt: bool,
+    min_median: int = MIN_MEDIAN_COUNT,
+    min_windows: int = MIN_WINDOWS,
+    min_count: int = MIN_PER_WINDOW,
+) -> tuple[Grid, float, str | None]:
+    """The shortest candidate window whose median window holds ``min_median`` requests, as long
+    as ``min_windows`` windows keep ``min_count`` each; its grid, length and a note when it
+    was lengthened or is still thin. ``grid(w)`` lays the rows on windows of ``w`` seconds
+    (from rows in memory, or from a streamed pilot's per-window counts)."""
+    chosen = grid(candidates[0])
+    chosen_w, first_median = candidates[0], float(np.median(chosen[2]))
+    for w in candidates:
+        g = grid(w)
+        if int(np.sum(g[2] >= min_count)) < min_windows:
+            break  # longer windows only leave fewer
+        chosen, chosen_w = g, w
+        if np.median(g[2]) >= min_median:
+            break
+    n = chosen[2]
+    median = float(np.median(n))
+    note = None
+    if chosen_w != candidates[0]:
+        note = (
+            f"windows lengthened from {_hours(candidates[0])} to {_hours(chosen_w)}: a "
+            f"{_hours(candidates[0])} window held a median of {first_median:g} requests "
+            f"({min_median} wanted)"
+        )
+    if median < min_median and adapt and int(np.sum(n >= min_count)) >= min_windows:
+        note = (note + "; " if note else "") + (
+            f"{_hours(chosen_w)} windows hold a median of {median:g} requests ({min_median} "
+            f"wanted), but longer ones would leave fewer than {min_windows} in the pilot"
+        )
+    return chosen, chosen_w, note
+
+
 def drift_windows(
     timestamp: np.ndarray,
     value: np.ndarray,
@@ -249,29 +290,9 @@ def drift_windows(
         idx = np.minimum(np.floor((t - t0) / w).astype(np.int64), size - 1)
         return size, idx, np.bincount(idx, minlength=size)
 
-    chosen = grid(candidates[0])
-    chosen_w, first_median = candidates[0], float(np.median(chosen[2]))
-    for w in candidates:
-        g = grid(w)
-        if int(np.sum(g[2] >= min_count)) < min_windows:
-            break  # longer windows only leave fewer
-        chosen, chosen_w = g, w
-        if np.median(g[2]) >= min_median:
-            break
-    size, idx, n = chosen
-    median = float(np.median(n))
-    note = None
-    if chosen_w != candidates[0]:
-        note = (
-            f"windows lengthened from {_hours(candidates[0])} to {_hours(chosen_w)}: a "
-            f"{_hours(candidates[0])} window held a median of {first_median:g} requests "
-            f"({min_median} wanted)"
-        )
-    if median < min_median and adapt and int(np.sum(n >= min_count)) >= min_windows:
-        note = (note + "; " if note else "") + (
-            f"{_hours(chosen_w)} windows hold a median of {median:g} requests ({min_median} "
-            f"wanted), but longer ones would leave fewer than {min_windows} in the pilot"
-        )
+    (size, idx, n), chosen_w, note = choose_window(
+        grid, candidates, adapt, min_median, min_windows, min_count
+    )
     centre = float(np.mean(y))
     yc = y - centre
     s1 = np.bincount(idx, weights=yc, minlength=size)

@@ -25,12 +25,11 @@ import pyarrow.parquet as pq
 from scipy import special, stats
 
 from .drift import (
-    MIN_MEDIAN_COUNT,
     MIN_PER_WINDOW,
-    MIN_WINDOWS,
     WINDOW_LADDER_S,
     DriftFit,
     DriftSeries,
+    choose_window,
     common_loadings,
     default_drift,
     fit_state_space,
@@ -1061,30 +1060,7 @@ class _DriftGrid:
             idx = ids // k - first
             return size, idx, np.bincount(idx, weights=n_b, minlength=size).astype(np.int64)
 
-        chosen = grid(candidates[0])
-        chosen_w, first_median = candidates[0], float(np.median(chosen[2]))
-        for w in candidates:
-            g = grid(w)
-            if int(np.sum(g[2] >= MIN_PER_WINDOW)) < MIN_WINDOWS:
-                break  # longer windows only leave fewer
-            chosen, chosen_w = g, w
-            if np.median(g[2]) >= MIN_MEDIAN_COUNT:
-                break
-        size, idx, n = chosen
-        median = float(np.median(n))
-        note = None
-        if chosen_w != candidates[0]:
-            note = (
-                f"windows lengthened from {_hours(candidates[0])} to {_hours(chosen_w)}: a "
-                f"{_hours(candidates[0])} window held a median of {first_median:g} requests "
-                f"({MIN_MEDIAN_COUNT} wanted)"
-            )
-        if median < MIN_MEDIAN_COUNT and adapt and int(np.sum(n >= MIN_PER_WINDOW)) >= MIN_WINDOWS:
-            note = (note + "; " if note else "") + (
-                f"{_hours(chosen_w)} windows hold a median of {median:g} requests "
-                f"({MIN_MEDIAN_COUNT} wanted), but longer ones would leave fewer than "
-                f"{MIN_WINDOWS} in the pilot"
-            )
+        (size, idx, n), chosen_w, note = choose_window(grid, candidates, adapt)
         # With y summed per window (S1, S2 over n rows), the centred means and the pooled
         # within-window variance of costsim.drift.drift_windows:
         #   m_t = S1_t / n_t - ybar,  s2 = sum_t (S2_t - S1_t^2 / n_t) / (N - #windows)
