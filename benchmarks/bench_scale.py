@@ -21,12 +21,12 @@ process. The machine has 2 cores: run it with the other core idle.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+from _models import many_classes
 from _timing import best_of, verdict
 
 from costsim.fit import FittedModel
@@ -49,27 +49,6 @@ def scenario(trials: int, **changes: Any) -> Scenario:
     doc["reliability"] = {**doc["reliability"], **RELIABILITY}
     doc.update(trials=trials, **changes)
     return parse_scenario(doc, SCENARIO, SCENARIO.parent)
-
-
-def many_classes(model: FittedModel, n: int) -> FittedModel:
-    """The bundled model's classes repeated under new names until there are ``n``, each
-    repeat taking its share of the original's traffic."""
-    names = list(model.classes)
-    copies = -(-n // len(names))
-    classes = {}
-    for i in range(n):
-        cf = model.classes[names[i % len(names)]]
-        name = f"{cf.name}_{i}"
-        classes[name] = replace(
-            cf,
-            name=name,
-            share=cf.share / copies,
-            requests=max(cf.requests // copies, 1),
-            cost_total=None if cf.cost_total is None else cf.cost_total / copies,
-        )
-    total = sum(c.share for c in classes.values())
-    classes = {k: replace(c, share=c.share / total) for k, c in classes.items()}
-    return replace(model, classes=classes)
 
 
 def timed(sc: Scenario, model: FittedModel, parallel: Parallel, repeats: int) -> tuple[float, str]:

@@ -34,6 +34,7 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads BLAS
 
 import numpy as np
+from _models import many_classes
 from bench_forecast import SCENARIO, scenario_at
 
 from costsim import forecast
@@ -78,28 +79,6 @@ def reference_kernels() -> Iterator[None]:
     finally:
         for name, fn in saved.items():
             setattr(forecast, name, fn)
-
-
-def many_classes(model: FittedModel, n: int) -> FittedModel:
-    """The model's classes repeated under new names until there are ``n``, each repeat taking
-    its share of the original's traffic."""
-    names = list(model.classes)
-    copies = -(-n // len(names))
-    classes = {}
-    for i in range(n):
-        cf = model.classes[names[i % len(names)]]
-        name = f"{cf.name}_{i}"
-        classes[name] = replace(
-            cf,
-            name=name,
-            share=cf.share / copies,
-            requests=max(cf.requests // copies, 1),
-            cost_total=None if cf.cost_total is None else cf.cost_total / copies,
-        )
-    total = sum(c.share for c in classes.values())
-    return replace(
-        model, classes={k: replace(c, share=c.share / total) for k, c in classes.items()}
-    )
 
 
 def shapes(
