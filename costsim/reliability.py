@@ -110,6 +110,9 @@ def with_norms(cr: ClassReliability, plan: TrafficPlan, rel: Any, j: int) -> Cla
     if rel.spike_cold_share > 0:
         cold = _cold_cost(cr.cold_pilot, rel.spike_cold_share, _rise(w0), w0, cr.cost_ratio_pilot)
         cold = cold / w0_sum
+    if not w0.sum() > 0:  # a class the scenario sends no traffic: nothing to scale (not 0 / 0)
+        retry = None if retry is None else np.ones_like(retry)
+        cold = None if cold is None else np.ones_like(cold)
     return replace(cr, retry_norm=retry, cold_norm=cold)
 
 

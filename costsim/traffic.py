@@ -378,6 +378,9 @@ class Spikes:
         spike in order of start, are sorted already but where spikes overlap.
         """
         t, first, last, head, tail, amp = self._cover(rows, n_buckets, bucket_s)
+        if t.size == 0:  # no spike in these trials (a rare rate, or few trials)
+            none = np.zeros(0, dtype=np.int64)
+            return SpikeSegments(none, none, none, np.zeros(0))
         order = np.argsort(t * (n_buckets + 1) + first, kind="stable")
         t, first, last, head, tail, amp = (a[order] for a in (t, first, last, head, tail, amp))
         same = first == last

@@ -753,3 +753,41 @@ def test_strata_and_quantiles_are_the_same() -> None:
         q = np.concatenate([rng.random(20_000), [0.0, 1.0 - 1e-16], rng.random(100) * 1e-9])
         rows = rng.integers(0, unit.n_params, q.size)
         np.testing.assert_array_equal(unit.ppf_rows(q, rows), ref_ppf_rows(unit, q, rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# Edge cases the fuzz found
+# ---------------------------------------------------------------------------------------------
+
+
+def test_trials_without_a_spike_have_no_segments() -> None:
+    # a rate so small that no trial draws a spike: nothing to spread, not an IndexError
+    spikes = Spikes(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0))
+    seg = spikes.segments(slice(0, 50), 168, 3600.0)
+    assert seg.trial.size == seg.start.size == seg.stop.size == seg.excess.size == 0
+    assert np.array_equal(spikes.grid(slice(0, 50), 168, 3600.0), np.ones((50, 168)))
+
+
+def test_a_class_without_traffic_costs_nothing_under_load_dependent_reliability() -> None:
+    from costsim.forecast import prepare, simulate
+
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    doc = {
+        "model": "pilot.model.json",
+        "horizon": "7d",
+        "resolution": "1h",
+        "volume": {"requests": 200000},
+        "mix": {"lookup": 0.7, "agent_tool_use": 0.3},  # the other four classes get nothing
+        "traffic": {"spikes": {"rate": 1e-42, "magnitude": {"median": 2}, "duration": "2h"}},
+        "reliability": {"load_exponent": 1, "max_attempts": 3, "spike_cold_share": 0.2},
+        "trials": 200,
+    }
+    sc = parse_scenario(doc, root / "s.yaml", root)
+    assert sc.model_path is not None
+    prep = prepare(sc, load_model(sc.model_path))
+    totals, requests = simulate(prep)
+    assert np.isfinite(totals).all()
+    idle = [j for j, pc in enumerate(prep.classes) if pc.name not in doc["mix"]]  # type: ignore[operator]
+    assert len(idle) == 4
+    assert np.all(totals[:, idle] == 0) and np.all(requests[:, idle] == 0)
+    assert np.all(totals[:, [j for j in range(6) if j not in idle]] > 0)
