@@ -253,7 +253,6 @@ def fit_model(
         notes=log.notes,
         progress=progress,
         below_floor=below,
-        parallel=parallel,
     )
 
 
@@ -393,7 +392,6 @@ def _fit_source(
         notes=tuple(notes),
         progress=progress,
         below_floor=below,
-        parallel=parallel,
     )
     return SourceFit(model, dropped)
 
@@ -493,11 +491,9 @@ def fit_summary(
     notes: Sequence[str] = (),
     progress: Progress | None = None,
     below_floor: Mapping[str, Windows] | None = None,
-    parallel: Parallel = SERIAL,
 ) -> FittedModel:
     """Fit the per-class model to a log's summary (`costsim.summaries`); ``below_floor``
-    holds the second pass's sums for the classes `floors_to_sum` names. The classes' own
-    tails are fitted on ``parallel``'s local threads, each from its own stream."""
+    holds the second pass's sums for the classes `floors_to_sum` names."""
     spec = summary.spec
     summary.finish()
     names = sorted(summary.classes)
@@ -517,12 +513,14 @@ def fit_summary(
 
     # First pass: classes large enough fit their own tails.
     partial: dict[str, dict[str, Any]] = {}
-    local = Parallel(parallel.workers)
-    jobs = [(name, streams[ci]) for ci, name in enumerate(names)]
-    for ci, part in enumerate(local.map(_own_tails, jobs, (summary, present)), 1):
-        partial[names[ci - 1]] = part
+    for ci, name in enumerate(names):
+        c = summary.classes[name]
+        rng = np.random.default_rng(streams[ci])
+        sample = c.sample(spec.fields)
+        qfits = {q: _prepare_summarized(q, c, sample[q], rng) for q in present}
+        partial[name] = {"sample": sample, "rng": rng, "q": qfits}
         if progress is not None:
-            progress("fitting classes", ci, 2 * len(names))
+            progress("fitting classes", ci + 1, 2 * len(names))
 
     # Pooled tail shapes for classes too small to fit their own.
     pooled = {q: _pooled_shape(q, partial, pooled_rng, all_notes) for q in present}
@@ -567,20 +565,6 @@ def fit_summary(
         concentration=_concentration(summary) if spec.has_cost else None,
         notes=tuple(all_notes),
     )
-
-
-def _own_tails(
-    shared: tuple[LogSummary, list[str]], job: tuple[str, np.random.SeedSequence]
-) -> dict[str, Any]:
-    """A class's sample and each quantity's own fit (its tail where it has enough rows), from
-    the class's own stream, which the second pass goes on drawing from."""
-    summary, present = shared
-    name, stream = job
-    c = summary.classes[name]
-    rng = np.random.default_rng(stream)
-    sample = c.sample(summary.spec.fields)
-    qfits = {q: _prepare_summarized(q, c, sample[q], rng) for q in present}
-    return {"sample": sample, "rng": rng, "q": qfits}
 
 
 def _listing(names: Sequence[str], shown: int = 3) -> str:
