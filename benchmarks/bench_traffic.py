@@ -118,7 +118,7 @@ def main() -> None:
         with reference_kernels():
             r_prep = best_cpu(lambda sc=sc, m=m: prepare(sc, m), 1)
         prep = prepare(sc, m)
-        _, traffic = chunk_traffic(prep, 0, chunk)
+        traffic = chunk_traffic(prep, 0, chunk)
         rows = np.random.default_rng(0).integers(1, 201, (chunk, len(prep.classes)))
         args_mult = (prep.plan, sc.reliability, prep.reliability, traffic, ALL_DRIVERS, rows)
         t_mult = best_cpu(lambda a=args_mult: multipliers(*a), args.repeats)

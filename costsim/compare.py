@@ -544,7 +544,7 @@ def run_compare(
     with ThreadPoolExecutor(max_workers=parallel.workers) as pool:
         for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS)):
             n = min(CHUNK_TRIALS, n_total - start)
-            _, traffic = chunk_traffic(prep0, chunk, n)
+            traffic = chunk_traffic(prep0, chunk, n)
             blocks = [slice(lo, min(lo + BLOCK_TRIALS, n)) for lo in range(0, n, BLOCK_TRIALS)]
             list(pool.map(lambda local: block(traffic, start, local), blocks))  # noqa: B023
             if progress is not None:

@@ -207,7 +207,8 @@ def tail_means(xi: np.ndarray, sigma: np.ndarray, cap_excess: float | None) -> n
 class Strata:
     """Survival-probability edges s_0 = 1 > s_1 > ... > s_K and per-stratum moments.
 
-    ``mean``, ``var``, ``lo``, ``hi`` have shape (parameter rows, K); stratum k holds the
+    ``mean``, ``var``, ``lo``, ``hi`` have shape (parameter rows, K), or fewer columns when
+    built for a reference intensity (the strata above its exact cut); stratum k holds the
     requests with survival probability in (s_{k+1}, s_k].
     """
 
@@ -231,22 +232,25 @@ def strata_count() -> int:
     return int(_base_edges().size)
 
 
-def build_strata(unit: UnitCost) -> Strata:
+def build_strata(unit: UnitCost, reference_intensity: float | None = None) -> Strata:
     """Precompute the strata of a unit-cost distribution, for every parameter row.
 
     Body strata (survival probability 1 down to 0.1) by a fine midpoint rule on q; tail strata
     by Gauss-Legendre in t = log(s). Both integrate the row's own quantile function, so each
-    row's body, zeta and tail parameters enter its moments.
+    row's body, zeta and tail parameters enter its moments. With a ``reference_intensity``,
+    only the strata above its `exact_cut` get moments (the rest are drawn exactly): `aggregate`
+    then needs that reference intensity, or a lower one.
     """
     d = unit.dist
     edges = _base_edges()
     if d.has_tail and S_MIN < d.tail_prob < 1.0:
         edges = np.unique(np.concatenate([edges, [d.tail_prob]]))[::-1]
     probs = edges[:-1] - edges[1:]
-    rows, k = unit.n_params, probs.size
+    rows = unit.n_params
+    k = probs.size if reference_intensity is None else _cut(edges, reference_intensity)
     mean = np.empty((rows, k))
     var = np.empty((rows, k))
-    body = np.flatnonzero(edges[:-1] > 0.1 + 1e-12)
+    body = np.flatnonzero(edges[:k] > 0.1 + 1e-12)
     if body.size:
         u = (np.arange(_BODY_NODES) + 0.5) / _BODY_NODES
         q = 1.0 - (edges[body, None] - u[None, :] * probs[body, None])
@@ -266,7 +270,7 @@ def build_strata(unit: UnitCost) -> Strata:
         mean[:, tail] = m1
         var[:, tail] = np.maximum(m2 - m1 * m1, 0.0)
     # Values at the stratum edges, to keep a stratum's normal term inside its range.
-    q_edges = np.clip(1.0 - edges, 0.0, 1.0 - 1e-16)
+    q_edges = np.clip(1.0 - edges[: k + 1], 0.0, 1.0 - 1e-16)
     lo = _ppf_grid(unit, q_edges[1:])
     hi = _ppf_grid(unit, q_edges[:-1])
     lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
@@ -372,8 +376,12 @@ EXACT_SLOTS = 64  # uniforms reserved per trial for the exact draws (more come a
 def exact_cut(strata: Strata, reference_intensity: float) -> int:
     """Index of the edge above which requests are drawn exactly: the first whose region would
     hold at most ``EXACT_EXPECTED`` requests at the reference intensity."""
-    within = np.flatnonzero(reference_intensity * strata.edges <= EXACT_EXPECTED)
-    return max(int(within[0]) if within.size else strata.edges.size - 1, 0)
+    return _cut(strata.edges, reference_intensity)
+
+
+def _cut(edges: np.ndarray, reference_intensity: float) -> int:
+    within = np.flatnonzero(reference_intensity * edges <= EXACT_EXPECTED)
+    return max(int(within[0]) if within.size else edges.size - 1, 0)
 
 
 def aggregate(
@@ -402,6 +410,11 @@ def aggregate(
     u_exact = rng.random((n_trials, EXACT_SLOTS))
     # exact region: survival probability below edges[cut]
     cut = exact_cut(strata, lam_max if reference_intensity is None else reference_intensity)
+    if cut > strata.mean.shape[1]:
+        raise ValueError(
+            f"strata with moments for {strata.mean.shape[1]} strata, {cut} needed: build them "
+            "for this reference intensity (or a higher one)"
+        )
     # the strata's counts, and in the last column how many are drawn exactly: one inversion
     s_cut = float(edges[cut])
     mu = np.column_stack([lam[:, None] * strata.probs[None, :cut], lam * s_cut])
@@ -417,11 +430,12 @@ def aggregate(
     n_requests = counts.sum(axis=1)
     # exact draws above the cut: trial t's k-th draw uses u_exact[t, k]
     if m.any():
-        slots = min(int(m.max()), EXACT_SLOTS)
-        use = np.arange(slots)[None, :] < m[:, None]
-        trial = np.nonzero(use)[0]
-        u = u_exact[:, :slots][use]
-        extra = np.maximum(m - EXACT_SLOTS, 0)
+        reserved = np.minimum(m, EXACT_SLOTS)  # trial t's first draws: u_exact[t, :reserved[t]]
+        trial = np.repeat(np.arange(n_trials), reserved)
+        first = np.cumsum(reserved) - reserved  # where each trial's draws start
+        slot = np.arange(trial.size) - np.repeat(first, reserved)
+        u = u_exact.ravel()[trial * EXACT_SLOTS + slot]
+        extra = m - reserved
         if extra.any():  # beyond the reserved slots (rare): fresh uniforms, drawn last
             trial = np.concatenate([trial, np.repeat(np.arange(n_trials), extra)])
             u = np.concatenate([u, rng.random(int(extra.sum()))])

@@ -10,11 +10,10 @@ no files (the model is passed in).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -55,6 +54,7 @@ from .traffic import (
     build_plan,
     draw_traffic,
     start_epoch,
+    traffic_key,
     window_weights,
 )
 
@@ -256,8 +256,7 @@ def prepare(
     strata = tuple(one[1] for one in prepared)
     policies = tuple(one[2] for one in prepared)
     shifts = tuple(one[3] for one in prepared)
-    # twice the expected requests of a trial: fixed per class, so runs share their draws
-    reference = tuple(2.0 * float(plan.base[:, j].sum()) for j in range(len(classes)))
+    reference = tuple(reference_intensity(plan, j) for j in range(len(classes)))
     common = np.array([pc.source.drift_common for pc in classes])
     return Prepared(
         scenario, model, tuple(classes), plan, pilot_mean, tuple(notes), strata, policies,
@@ -302,7 +301,13 @@ def _prepare_class(
     rel = scenario.reliability
     policy = with_norms(class_reliability(cf, rel, unit.n_params, rel_ss), plan, rel, job.j)
     shift = drift_shift(cf, plan, job.j, scenario, model)
-    return pc, build_strata(unit), policy, shift
+    return pc, build_strata(unit, reference_intensity(plan, job.j)), policy, shift
+
+
+def reference_intensity(plan: TrafficPlan, j: int) -> float:
+    """Where a class's exact draws begin: twice the expected requests of a trial, fixed per
+    class so that every run of the forecast shares its draws."""
+    return 2.0 * float(plan.base[:, j].sum())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,23 +364,64 @@ def _chunk_streams(seed: int, chunk: int, n_classes: int) -> list[np.random.Gene
     return [np.random.default_rng(s) for s in ss.spawn(2 + n_classes)]
 
 
+def _copy(rng: np.random.Generator) -> np.random.Generator:
+    """A generator at the same point of the same stream (three times quicker than deepcopy)."""
+    bit_generator = type(rng.bit_generator)(0)
+    bit_generator.state = rng.bit_generator.state
+    return np.random.Generator(bit_generator)
+
+
+@dataclass
+class _ChunkDraws:
+    """A chunk's streams after the draws every run of it shares: per class, the mix uniform
+    (its first draw), the drift normal and the parameter-row uniform. ``volume``, ``spikes``
+    and ``classes`` are left where those draws end: a run uses copies."""
+
+    volume: np.random.Generator
+    spikes: np.random.Generator
+    classes: list[np.random.Generator]
+    u_mix: np.ndarray  # (trials, classes)
+    z_drift: np.ndarray  # (trials, classes)
+    rows_u: np.ndarray  # (trials, classes)
+    gammas: np.ndarray | None = None  # the mix's Gamma draws, once a run needs them
+
+    @classmethod
+    def draw(cls, prep: Prepared, chunk: int, n: int) -> _ChunkDraws:
+        rngs = _chunk_streams(prep.scenario.seed, chunk, len(prep.classes))
+        shape = (n, len(prep.classes))
+        u_mix, z_drift, rows_u = np.empty(shape), np.empty(shape), np.empty(shape)
+        for j, rng in enumerate(rngs[2:]):  # per class, always drawn: common random numbers
+            u_mix[:, j] = rng.random(n)
+            z_drift[:, j] = rng.standard_normal(n)
+            rows_u[:, j] = rng.random(n)
+        return cls(rngs[0], rngs[1], rngs[2:], u_mix, z_drift, rows_u)
+
+    def mix_gammas(self, prep: Prepared) -> np.ndarray:
+        """Gamma(alpha_j) of each class by inversion of its mix uniform (whatever alpha)."""
+        if self.gammas is None:
+            conc = prep.scenario.mix.concentration or 1.0
+            self.gammas = np.zeros(self.u_mix.shape)
+            for j, share in enumerate(prep.plan.mix):
+                if share * conc > 1e-12:
+                    self.gammas[:, j] = special.gammaincinv(share * conc, self.u_mix[:, j])
+        return self.gammas
+
+    def traffic(self, prep: Prepared, drivers: Drivers) -> TrialTraffic:
+        """The chunk's traffic with ``drivers`` (from copies of the streams)."""
+        uncertain_mix = drivers.uncertainty and prep.scenario.mix.concentration is not None
+        gammas = self.mix_gammas(prep) if uncertain_mix else np.zeros(self.u_mix.shape)
+        return draw_traffic(
+            prep.plan, prep.scenario, self.u_mix.shape[0], drivers,
+            _copy(self.volume), _copy(self.spikes), gammas,
+        )  # fmt: skip
+
+
 def chunk_traffic(
     prep: Prepared, chunk: int, n: int, drivers: Drivers = ALL_DRIVERS
-) -> tuple[list[np.random.Generator], TrialTraffic]:
-    """The traffic of one chunk of ``n`` trials, and the chunk's per-class streams after their
-    first draw (the class's mix share). Every run of the same scenario and seed draws the same
-    traffic for the same chunk, whatever else it computes: common random numbers."""
-    sc = prep.scenario
-    n_classes = len(prep.classes)
-    rngs = _chunk_streams(sc.seed, chunk, n_classes)
-    class_rngs = rngs[2:]
-    conc = sc.mix.concentration or 1.0
-    gammas = np.empty((n, n_classes))
-    for j, rng in enumerate(class_rngs):
-        alpha = prep.plan.mix[j] * conc
-        u_mix = rng.random(n)  # Gamma(alpha) by inversion: one uniform, whatever alpha
-        gammas[:, j] = special.gammaincinv(alpha, u_mix) if alpha > 1e-12 else 0.0
-    return class_rngs, draw_traffic(prep.plan, sc, n, drivers, rngs[0], rngs[1], gammas)
+) -> TrialTraffic:
+    """The traffic of one chunk of ``n`` trials. Every run of the same scenario and seed draws
+    the same traffic for the same chunk, whatever else it computes: common random numbers."""
+    return _ChunkDraws.draw(prep, chunk, n).traffic(prep, drivers)
 
 
 DAY_S = 86400.0
@@ -405,10 +451,10 @@ class RunResult:
 
 @dataclass(frozen=True)
 class _Job:
-    run: int
     chunk: int
     start: int
     n: int
+    runs: tuple[int, ...]  # the runs this chunk of trials belongs to
 
 
 @dataclass(frozen=True)
@@ -417,6 +463,16 @@ class _ChunkResult:
     requests: np.ndarray
     variant_totals: tuple[np.ndarray, ...]
     daily: np.ndarray | None
+
+
+def _jobs(sizes: Sequence[int]) -> list[_Job]:
+    """One job per chunk of trials, shared by every run that has that chunk with the same
+    number of trials (the bridge's steps run on the forecast's first chunks)."""
+    runs: dict[tuple[int, int, int], list[int]] = {}
+    for i, n_total in enumerate(sizes):
+        for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS)):
+            runs.setdefault((chunk, start, min(CHUNK_TRIALS, n_total - start)), []).append(i)
+    return [_Job(*key, tuple(r)) for key, r in sorted(runs.items())]
 
 
 def simulate_runs(
@@ -428,18 +484,14 @@ def simulate_runs(
 ) -> list[RunResult]:
     """Several simulations of the same prepared scenario, chunk by chunk (bounded memory).
 
-    Every chunk of every run is one job, its result depending on the job alone (the chunk's
-    own streams): jobs run on every worker and are written back in a fixed order, so the
-    numbers are the same for any number of workers, or on a cluster.
+    Every chunk of trials is one job, for every run that has it, its result depending on the
+    job alone (the chunk's own streams): jobs run on every worker and are written back in a
+    fixed order, so the numbers are the same for any number of workers, or on a cluster.
     """
     if engine not in ENGINES:
         raise ScenarioError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     sizes = [r.trials or prep.scenario.trials for r in runs]
-    jobs = [
-        _Job(i, chunk, start, min(CHUNK_TRIALS, n_total - start))
-        for i, n_total in enumerate(sizes)
-        for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS))
-    ]
+    jobs = _jobs(sizes)
     n_classes = len(prep.classes)
     n_days = _day_index(prep.plan)[1]
     out = [
@@ -452,19 +504,20 @@ def simulate_runs(
         for r, n in zip(runs, sizes, strict=True)
     ]
     done, all_trials = 0, sum(sizes)
-    for job, res in zip(
+    for job, results in zip(
         jobs, parallel.map(_run_chunk, jobs, (prep, tuple(runs), engine)), strict=True
     ):
         rows = slice(job.start, job.start + job.n)
-        dest = out[job.run]
-        dest.totals[rows] = res.totals
-        dest.requests[rows] = res.requests
-        for v, vt in zip(dest.variant_totals, res.variant_totals, strict=True):
-            vt_rows = slice(job.start, min(job.start + job.n, v.shape[0]))
-            v[vt_rows] = vt
-        if dest.daily is not None and res.daily is not None:
-            dest.daily[rows] = res.daily
-        done += job.n
+        for i, res in zip(job.runs, results, strict=True):
+            dest = out[i]
+            dest.totals[rows] = res.totals
+            dest.requests[rows] = res.requests
+            for v, vt in zip(dest.variant_totals, res.variant_totals, strict=True):
+                vt_rows = slice(job.start, min(job.start + job.n, v.shape[0]))
+                v[vt_rows] = vt
+            if dest.daily is not None and res.daily is not None:
+                dest.daily[rows] = res.daily
+        done += job.n * len(job.runs)
         if progress is not None:
             progress("simulating trials", done, all_trials)
     return out
@@ -483,55 +536,93 @@ def simulate(
     return res.totals, res.requests
 
 
-def _run_chunk(shared: tuple[Prepared, tuple[Run, ...], str], job: _Job) -> _ChunkResult:
-    """One chunk of one run: its traffic, multipliers and per-class totals."""
+def _run_chunk(
+    shared: tuple[Prepared, tuple[Run, ...], str], job: _Job
+) -> tuple[_ChunkResult, ...]:
+    """One chunk of trials of every run that has it: their traffic, multipliers and per-class
+    totals.
+
+    The runs share the chunk's draws. Runs whose traffic and parameter rows are the same (the
+    bridge's spike, retry and cold-start steps: `traffic_key`) share their per-class sums too;
+    only their multipliers differ. Each sum starts from a copy of its class's stream, so it is
+    the same number whichever runs share the job.
+    """
     prep, runs, engine = shared
-    run = runs[job.run]
-    drivers, n, n_classes = run.drivers, job.n, len(prep.classes)
-    class_rngs, traffic = chunk_traffic(prep, job.chunk, n, drivers)
-    z_drift = np.empty((n, n_classes))
-    rows_u = np.empty((n, n_classes))
-    for j, rng in enumerate(class_rngs):  # per class, always drawn: common random numbers
-        z_drift[:, j] = rng.standard_normal(n)
-        rows_u[:, j] = rng.random(n)
+    n = job.n
+    draws = _ChunkDraws.draw(prep, job.chunk, n)
+    z_drift = draws.z_drift
     if prep.drift_common.any():  # drift shared across classes: one common factor
         rho = prep.drift_common
         z_common = _common_stream(prep.scenario.seed, job.chunk).standard_normal(n)
         z_drift = np.sqrt(rho) * z_common[:, None] + np.sqrt(1.0 - rho) * z_drift
-    rows = np.zeros((n, n_classes), dtype=np.int64)  # each trial's parameter row per class
+    shared_sums: dict[Hashable, tuple[TrialTraffic, np.ndarray, np.ndarray, np.ndarray]] = {}
+    out = []
+    for i in job.runs:
+        run = runs[i]
+        drivers = run.drivers
+        key = (traffic_key(drivers), drivers.uncertainty)  # the rows follow uncertainty
+        if key not in shared_sums:
+            traffic = draws.traffic(prep, drivers)
+            rows = _param_rows(prep, draws.rows_u, drivers)
+            shared_sums[key] = (
+                traffic,
+                rows,
+                *_class_sums(prep, draws, traffic, rows, drivers, engine),
+            )
+        traffic, rows, sums, requests = shared_sums[key]
+        mult = _multipliers(prep, traffic, drivers, z_drift, rows)
+        totals = sums * mult
+        m_var = max(0, min(n, run.variant_trials - job.start))
+        variant_totals = []
+        for variant in run.variants:
+            vt = totals[:m_var].copy()
+            for j, strata in enumerate(variant):
+                if strata is not prep.strata[j] and m_var:  # the same random numbers
+                    alt, _ = aggregate(
+                        strata, traffic.intensity[:, j], rows[:, j],
+                        _copy(draws.classes[j]), prep.reference_intensity[j],
+                    )  # fmt: skip
+                    vt[:, j] = (alt * mult[:, j])[:m_var]
+            variant_totals.append(vt)
+        daily = _daily_chunk(prep, traffic, totals) if run.daily else None
+        out.append(_ChunkResult(totals, requests, tuple(variant_totals), daily))
+    return tuple(out)
+
+
+def _param_rows(prep: Prepared, rows_u: np.ndarray, drivers: Drivers) -> np.ndarray:
+    """Each trial's parameter row per class: the point estimate (0) without uncertainty."""
+    rows = np.zeros(rows_u.shape, dtype=np.int64)
     if drivers.uncertainty:
         for j, pc in enumerate(prep.classes):
             n_draws = pc.unit.n_params - 1
             if n_draws > 0:
                 rows[:, j] = 1 + (rows_u[:, j] * n_draws).astype(np.int64)
-    mult = _multipliers(prep, traffic, drivers, z_drift, rows)
-    totals = np.empty((n, n_classes))
-    requests = np.empty((n, n_classes))
-    m_var = max(0, min(n, run.variant_trials - job.start))
-    variant_totals = tuple(np.empty((m_var, n_classes)) for _ in run.variants)
-    for j in range(n_classes):
-        lam = traffic.intensity[:, j]
-        redo = [v for v, strata in enumerate(run.variants) if strata[j] is not prep.strata[j]]
-        saved = copy.deepcopy(class_rngs[j]) if redo and m_var else None
+    return rows
+
+
+def _class_sums(
+    prep: Prepared,
+    draws: _ChunkDraws,
+    traffic: TrialTraffic,
+    rows: np.ndarray,
+    drivers: Drivers,
+    engine: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per trial and class, the sum of the requests' unit costs and their count."""
+    sums = np.empty(rows.shape)
+    requests = np.empty(rows.shape)
+    for j in range(len(prep.classes)):
+        rng = _copy(draws.classes[j])
         if engine == "strata":
-            tot, req = aggregate(
-                prep.strata[j], lam, rows[:, j], class_rngs[j], prep.reference_intensity[j]
-            )
+            sums[:, j], requests[:, j] = aggregate(
+                prep.strata[j], traffic.intensity[:, j], rows[:, j], rng,
+                prep.reference_intensity[j],
+            )  # fmt: skip
         else:
-            tot, req = _reference_class(prep, traffic, j, rows[:, j], drivers, class_rngs[j])
-        totals[:, j] = tot * mult[:, j]
-        requests[:, j] = req
-        for v, vt in enumerate(variant_totals):
-            if v in redo and saved is not None:  # the same random numbers, other strata
-                alt, _ = aggregate(
-                    run.variants[v][j], lam, rows[:, j], copy.deepcopy(saved),
-                    prep.reference_intensity[j],
-                )  # fmt: skip
-                vt[:, j] = (alt * mult[:, j])[:m_var]
-            else:
-                vt[:, j] = totals[:m_var, j]
-    daily = _daily_chunk(prep, traffic, totals) if run.daily else None
-    return _ChunkResult(totals, requests, variant_totals, daily)
+            sums[:, j], requests[:, j] = _reference_class(
+                prep, traffic, j, rows[:, j], drivers, rng
+            )
+    return sums, requests
 
 
 def _day_index(plan: TrafficPlan) -> tuple[np.ndarray, int]:
@@ -659,7 +750,9 @@ def _cap_variants(prep: Prepared) -> tuple[tuple[int, ...], tuple[tuple[Strata, 
             unit = prep.classes[j].unit
             d = unit.dist
             assert d.cap is not None
-            strata[j] = build_strata(replace(unit, dist=replace(d, cap=factor * d.cap)))
+            strata[j] = build_strata(
+                replace(unit, dist=replace(d, cap=factor * d.cap)), prep.reference_intensity[j]
+            )
         variants.append(tuple(strata))
     return tuple(sensitive), tuple(variants)
 

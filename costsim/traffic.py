@@ -491,6 +491,12 @@ def mix_factors(plan: TrafficPlan, gammas: np.ndarray, uncertain: bool) -> np.nd
     return np.asarray(np.where(plan.mix > 0, shares / expected, 0.0))
 
 
+def traffic_key(drivers: Drivers) -> tuple[bool, bool]:
+    """The drivers `draw_traffic` reads: runs whose keys agree draw the same traffic from the
+    same streams."""
+    return drivers.spikes, drivers.uncertainty
+
+
 def draw_traffic(
     plan: TrafficPlan,
     scenario: Scenario,

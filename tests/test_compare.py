@@ -73,7 +73,7 @@ def test_api_without_pricing_is_todays_forecast_trial_by_trial(tmp_path: Path, m
 
 def test_bucket_requests_add_up_to_the_forecasts_intensity(tmp_path: Path, model: Any) -> None:
     prep = prepare(load_scenario(write(tmp_path, {"api": {"kind": "api"}})), model)
-    _, traffic = chunk_traffic(prep, 0, 300)
+    traffic = chunk_traffic(prep, 0, 300)
     req = bucket_requests(prep.plan, traffic, slice(0, 300))
     assert req.shape == (300, HOURS, len(prep.classes))
     np.testing.assert_allclose(req.sum(axis=1), traffic.intensity, rtol=1e-9)

@@ -1,0 +1,92 @@
+"""Work a forecast shares between its runs gives the numbers each run gives alone.
+
+A chunk of trials is one job for every run that has it (the forecast and the bridge's steps):
+the chunk's draws are made once, and runs with the same traffic and parameter rows share their
+per-class sums. Strata built for a class's reference intensity hold only the strata above its
+exact cut. Neither may change a number.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from costsim.engine import aggregate, build_strata, exact_cut
+from costsim.forecast import CHUNK_TRIALS, Prepared, Run, prepare, simulate_runs
+from costsim.modelfile import load_model
+from costsim.parallel import Parallel
+from costsim.repricing import quantity_rows
+from costsim.scenario import parse_scenario
+from costsim.traffic import Drivers
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+MODEL = load_model(SCENARIOS / "pilot.model.json")
+# the bridge's drivers: no spikes; spikes; + retries; + cold starts; everything
+STEPS = (
+    Drivers(True, False, False, False, False),
+    Drivers(True, True, False, False, False),
+    Drivers(True, True, True, False, False),
+    Drivers(True, True, True, True, False),
+    Drivers(),
+)
+
+
+def _prepared(trials: int) -> Prepared:
+    path = SCENARIOS / "launch_month.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["reliability"] = {**doc["reliability"], "error_rate": 0.02, "max_attempts": 3}
+    doc["trials"] = trials
+    return prepare(parse_scenario(doc, path, SCENARIOS), MODEL)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_runs_simulated_together_are_the_runs_simulated_alone(workers: int) -> None:
+    trials = 2 * CHUNK_TRIALS + 300  # a short last chunk, and bridge runs of other lengths
+    prep = _prepared(trials)
+    lengths = (CHUNK_TRIALS, trials, CHUNK_TRIALS + 7, 300)
+    runs = [Run(STEPS[-1], daily=True)] + [
+        Run(d, n) for d, n in zip(STEPS[:-1], lengths, strict=True)
+    ]
+    together = simulate_runs(prep, runs, parallel=Parallel(workers))
+    for run, got in zip(runs, together, strict=True):
+        [alone] = simulate_runs(prep, [run])
+        np.testing.assert_array_equal(got.totals, alone.totals)
+        np.testing.assert_array_equal(got.requests, alone.requests)
+        assert (got.daily is None) == (alone.daily is None)
+        if got.daily is not None and alone.daily is not None:
+            np.testing.assert_array_equal(got.daily, alone.daily)
+    # the retry and cold-start steps share the spike step's sums but not its multipliers
+    first = slice(0, CHUNK_TRIALS)  # the chunk the spike and retry steps both have
+    np.testing.assert_array_equal(together[2].requests[first], together[3].requests[first])
+    assert not np.array_equal(together[2].totals[first], together[3].totals[first])
+
+
+def test_strata_for_a_reference_intensity_are_the_full_strata_above_its_cut() -> None:
+    for j, cf in enumerate(list(MODEL.classes.values())[:3]):
+        unit = quantity_rows(cf, "cost_usd", np.random.default_rng(j))
+        full = build_strata(unit)
+        rng = np.random.default_rng(40 + j)
+        for reference in (3.0, 5e3, 2e6):
+            part = build_strata(unit, reference)
+            cut = exact_cut(full, reference)
+            assert part.mean.shape == (unit.n_params, cut)
+            np.testing.assert_array_equal(part.edges, full.edges)
+            for name in ("mean", "var", "lo", "hi"):
+                np.testing.assert_array_equal(getattr(part, name), getattr(full, name)[:, :cut])
+            lam = reference / 2.0 * rng.uniform(0.2, 3.0, 300)
+            rows = rng.integers(0, unit.n_params, lam.size)
+            a = aggregate(part, lam, rows, np.random.default_rng(1), reference)
+            b = aggregate(full, lam, rows, np.random.default_rng(1), reference)
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_strata_built_for_a_lower_intensity_are_refused() -> None:
+    unit = quantity_rows(next(iter(MODEL.classes.values())), "cost_usd", np.random.default_rng(0))
+    strata = build_strata(unit, 1e3)
+    lam = np.full(10, 1e6)
+    with pytest.raises(ValueError, match="build them for this reference intensity"):
+        aggregate(strata, lam, np.zeros(10, np.int64), np.random.default_rng(0), 1e6)
