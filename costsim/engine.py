@@ -119,14 +119,17 @@ class UnitCost:
             out = out * self.row_scale[rows]
         return np.asarray(out, dtype=float)
 
-    def _body_ppf(self, q: np.ndarray, body_mass: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """The body's quantiles at ``q`` (of the whole distribution) of each element's row."""
+    def _body_ppf(
+        self, q: np.ndarray, body_mass: np.ndarray, rows: np.ndarray, ascending: bool = False
+    ) -> np.ndarray:
+        """The body's quantiles at ``q`` (of the whole distribution) of each element's row
+        (``ascending``: the elements in increasing order of row, then q)."""
         d = self.dist
         with np.errstate(divide="ignore", invalid="ignore"):
             r_body = np.where(body_mass > 0, np.clip(q / body_mass, 0.0, 1.0), 1.0)
         if self.body_cum is None:
             return np.interp(r_body, d.body_probs, d.body_quantiles)
-        return _interp_rows(r_body, rows, self.body_cum, d.body_quantiles)
+        return _interp_rows(r_body, rows, self.body_cum, d.body_quantiles, ascending)
 
     def row_means(self) -> np.ndarray:
         """Mean cost of each parameter row (``scale`` excluded)."""
@@ -148,13 +151,25 @@ class UnitCost:
 
 
 def _interp_rows(
-    x: np.ndarray, rows: np.ndarray, cum: np.ndarray, values: np.ndarray
+    x: np.ndarray,
+    rows: np.ndarray,
+    cum: np.ndarray,
+    values: np.ndarray,
+    ascending: bool = False,
 ) -> np.ndarray:
     """np.interp(x[i], cum[rows[i]], values) for every element, vectorised: each row's grid is
-    offset by 2 * row so that one sorted array serves every row."""
+    offset by 2 * row so that one sorted array serves every row. ``ascending``: the elements
+    are in increasing order of (row, x), as on a grid of quantiles; then the grid's points are
+    placed among the elements, not the elements among the points (the same indices, found in
+    a fraction of the time when there are many more elements than points)."""
     n_rows, points = cum.shape
     shifted = (cum + 2.0 * np.arange(n_rows)[:, None]).ravel()
-    at = np.searchsorted(shifted, x + 2.0 * rows, side="right") - 1  # in the flattened grid
+    needles = x + 2.0 * rows
+    if ascending:  # points at or below element i: those placed at or before it
+        placed = np.searchsorted(needles, shifted, side="left")
+        at = np.cumsum(np.bincount(placed, minlength=needles.size + 1))[:-1] - 1
+    else:
+        at = np.searchsorted(shifted, needles, side="right") - 1  # in the flattened grid
     first = rows * points  # the row's first point
     np.clip(at, first, first + points - 2, out=at)
     lo = np.take(cum, at)
@@ -279,7 +294,7 @@ def build_strata(unit: UnitCost, reference_intensity: float | None = None) -> St
 
 
 def _ppf_grid(unit: UnitCost, q: np.ndarray) -> np.ndarray:
-    """Quantiles at ``q`` (increasing) for every parameter row: (rows, q.size).
+    """Quantiles at ``q`` for every parameter row: (rows, q.size).
 
     `UnitCost.ppf_rows` on a grid, element by element the same arithmetic, with the rows' tail
     parameters broadcast rather than gathered per element, and the tail computed only over the
@@ -295,7 +310,10 @@ def _ppf_grid(unit: UnitCost, q: np.ndarray) -> np.ndarray:
     body = ~in_tail
     if body.any():
         rows = np.broadcast_to(np.arange(n_rows)[:, None], shape)[body]
-        out[body] = unit._body_ppf(np.broadcast_to(q, shape)[body], body_mass[rows, 0], rows)
+        ascending = bool(np.all(q[1:] >= q[:-1]))
+        out[body] = unit._body_ppf(
+            np.broadcast_to(q, shape)[body], body_mass[rows, 0], rows, ascending
+        )
     tail_cols = np.flatnonzero(in_tail.any(axis=0))
     if tail_cols.size:
         first = int(tail_cols[0])
