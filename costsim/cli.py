@@ -495,10 +495,10 @@ def fit(
 
     from .dashboard import fit_summary_to_dict, render_fit, summarize_fit
     from .fit import FitOptions, fit_export, fit_source
-    from .logs import is_uri, read_export, read_pilot
+    from .logs import is_table_name, is_uri, read_export, read_pilot
     from .modelfile import check_model_text, dumps, model_to_json
     from .report import require_matplotlib
-    from .sources import read_source
+    from .sources import export_titles, read_source
 
     if min_class_rows < 2:
         _fail(f"--min-class-rows: expected an integer >= 2, got {min_class_rows}")
@@ -540,6 +540,11 @@ def fit(
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 _fail(f"{pilot}: cannot be read as one log: {first[:200]}")
             if source is None:
+                if not is_uri(pilot) and Path(pilot).is_file() and not is_table_name(pilot):
+                    _fail(
+                        f"{pilot}: neither costsim's table (.parquet, .pq, .csv or a directory "
+                        f"of them) nor an export costsim reads ({export_titles()})"
+                    )
                 if class_from is not None or class_map is not None or unit is not None:
                     _fail(
                         f"{pilot}: --class-from, --class-map and --unit read a tool's export; "

@@ -212,6 +212,11 @@ class _Source:
         return f"{self.src.rstrip('/')}/{self.label(file)}"
 
 
+def is_table_name(name: str) -> bool:
+    """A file name costsim's table may have (.parquet, .pq, .csv, compressed or not)."""
+    return _format_of(name) is not None
+
+
 def _format_of(name: str) -> str | None:
     lower = name.lower()
     if lower.endswith(_PARQUET_SUFFIXES):

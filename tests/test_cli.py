@@ -86,7 +86,7 @@ def _write_csv(path: Path, text: str) -> Path:
 
 BAD_INPUTS = [
     ("missing", None, r"pilot log not found"),
-    ("notes.txt", "hello\n", r"not a Parquet or CSV file"),
+    ("notes.txt", "hello\n", r"neither costsim.s table .* nor an export costsim reads \(a Lang"),
     ("empty.csv", "query_class,cost_usd\n", r"has no rows"),
     ("noclass.csv", "cls,cost_usd\na,1\n", r"missing column 'query_class'.*--class-col"),
     ("nocost.csv", "query_class,price\na,1\n", r"cost_usd.*input_tokens"),

@@ -59,6 +59,7 @@ __all__ = [
     "UNCLASSIFIED",
     "SourceTable",
     "detect_format",
+    "export_titles",
     "read_source",
 ]
 
@@ -132,6 +133,11 @@ def _shown(keys: frozenset[str]) -> str:
     top = sorted({k.split(".", 1)[0] for k in keys})
     more = f", ... ({len(top) - 15} more)" if len(top) > 15 else ""
     return (", ".join(top[:15]) + more) if top else "no fields"
+
+
+def export_titles() -> str:
+    """The exports costsim reads, for a message."""
+    return ", ".join(f.title for f in FORMATS.values())
 
 
 def _expected() -> str:
