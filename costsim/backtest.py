@@ -37,6 +37,7 @@ from .errors import CostsimError, CostsimWarning
 from .fit import FitOptions, fit_model
 from .forecast import run_forecast
 from .logs import PilotLog
+from .parallel import SERIAL, Parallel
 from .progress import Progress
 from .scenario import MIN_RESOLUTION_S, parse_scenario
 
@@ -301,6 +302,7 @@ def run_backtest(
     seed: int = 0,
     fit_options: FitOptions | None = None,
     progress: Progress | None = None,
+    parallel: Parallel = SERIAL,
 ) -> Backtest:
     """Fit before each origin, forecast the window after it, and score the forecasts.
 
@@ -308,6 +310,7 @@ def run_backtest(
     inside it (a datetime); ``rolling`` the number of origins, ending at the split;
     ``horizon_s`` the length of every window (default: from the split to the log's last
     request). ``fit_options`` (its seed is replaced by ``seed``) are those of `fit_model`.
+    ``parallel``: where each origin's fit and forecast run (the same numbers wherever).
     Raises `BacktestError` when the log cannot be backtested with these options.
     """
     order, ts = _check_log(log)
@@ -358,6 +361,7 @@ def run_backtest(
             options,
             notes,
             heavy,
+            parallel,
         )
         results.append(result)
         if progress is not None:
@@ -408,6 +412,7 @@ def _one_origin(
     options: FitOptions,
     notes: list[str],
     heavy: dict[str, float],
+    parallel: Parallel,
 ) -> BacktestOrigin:
     start, end = float(ts[0]), float(ts[-1])
     stop = origin + horizon_s
@@ -465,7 +470,7 @@ def _one_origin(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CostsimWarning)  # summed up in `heavy` instead
-        model = fit_model(_rows(log, past, fitted), options)
+        model = fit_model(_rows(log, past, fitted), options, parallel=parallel)
     for name, cf in model.classes.items():
         qf = cf.quantities.get("cost_usd")
         if qf is not None and qf.verdict in ("very heavy", "infinite mean"):
@@ -484,7 +489,7 @@ def _one_origin(
         }
     doc = _scenario_document(log.source, origin, horizon_s, volume, mix, trials, seed)
     scenario = parse_scenario(doc)
-    fc = run_forecast(scenario, model, bridge=False)
+    fc = run_forecast(scenario, model, bridge=False, parallel=parallel)
 
     values = np.quantile(fc.totals, list(QUANTILES.values()))
     q = {k: float(v) for k, v in zip(QUANTILES, values, strict=True)}

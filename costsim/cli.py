@@ -977,6 +977,8 @@ def backtest(
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Do not print the report.")] = False,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     *,
     columns: ColumnMap,
 ) -> None:
@@ -1006,6 +1008,7 @@ def backtest(
             ],
             [log],
         )
+        parallel = parallel_from(workers, scheduler)
         with warnings.catch_warnings(record=True) as caught, progress_bar() as bar:
             warnings.simplefilter("always", CostsimWarning)
             source = read_pilot(log, columns, drop_invalid=drop_invalid, progress=bar)
@@ -1019,6 +1022,7 @@ def backtest(
                 trials=n_trials,
                 seed=seed,
                 progress=bar,
+                parallel=parallel,
             )
         for message in dict.fromkeys(str(w.message) for w in caught):
             stderr.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)

@@ -163,6 +163,17 @@ def test_same_command_twice_gives_identical_json(tmp_path: Path) -> None:
     assert digests[0] == digests[1]
 
 
+def test_any_number_of_workers_gives_identical_json(tmp_path: Path) -> None:
+    digests = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}.json"
+        args = ["--split", "0.6", "--rolling", "2", "--trials", "2500", "--workers", workers]
+        result = _run(str(PILOT), *args, "--json", str(out), "-q")
+        assert result.exit_code == 0, result.stderr
+        digests.append(hashlib.sha256(out.read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+
+
 # ---------------------------------------------------------------------------------------------
 # Refusals: exit 2, one line, nothing written
 # ---------------------------------------------------------------------------------------------
