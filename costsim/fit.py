@@ -89,9 +89,9 @@ from .tail import (
     K_FRACTION,
     N_DRAWS,
     TailFit,
-    candidate_counts,
     fit_tail,
     fit_tail_fixed_shape,
+    has_candidates,
 )
 
 BOUNDED = {"cached_share": 1.0}  # quantities with a natural upper bound
@@ -111,6 +111,9 @@ def quantity_values(log: PilotLog, q: str) -> np.ndarray | None:
 
 
 COPULA_ROWS = 1 << 16
+#: a log of at least this many rows is read or summarised for about a second: the worker
+#: processes that fit its classes (`fit_summary`) start meanwhile rather than after it
+PROCESSES_EARLY_ROWS = 1 << 19
 MIN_CLASS_ROWS = 10
 DEFAULT_CAP_FACTOR = 10.0
 DRIFT_WINDOW_S = 3600.0
@@ -229,9 +232,12 @@ def fit_model(
 
     The log is summarised in chunks exactly as `fit_source` streams one (row i of the log at
     position i), so a log read whole and the same rows streamed give the same model, to the
-    byte. ``parallel`` spreads the chunks over threads or a Dask cluster (same result).
-    ``progress`` is told of each class fitted (two steps a class)."""
+    byte. ``parallel`` spreads the chunks over threads, and the classes over worker processes
+    (`fit_summary`), or both over a Dask cluster (same result). ``progress`` is told of each
+    class fitted."""
     options = _checked(options)
+    if log.n_rows >= PROCESSES_EARLY_ROWS:
+        parallel.start_processes(__name__)  # for the classes' fits, while the log is summarised
     counts = np.bincount(log.class_index, minlength=len(log.classes))
     for name, count in zip(log.classes, counts, strict=False):
         _check_rows(name, int(count), options)
@@ -253,6 +259,7 @@ def fit_model(
         notes=log.notes,
         progress=progress,
         below_floor=below,
+        parallel=parallel,
     )
 
 
@@ -301,10 +308,12 @@ def fit_source(
     with the same columns, checks and messages (1-based row numbers of the whole log). The log
     is cut into items of whole row groups (`costsim.logs.ITEM_ROWS`), each read in record
     batches with column projection and summarised (`costsim.summaries`); ``parallel`` runs the
-    items on threads or a Dask cluster and their summaries merge exactly, so the model is the
-    same, to the byte, for any number of workers, any cut of the log into files and row groups,
-    and equal to `fit_model` on the log read whole. Raises `LogSchemaError` for bad input and
-    `FitError` when a class cannot be fitted.
+    items on threads or a Dask cluster and their summaries merge exactly, then the classes' fits
+    on worker processes or the cluster (`fit_summary`), so the model is the same, to the byte,
+    for any number of workers, any cut of the log into files and row groups, and equal to
+    `fit_model` on the log read whole. A script that runs it on several local workers guards
+    its entry point (``if __name__ == "__main__":``, see `costsim.parallel.START_METHOD`).
+    Raises `LogSchemaError` for bad input and `FitError` when a class cannot be fitted.
     """
     options = _checked(options)
     src = str(path)
@@ -346,6 +355,8 @@ def _fit_source(
     ignore: set[str] = set()
     while True:
         log = open_log(src, columns, ignore=ignore)
+        if (log.total or 0) >= PROCESSES_EARLY_ROWS:
+            parallel.start_processes(__name__)  # for the classes' fits, while the log is read
         parallel = stream_workers(parallel, log)
         spec = _spec(role_fields(log), options)
         summary = LogSummary(spec)
@@ -392,6 +403,7 @@ def _fit_source(
         notes=tuple(notes),
         progress=progress,
         below_floor=below,
+        parallel=parallel,
     )
     return SourceFit(model, dropped)
 
@@ -452,8 +464,8 @@ def drift_series(
         add_below_floor(
             below, Rows(("",), np.zeros(r.size, dtype=np.int64), r, values), spec.base_s, floors
         )
-    grid = _DriftGrid(summary, options, below)
-    sums = grid.y_sums("", c)
+    grid = _DriftGrid(summary, options)
+    sums = grid.y_sums(c, below.get(""))
     if sums is None:
         return None
     return grid.series(sums, c.windows.ids, window_s, adapt=False)
@@ -491,9 +503,16 @@ def fit_summary(
     notes: Sequence[str] = (),
     progress: Progress | None = None,
     below_floor: Mapping[str, Windows] | None = None,
+    parallel: Parallel = SERIAL,
 ) -> FittedModel:
     """Fit the per-class model to a log's summary (`costsim.summaries`); ``below_floor``
-    holds the second pass's sums for the classes `floors_to_sum` names."""
+    holds the second pass's sums for the classes `floors_to_sum` names.
+
+    Each class is one job (`_fit_class`, its own random stream), run by ``parallel`` in
+    worker processes (the fit of a class is many small numpy calls, which hold the interpreter
+    lock) or on a Dask cluster; the jobs' results are merged in class order, so the model is
+    the same for any number of workers. What needs every class (the tail shape pooled for the
+    small classes, the drift common to all classes) is done here, after the jobs."""
     spec = summary.spec
     summary.finish()
     names = sorted(summary.classes)
@@ -511,47 +530,34 @@ def fit_summary(
             f"{_listing(big)} come from a sample of {k:,} of their rows each (memory bound)"
         )
 
-    # First pass: classes large enough fit their own tails.
-    partial: dict[str, dict[str, Any]] = {}
-    for ci, name in enumerate(names):
-        c = summary.classes[name]
-        rng = np.random.default_rng(streams[ci])
-        sample = c.sample(spec.fields)
-        qfits = {q: _prepare_summarized(q, c, sample[q], rng) for q in present}
-        partial[name] = {"sample": sample, "rng": rng, "q": qfits}
+    drift = _DriftGrid(summary, options)
+    job = _ClassJob(spec, options, tuple(present), summary.n, drift)
+    below = below_floor or {}
+    items = [
+        _ClassItem(name, summary.classes[name], below.get(name), streams[ci])
+        for ci, name in enumerate(names)
+    ]
+    parts: list[_ClassPart] = []
+    for part in parallel.map(_fit_class, items, job, processes=True):
+        parts.append(part)
         if progress is not None:
-            progress("fitting classes", ci + 1, 2 * len(names))
+            progress("fitting classes", len(parts), len(names))
 
-    # Pooled tail shapes for classes too small to fit their own.
-    pooled = {q: _pooled_shape(q, partial, pooled_rng, all_notes) for q in present}
-
-    drift = _DriftGrid(summary, options, below_floor)
+    # Pooled tail shapes for the classes too small to fit their own, then their quantities.
+    pooled = {q: _pooled_shape(q, parts, pooled_rng, all_notes) for q in present}
     classes: dict[str, ClassFit] = {}
-    total_n = summary.n
-    for name in names:
-        c = summary.classes[name]
-        part = partial[name]
+    for part in parts:
         quantities = {
-            q: _finish_quantity(name, q, part["q"][q], pooled[q], options) for q in present
+            q: part.quantities[q]
+            if q in part.quantities
+            else _finish_quantity(part.name, q, part.small[q], pooled[q], options)
+            for q in present
         }
-        cost_total = VALUES.value(c.sums["cost_usd"])[()] if spec.has_cost else None
-        classes[name] = ClassFit(
-            name=name,
-            requests=c.n,
-            share=c.n / total_n,
-            cost_total=None if cost_total is None else float(cost_total),
-            quantities=quantities,
-            dependence=_copula(c.sample_first(COPULA_ROWS, spec.fields), present),
-            rates=_rates(c, part["sample"], spec),
-            drift=drift.fit(name, c),
-            hourly_profile=drift.hourly(c),
-        )
+        classes[part.name] = replace(part.fit, quantities=quantities)
         for qf in quantities.values():
-            _warn_heavy(name, qf)
-        if progress is not None:
-            progress("fitting classes", len(names) + len(classes), 2 * len(names))
+            _warn_heavy(part.name, qf)
 
-    common = drift.common(classes, {n: summary.classes[n] for n in names})
+    common = drift.common(classes, {p.name: p.drift_sums for p in parts})
     classes = {n: replace(c, drift_common=common.get(n, 0.0)) for n, c in classes.items()}
     traffic = _traffic(summary, all_notes)
     return FittedModel(
@@ -564,6 +570,75 @@ def fit_summary(
         traffic=traffic,
         concentration=_concentration(summary) if spec.has_cost else None,
         notes=tuple(all_notes),
+    )
+
+
+@dataclass(frozen=True)
+class _ClassJob:
+    """What every class's job shares: the summary's spec and everything log-wide."""
+
+    spec: SummarySpec
+    options: FitOptions
+    present: tuple[str, ...]
+    total_n: int
+    drift: _DriftGrid
+
+
+@dataclass(frozen=True)
+class _ClassItem:
+    """One class's job: its summary, its second-pass sums (rare) and its random stream."""
+
+    name: str
+    summary: ClassSummary
+    below: Windows | None
+    stream: np.random.SeedSequence
+
+
+@dataclass(frozen=True)
+class _ClassPart:
+    """A class fitted but for what needs every class: its quantities that borrow a pooled tail
+    shape (``small``: their `_prepare` results, the class's generator inside, where the job
+    left it) and its share of the common drift (``drift_sums``: its drift windows' sums)."""
+
+    name: str
+    fit: ClassFit
+    quantities: dict[str, QuantityFit]
+    small: dict[str, dict[str, Any]]
+    tails: dict[str, TailFit | None]
+    drift_sums: tuple[_YSums, np.ndarray] | None  # and the ids of its base windows
+
+
+def _fit_class(job: _ClassJob, item: _ClassItem) -> _ClassPart:
+    """Everything of one class that needs no other class (see `fit_summary`)."""
+    c, spec = item.summary, job.spec
+    rng = np.random.default_rng(item.stream)
+    sample = c.sample(spec.fields)
+    preps = {q: _prepare_summarized(q, c, sample[q], rng) for q in job.present}
+    quantities = {
+        q: _finish_quantity(item.name, q, prep, None, job.options)
+        for q, prep in preps.items()
+        if not prep["small"]
+    }
+    cost_total = VALUES.value(c.sums["cost_usd"])[()] if spec.has_cost else None
+    drift, sums = job.drift.fit(c, item.below)
+    fit = ClassFit(
+        name=item.name,
+        requests=c.n,
+        share=c.n / job.total_n,
+        cost_total=None if cost_total is None else float(cost_total),
+        quantities={},
+        dependence=_copula(c.sample_first(COPULA_ROWS, spec.fields), list(job.present)),
+        rates=_rates(c, sample, spec),
+        drift=drift,
+        hourly_profile=job.drift.hourly(c),
+    )
+    return _ClassPart(
+        name=item.name,
+        fit=fit,
+        quantities=quantities,
+        small={q: prep for q, prep in preps.items() if prep["small"]},
+        tails={q: prep["tail"] for q, prep in preps.items()},
+        drift_sums=None if sums is None else (sums, c.windows.ids),
     )
 
 
@@ -664,7 +739,7 @@ def _prepare(
     # is a hard limit, not a tail: nothing lies beyond it, and a GPD fitted through a point
     # mass would be wrong. The class is then empirical up to that value, the atom kept exact.
     capped = at_max < n and at_max >= max(ATOM_SHARE * n, 2.0)  # all rows equal: no limit
-    small = candidate_counts(n).size == 0 and not capped
+    small = not has_candidates(n) and not capped
     tail = None if small or capped else fit_tail(top, n, rng)
     return {
         "n": n,
@@ -679,13 +754,11 @@ def _prepare(
 
 
 def _pooled_shape(
-    q: str, partial: dict[str, dict[str, Any]], rng: np.random.Generator, notes: list[str]
+    q: str, parts: Sequence[_ClassPart], rng: np.random.Generator, notes: list[str]
 ) -> dict[str, Any] | None:
     """Inverse-variance pooled tail shape of the classes that fitted their own tail."""
-    fits: list[TailFit] = [
-        p["q"][q]["tail"] for p in partial.values() if p["q"][q]["tail"] is not None
-    ]
-    needs = [name for name, p in partial.items() if p["q"][q]["small"]]
+    fits = [tail for p in parts if (tail := p.tails[q]) is not None]
+    needs = [p.name for p in parts if q in p.small]
     if not needs:
         return None
     if fits:
@@ -922,7 +995,7 @@ def _copula(
     m = sample[present[0]].size if present else 0
     scores = []
     for q in present:
-        r = stats.rankdata(sample[q])
+        r = average_ranks(sample[q])
         scores.append(special.ndtri((r - 0.5) / m))
     z = np.vstack(scores) if scores else np.zeros((0, 0))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -930,6 +1003,22 @@ def _copula(
     corr = np.atleast_2d(np.nan_to_num(corr, nan=0.0))
     np.fill_diagonal(corr, 1.0)
     return tuple(present), corr
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of the values, ties given the mean of their ranks (all NaN when a value is):
+    ``scipy.stats.rankdata(x)``, exactly (the ranks are half-integers), for one array without
+    its checks."""
+    x = np.asarray(x, dtype=float)
+    if np.isnan(x).any():
+        return np.full(x.size, np.nan)
+    order = np.argsort(x)  # any order of equal values: they get the same rank
+    ordered = x[order]
+    first = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    counts = np.diff(first, append=x.size)
+    ranks = np.empty(x.size)
+    ranks[order] = np.repeat((first + 1.0) + (counts - 1.0) / 2, counts)
+    return ranks
 
 
 def _rates(c: ClassSummary, sample: Mapping[str, np.ndarray], spec: SummarySpec) -> Rates:
@@ -968,6 +1057,9 @@ def _hours(seconds: float) -> str:
     return f"{h / 24:g} d" if h >= 24 and h % 24 == 0 else f"{h:g} h"
 
 
+_YSums = tuple[np.ndarray, np.ndarray, np.ndarray]  # per base window: rows, sums of y and y^2
+
+
 class _DriftGrid:
     """Drift windows from a summary's per-base-window sums.
 
@@ -980,9 +1072,7 @@ class _DriftGrid:
     by a second pass (``below``).
     """
 
-    def __init__(
-        self, summary: LogSummary, options: FitOptions, below: Mapping[str, Windows] | None
-    ) -> None:
+    def __init__(self, summary: LogSummary, options: FitOptions) -> None:
         spec = summary.spec
         self.spec = spec
         self.window_s = options.drift_window_s
@@ -999,28 +1089,15 @@ class _DriftGrid:
         # base windows of the first and last arrival (as the rows' are computed)
         self.g_min = int(summary.t_min // base) if self.has_time else 0
         self.g_max = int(summary.t_max // base) if self.has_time else 0
-        self.below = below or {}
-        self._sums: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
 
-    def y_sums(
-        self, name: str, c: ClassSummary
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def y_sums(self, c: ClassSummary, below: Windows | None) -> _YSums | None:
         """Per base window with requests: rows, and sums of y and y^2 (None: no positive
-        unit cost)."""
-        key = id(c)
-        if key not in self._sums:
-            self._sums[key] = self._y_sums(name, c)
-        return self._sums[key]
-
-    def _y_sums(
-        self, name: str, c: ClassSummary
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        unit cost); ``below``: the class's sums of the second pass, if it had one."""
         w = c.windows
         floor = drift_floor(c, self.spec)
         if int(w.npos.sum()) == 0 or floor is None:
             return None
         size = w.ids.size
-        below = self.below.get(name)
         if below is None:  # every positive unit cost below the floor is among those kept
             low, low_window, _ = c.smallest_units()
             sel = low < floor
@@ -1044,7 +1121,7 @@ class _DriftGrid:
 
     def series(
         self,
-        sums: tuple[np.ndarray, np.ndarray, np.ndarray],
+        sums: _YSums,
         ids: np.ndarray,
         window_s: float,
         adapt: bool,
@@ -1096,18 +1173,19 @@ class _DriftGrid:
             note=note,
         )
 
-    def fit(self, name: str, c: ClassSummary) -> DriftFit:
-        """The class's unit-cost drift, a state-space model on adaptive windows."""
+    def fit(self, c: ClassSummary, below: Windows | None) -> tuple[DriftFit, _YSums | None]:
+        """The class's unit-cost drift, a state-space model on adaptive windows, and its
+        `y_sums` (None without)."""
         window = self.window_s
         if "cost_usd" not in self.spec.quantities and "unit" not in self.spec.fields:
-            return default_drift(window, 0.0, "no cost or token column")
-        sums = self.y_sums(name, c)
+            return default_drift(window, 0.0, "no cost or token column"), None
+        sums = self.y_sums(c, below)
         if sums is None:
-            return default_drift(window, 0.0, "no positive unit costs")
+            return default_drift(window, 0.0, "no positive unit costs"), None
         reference = float(sums[1].sum()) / float(sums[0].sum())
         if not self.has_time:
-            return default_drift(window, reference, "no timestamps")
-        return fit_state_space(self.series(sums, c.windows.ids, window, adapt=True))
+            return default_drift(window, reference, "no timestamps"), sums
+        return fit_state_space(self.series(sums, c.windows.ids, window, adapt=True)), sums
 
     def hourly(self, c: ClassSummary) -> tuple[float, ...] | None:
         """The class's hour-of-day profile, for a pilot at least a day long."""
@@ -1116,20 +1194,22 @@ class _DriftGrid:
         return _phase_profile(c.hours, self.t_min, self.t_max, 86400.0, 24)
 
     def common(
-        self, classes: dict[str, ClassFit], summaries: dict[str, ClassSummary]
+        self,
+        classes: dict[str, ClassFit],
+        sums: Mapping[str, tuple[_YSums, np.ndarray] | None],
     ) -> dict[str, float]:
         """Each class's share of drift common to all classes, on one window grid (the longest
-        window any drifting class needed), where at least two classes drift."""
+        window any drifting class needed), where at least two classes drift; ``sums``: each
+        class's `y_sums` and the ids of its base windows."""
         drifting = [n for n, c in classes.items() if c.drift.estimated and c.drift.kind != "none"]
         if not self.has_time or len(drifting) < 2:
             return {}
         window = max(classes[n].drift.window_s for n in drifting)
         series, fits = [], []
         for name in drifting:
-            c = summaries[name]
-            sums = self.y_sums(name, c)
-            assert sums is not None
-            s = self.series(sums, c.windows.ids, window, adapt=False)
+            entry = sums[name]
+            assert entry is not None
+            s = self.series(*entry, window, adapt=False)
             series.append(s)
             fits.append(fit_state_space(s, (classes[name].drift.kind,)))
         return dict(zip(drifting, (float(r) for r in common_loadings(fits, series)), strict=True))

@@ -427,10 +427,29 @@ class ClassSummary:
 
     def sorted_top(self, q: str) -> np.ndarray:
         """The ``min(n, TOP_ROWS)`` largest values, ascending."""
+        return np.sort(self._top(q))
+
+    def _top(self, q: str) -> np.ndarray:
         buf = self.top[q]
         if buf.size > TOP_ROWS:
             buf = np.partition(buf, buf.size - TOP_ROWS)[buf.size - TOP_ROWS :]
-        return np.sort(buf)
+        return buf
+
+    def trim(self, k: int) -> None:
+        """Trim every buffer to what the fit reads: the sample to ``k`` rows, the top values
+        and the smallest unit costs to `TOP_ROWS` and `LOW_ROWS` (the same values `sorted_top`
+        and `smallest_units` give, now kept: a summary sent to another process is read there
+        as it is, whatever that process's constants)."""
+        self.trim_sample(k)
+        for q in self.top:
+            top = self._top(q)
+            if top.size < self.top[q].size:
+                self.top[q] = top
+                self.top_floor[q] = max(self.top_floor.get(q, -math.inf), float(top.min()))
+        low, windows, _ = self.smallest_units()
+        if low.size < self.low.size:
+            self.low, self.low_window = low, windows
+            self.low_ceiling = min(self.low_ceiling, float(low.max()))
 
     # -- the sample --------------------------------------------------------------------------
 
@@ -587,10 +606,11 @@ class LogSummary:
             )
 
     def finish(self) -> None:
-        """Trim every class's sample to exactly `sample_rows` (what the fit reads)."""
+        """Trim every class's buffers to what the fit reads (its sample to exactly
+        `sample_rows`: `ClassSummary.trim`)."""
         k = self.sample_rows
         for c in self.classes.values():
-            c.trim_sample(k)
+            c.trim(k)
 
     def bounds(self) -> Bounds:
         """What this summary (of some rows) tells a summary of other rows: no row of a class

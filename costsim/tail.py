@@ -113,6 +113,12 @@ def profile_sigma(
     sigma is put.
     """
     xis = np.asarray(xis, dtype=float)
+    sigma = _profile_sigma(y, xis, iters)
+    return sigma, _loglik_rows(y, xis, np.log(sigma))
+
+
+def _profile_sigma(y: np.ndarray, xis: np.ndarray, iters: int = 34) -> np.ndarray:
+    """`profile_sigma`'s sigma alone."""
     y_max = float(y.max())
     regular = (xis > -1.0) & (xis != 0.0)
     lo, hi = _score_bracket(xis, y.size, y_max / max(float(y.min()), 1e-300 * y_max))
@@ -128,8 +134,7 @@ def profile_sigma(
     tau = np.expm1(t) / y_max
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma = np.where(regular, xis / tau, np.where(xis == 0.0, float(y.mean()), 0.0))
-    sigma = np.where(xis <= -1.0, -xis * y_max * np.exp(1e-12), sigma)
-    return sigma, _loglik_rows(y, xis, np.log(sigma))
+    return np.where(xis <= -1.0, -xis * y_max * np.exp(1e-12), sigma)
 
 
 def _score_curve(y: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,9 +142,11 @@ def _score_curve(y: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     as a product so that it keeps its relative precision as tau -> 0."""
     y_max = float(y.max())
     tau = np.expm1(t) / y_max
-    inv = 1.0 / (1.0 + tau[:, None] * y[None, :])
+    inv = np.multiply.outer(tau, y)  # 1 / (1 + tau y), in one buffer
+    inv += 1.0
+    np.divide(1.0, inv, out=inv)
     c = tau * (inv @ y) / y.size
-    dc = ((inv * inv) @ y) / y.size  # dC / dtau
+    dc = (np.multiply(inv, inv, out=inv) @ y) / y.size  # dC / dtau
     return np.log1p(-c), -dc / (1.0 - c) * np.exp(t) / y_max
 
 
@@ -192,15 +199,22 @@ def _score_newton(
             break
         d, slope = curve(t)
         r = d - target
-        lo, hi = np.where(r > 0, t, lo), np.where(r > 0, hi, t)  # D decreases
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = t - r / slope
+        falls = r > 0  # D decreases
+        lo, hi = np.where(falls, t, lo), np.where(falls, hi, t)
+        newton = t - _ratio(r, slope)
         accept = (newton >= lo) & (newton <= hi)
         step = np.where(done, 0.0, np.where(accept, newton, 0.5 * (lo + hi)) - t)
         t = t + step
         # quadratic convergence: after a step of d (relative) the error is about d^2
-        done = done | (np.abs(step) <= _SIGMA_TOL * np.abs(t)) | (hi - lo <= _SIGMA_TOL * np.abs(t))
+        tol = _SIGMA_TOL * np.abs(t)
+        done = done | (np.abs(step) <= tol) | (hi - lo <= tol)
     return t
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b, where b may be 0 (inf or nan then, and no warning)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(a / b)
 
 
 def _loglik_rows(y: np.ndarray, xis: np.ndarray, log_sigma: np.ndarray) -> np.ndarray:
@@ -214,7 +228,8 @@ def _loglik_rows(y: np.ndarray, xis: np.ndarray, log_sigma: np.ndarray) -> np.nd
     safe = np.where(small, 1.0, xis)
     sigma = np.exp(log_sigma)
     with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.log1p((safe / sigma)[:, None] * y[None, :]).sum(axis=1)
+        z = np.multiply.outer(safe / sigma, y)
+        logs = np.log1p(z, out=z).sum(axis=1)
         ll = -y.size * log_sigma - np.where(small, y.sum() / sigma, (1.0 + 1.0 / safe) * logs)
     outside = ~small & (safe * float(y.max()) / sigma <= -1.0)
     return np.asarray(np.where(outside | ~np.isfinite(ll), -np.inf, ll), dtype=float)
@@ -608,11 +623,16 @@ class TailFit:
     method: str
 
 
+def has_candidates(n: int) -> bool:
+    """Whether ``n`` values are enough to try a threshold (`candidate_counts` is not empty)."""
+    return min(K_MAX, int(K_FRACTION * n)) >= K_MIN
+
+
 def candidate_counts(n: int) -> np.ndarray:
     """Exceedance counts to try, from the lowest threshold (most exceedances) upwards."""
-    k_hi = min(K_MAX, int(K_FRACTION * n))
-    if k_hi < K_MIN:
+    if not has_candidates(n):
         return np.zeros(0, dtype=int)
+    k_hi = min(K_MAX, int(K_FRACTION * n))
     k_lo = min(max(K_MIN, int(0.005 * n)), k_hi)
     ks = np.unique(np.round(np.geomspace(k_hi, k_lo, N_CANDIDATES)).astype(int))[::-1]
     return np.asarray(ks, dtype=int)
@@ -709,6 +729,16 @@ def _loglik_grid(y: np.ndarray, xis: np.ndarray, log_sigma: np.ndarray) -> np.nd
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
+def _loglik_steps(
+    y: np.ndarray, xis: np.ndarray, log_sigma: np.ndarray, h: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The log-likelihood at (xi_i, log sigma_i) and at log sigma_i +- h, in one `_loglik_grid`
+    (a row's value does not depend on the rows computed with it)."""
+    rows = np.concatenate([log_sigma, log_sigma + h, log_sigma - h])
+    ll, up, down = _loglik_grid(y, np.tile(xis, 3), rows).reshape(3, -1)
+    return ll, up, down
+
+
 def profile_draws(
     y: np.ndarray,
     xi_hat: float,
@@ -729,16 +759,16 @@ def profile_draws(
     se = (1.0 + max(xi_hat, 0.0)) / np.sqrt(y.size)
     half = max(8.0 * se, 0.05)
     grid = np.linspace(max(XI_MIN, xi_hat - half), min(XI_MAX, xi_hat + half), 81)
-    sigma, ll = profile_sigma(y, grid, sigma_hat)
+    log_s = np.log(_profile_sigma(y, grid))
+    # the likelihood at each profile maximum, and a step h either side in log sigma
+    h = 0.02
+    ll, up, down = _loglik_steps(y, grid, log_s, h)
     ll_max = ll.max()
     dev = 2.0 * (ll_max - ll)
     i_max = int(np.argmax(ll))
     lo = _crossing(grid[: i_max + 1][::-1], dev[: i_max + 1][::-1])
     hi = _crossing(grid[i_max:], dev[i_max:])
     # curvature in log sigma at each profile maximum, by central differences
-    h = 0.02
-    log_s = np.log(sigma)
-    up, down = _loglik_grid(y, grid, log_s + h), _loglik_grid(y, grid, log_s - h)
     curvature = (2.0 * ll - up - down) / (h * h)
     fallback = float(1.0 / y.size)  # the exponential's: d2l/dlog(sigma)^2 = -k at its maximum
     var = np.where(np.isfinite(curvature) & (curvature > 0), 1.0 / curvature, fallback)
@@ -762,12 +792,11 @@ def sigma_draws_given_xi(
 ) -> np.ndarray:
     """Draws of sigma for given draws of xi (a borrowed shape): the profile maximum for each xi,
     with the scale's own uncertainty (log sigma normal with the likelihood's curvature)."""
-    sigma, ll = profile_sigma(y, xi_draws)
+    xi_draws = np.asarray(xi_draws, dtype=float)
+    log_s = np.log(_profile_sigma(y, xi_draws))
     h = 0.02
-    log_s = np.log(sigma)
-    curvature = (
-        2.0 * ll - _loglik_grid(y, xi_draws, log_s + h) - _loglik_grid(y, xi_draws, log_s - h)
-    ) / (h * h)
+    ll, up, down = _loglik_steps(y, xi_draws, log_s, h)
+    curvature = (2.0 * ll - up - down) / (h * h)
     var = np.where(np.isfinite(curvature) & (curvature > 0), 1.0 / curvature, 1.0 / y.size)
     draws = np.exp(log_s + rng.standard_normal(xi_draws.size) * np.sqrt(var))
     floor = np.where(xi_draws < 0, -xi_draws * float(y.max()) * (1.0 + 1e-9), 0.0)
