@@ -43,10 +43,12 @@ def _num(v: Any) -> Any:
 def _clean(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return [_clean(v) for v in obj.tolist()]
+        obj = obj.tolist()
+    if isinstance(obj, (list, tuple)):
+        if all(type(v) is float and math.isfinite(v) for v in obj):  # the common case, quickly
+            return [float(f"{v:.{SIGNIFICANT}g}") for v in obj]
+        return [_clean(v) for v in obj]
     if isinstance(obj, (np.integer,)):
         return int(obj)
     return _num(obj)
@@ -58,14 +60,17 @@ def dumps(obj: Any, indent: int = 0) -> str:
     if isinstance(obj, dict):
         if not obj:
             return "{}"
-        items = [f"{inner}{json.dumps(k)}: {dumps(v, indent + 1)}" for k, v in obj.items()]
+        items = [f"{inner}{_encode(k)}: {dumps(v, indent + 1)}" for k, v in obj.items()]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(obj, list):
         if all(not isinstance(v, (dict, list)) for v in obj):
-            return "[" + ", ".join(json.dumps(v) for v in obj) + "]"
+            return _encode(obj)  # "[a, b, ...]": the scalars as json.dumps writes each
         items = [f"{inner}{dumps(v, indent + 1)}" for v in obj]
         return "[\n" + ",\n".join(items) + "\n" + pad + "]"
-    return json.dumps(obj)
+    return _encode(obj)
+
+
+_encode = json.JSONEncoder().encode  # json.dumps with its defaults, without its checks
 
 
 def _quantity_to_dict(qf: QuantityFit) -> dict[str, Any]:
