@@ -13,19 +13,20 @@ includes the unbounded top of the tail, is drawn exactly, request by request.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
-from .splice import SplicedDistribution, tail_exceedance
+from .splice import SplicedDistribution, tail_exceedance, tail_exceedance_sf
 
 BODY_EDGES_Q = np.linspace(0.0, 0.9, 10)  # body strata: 10% each up to the 90% quantile
-TAIL_STEP = 2.0**-0.5  # then survival probability halves every two strata ...
+TAIL_STEP = 0.5  # then survival probability halves every stratum ...
 S_MIN = 1e-13  # ... down to this
 EXACT_EXPECTED = 16.0  # expected exact draws per trial and class, at most (about)
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
-_BODY_NODES = 128
+BULK_EXPECTED = 256.0  # strata holding at least this many requests are one (`build_strata`)
 
 
 PARAM_ROWS = 201  # parameter rows of a class: the point estimate and 200 joint draws
@@ -157,15 +158,26 @@ def _interp_rows(
     values: np.ndarray,
     ascending: bool = False,
 ) -> np.ndarray:
-    """np.interp(x[i], cum[rows[i]], values) for every element, vectorised: each row's grid is
-    offset by 2 * row so that one sorted array serves every row. ``ascending``: the elements
-    are in increasing order of (row, x), as on a grid of quantiles; then the grid's points are
-    placed among the elements, not the elements among the points (the same indices, found in
-    a fraction of the time when there are many more elements than points)."""
+    """np.interp(x[i], cum[rows[i]], values) for every element, vectorised (`_locate_rows`)."""
+    j, frac = _locate_rows(x, rows, cum, ascending)
+    base = np.take(values, j)
+    return np.asarray(base + frac * (np.take(values, j + 1) - base), dtype=float)
+
+
+def _locate_rows(
+    x: np.ndarray, rows: np.ndarray, cum: np.ndarray, ascending: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every element, the bin j of its row's grid cum[rows[i]] that holds x[i] (clipped to
+    the grid) and its fraction of the way across it: np.interp's interval, vectorised. Each
+    row's grid is offset by 2 * row so that one sorted array serves every row. ``ascending``:
+    the elements are in increasing order of (row, x), as on a grid of quantiles; then, when
+    there are more elements than points, the grid's points are placed among the elements, not
+    the elements among the points (the same indices, found in a fraction of the time)."""
     n_rows, points = cum.shape
     shifted = (cum + 2.0 * np.arange(n_rows)[:, None]).ravel()
     needles = x + 2.0 * rows
-    if ascending:  # points at or below element i: those placed at or before it
+    if ascending and needles.size > shifted.size:  # points at or below element i: those
+        # placed at or before it
         placed = np.searchsorted(needles, shifted, side="left")
         at = np.cumsum(np.bincount(placed, minlength=needles.size + 1))[:-1] - 1
     else:
@@ -177,9 +189,7 @@ def _interp_rows(
     frac = (x - lo) / np.where(width > 0, width, 1.0)
     np.clip(frac, 0.0, 1.0, out=frac)
     frac[~(width > 0)] = 0.0
-    j = at - first
-    base = np.take(values, j)
-    return np.asarray(base + frac * (np.take(values, j + 1) - base), dtype=float)
+    return at - first, frac
 
 
 def tail_means(xi: np.ndarray, sigma: np.ndarray, cap_excess: float | None) -> np.ndarray:
@@ -224,7 +234,9 @@ class Strata:
 
     ``mean``, ``var``, ``lo``, ``hi`` have shape (parameter rows, K), or fewer columns when
     built for a reference intensity (the strata above its exact cut); stratum k holds the
-    requests with survival probability in (s_{k+1}, s_k].
+    requests with survival probability in (s_{k+1}, s_k]. ``columns[k]``: the column of
+    `aggregate`'s random numbers that stratum k's counts use (its first fine stratum), so that
+    strata built for other intensities draw the same numbers where they coincide.
     """
 
     edges: np.ndarray
@@ -234,63 +246,141 @@ class Strata:
     lo: np.ndarray
     hi: np.ndarray
     unit: UnitCost
+    columns: np.ndarray
 
 
 def _base_edges() -> np.ndarray:
-    """Survival-probability edges of the strata before a tail threshold is added."""
+    """Survival-probability edges of the fine strata."""
     tail_s = np.geomspace(0.1, S_MIN, round(np.log(S_MIN / 0.1) / np.log(TAIL_STEP)) + 1)
     return np.concatenate([1.0 - BODY_EDGES_Q, tail_s[1:]])
 
 
 def strata_count() -> int:
-    """The most strata a class has (one more where its tail threshold splits a stratum)."""
-    return int(_base_edges().size)
+    """The number of fine strata: the most a class has."""
+    return int(_base_edges().size - 1)
 
 
 def build_strata(unit: UnitCost, reference_intensity: float | None = None) -> Strata:
     """Precompute the strata of a unit-cost distribution, for every parameter row.
 
-    Body strata (survival probability 1 down to 0.1) by a fine midpoint rule on q; tail strata
-    by Gauss-Legendre in t = log(s). Both integrate the row's own quantile function, so each
-    row's body, zeta and tail parameters enter its moments. With a ``reference_intensity``,
-    only the strata above its `exact_cut` get moments (the rest are drawn exactly): `aggregate`
-    then needs that reference intensity, or a lower one.
+    With a ``reference_intensity`` (a forecast gives one per class), strata are for that
+    intensity: the leading fine strata that would each hold at least ``BULK_EXPECTED``
+    requests are one stratum (a sum of that many bounded costs is normal to well within the
+    Monte Carlo error, and counting them apart only costs time), and only the strata above
+    its `exact_cut` get moments (the rest is drawn exactly): `aggregate` then needs that
+    reference intensity, or a lower one. Without, every fine stratum.
+
+    Moments are exact for the body (its quantile function is piecewise linear) and by
+    Gauss-Legendre in log(s) for the tail, each row split at its own threshold (`_moments`);
+    merged strata combine their fine strata's moments.
     """
-    d = unit.dist
     edges = _base_edges()
-    if d.has_tail and S_MIN < d.tail_prob < 1.0:
-        edges = np.unique(np.concatenate([edges, [d.tail_prob]]))[::-1]
+    columns = np.arange(edges.size - 1)
+    k = edges.size - 1 if reference_intensity is None else _cut(edges, reference_intensity)
     probs = edges[:-1] - edges[1:]
-    rows = unit.n_params
-    k = probs.size if reference_intensity is None else _cut(edges, reference_intensity)
-    mean = np.empty((rows, k))
-    var = np.empty((rows, k))
-    body = np.flatnonzero(edges[:k] > 0.1 + 1e-12)
-    if body.size:
-        u = (np.arange(_BODY_NODES) + 0.5) / _BODY_NODES
-        q = 1.0 - (edges[body, None] - u[None, :] * probs[body, None])
-        x = _ppf_grid(unit, q.ravel()).reshape(rows, *q.shape)
-        mean[:, body] = x.mean(axis=2)
-        var[:, body] = np.maximum(x.var(axis=2), 0.0)
-    tail = np.setdiff1d(np.arange(k), body)
-    if tail.size:
-        a, b = np.log(edges[tail + 1]), np.log(edges[tail])
-        t = 0.5 * (b - a)[:, None] * _GL_NODES[None, :] + 0.5 * (a + b)[:, None]
-        w = 0.5 * (b - a)[:, None] * _GL_WEIGHTS[None, :] * np.exp(t)  # ds = s dt
-        w = w / w.sum(axis=1, keepdims=True)
-        q = -np.expm1(t)  # 1 - s
-        x = _ppf_grid(unit, q.ravel()).reshape(rows, *q.shape)
-        m1 = np.sum(w[None] * x, axis=2)
-        m2 = np.sum(w[None] * x * x, axis=2)
-        mean[:, tail] = m1
-        var[:, tail] = np.maximum(m2 - m1 * m1, 0.0)
+    m1, m2 = _moments(unit, edges[: k + 1])
     # Values at the stratum edges, to keep a stratum's normal term inside its range.
     q_edges = np.clip(1.0 - edges[: k + 1], 0.0, 1.0 - 1e-16)
     lo = _ppf_grid(unit, q_edges[1:])
     hi = _ppf_grid(unit, q_edges[:-1])
     lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+    if reference_intensity is not None:
+        bulk = np.flatnonzero(reference_intensity * probs < BULK_EXPECTED)
+        j = min(int(bulk[0]) if bulk.size else k, k)  # fine strata 0 .. j-1 become one
+        if j > 1:
+            p = probs[:j]
+            m1 = np.column_stack([m1[:, :j] @ p / p.sum(), m1[:, j:]])
+            m2 = np.column_stack([m2[:, :j] @ p / p.sum(), m2[:, j:]])
+            lo = np.column_stack([lo[:, 0], lo[:, j:]])
+            hi = np.column_stack([hi[:, j - 1], hi[:, j:]])
+            edges = np.concatenate([edges[:1], edges[j:]])
+            columns = np.concatenate([columns[:1], columns[j:]])
+            probs = edges[:-1] - edges[1:]
     scale = unit.scale
-    return Strata(edges, probs, mean * scale, var * scale**2, lo * scale, hi * scale, unit)
+    var = np.maximum(m2 - m1 * m1, 0.0)
+    return Strata(edges, probs, m1 * scale, var * scale**2, lo * scale, hi * scale, unit, columns)
+
+
+def _moments(unit: UnitCost, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """E[X] and E[X^2] of each parameter row within each stratum between survival
+    probabilities ``edges`` (decreasing): (rows, strata) each, ``scale`` excluded.
+
+    Row r's quantile function is its body below q = 1 - zeta_r and its tail above, so each
+    stratum is split there. The body's quantile function is linear between its points: on a
+    piece from y0 to y1 of width w, the integral of x is w (y0 + y1) / 2 and that of x^2 is
+    w (y0^2 + y0 y1 + y1^2) / 3, summed up to each edge (exact). The tail's part: 16-point
+    Gauss-Legendre in t = log(s) (ds = s dt), where s^(1 - xi) and s^(1 - 2 xi) are smooth.
+    """
+    d = unit.dist
+    n_rows = unit.n_params
+    zeta = unit.tail_prob if unit.tail_prob is not None else np.full(n_rows, d.tail_prob)
+    zeta = zeta if d.has_tail else np.zeros(n_rows)
+    probs = edges[:-1] - edges[1:]
+    body1, body2 = _body_integrals(unit, 1.0 - zeta, 1.0 - edges)
+    i1, i2 = np.diff(body1, axis=1), np.diff(body2, axis=1)
+    # the tail's part of stratum k in row r: s from min(s_k, zeta_r) down to s_(k+1)
+    top = np.minimum(edges[None, :-1], zeta[:, None])
+    bottom = np.broadcast_to(edges[None, 1:], top.shape)
+    some = np.flatnonzero((top > bottom).any(axis=0))
+    if some.size:
+        first = int(some[0])
+        a = np.log(bottom[:, first:])
+        with np.errstate(divide="ignore"):
+            b = np.maximum(np.log(top[:, first:]), a)  # an empty part: zero width
+        half = 0.5 * (b - a)
+        t = half[..., None] * _GL_NODES + 0.5 * (a + b)[..., None]
+        w = half[..., None] * _GL_WEIGHTS * np.exp(t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.exp(t) / zeta[:, None, None]  # the tail's own survival probability
+        v = np.where(np.isfinite(v), np.minimum(v, 1.0), 1.0)
+        x = d.threshold + tail_exceedance_sf(
+            v, unit.xi[:, None, None], unit.sigma[:, None, None], d.cap_excess
+        )
+        i1[:, first:] += np.sum(w * x, axis=2)
+        i2[:, first:] += np.sum(w * x * x, axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m1 = np.where(probs > 0, i1 / probs, 0.0)
+        m2 = np.where(probs > 0, i2 / probs, 0.0)
+    if unit.row_scale is not None:
+        m1 = m1 * unit.row_scale[:, None]
+        m2 = m2 * unit.row_scale[:, None] ** 2
+    return m1, m2
+
+
+def _body_integrals(
+    unit: UnitCost, body_mass: np.ndarray, q: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The integrals of x and x^2 over the body's part of [0, q] for every row and ascending
+    ``q``: (rows, q.size) each. In row r the body is q <= body_mass[r], where x is the body's
+    quantile at q / body_mass[r]."""
+    d = unit.dist
+    n_rows = unit.n_params
+    y = d.body_quantiles
+    cum = (
+        unit.body_cum
+        if unit.body_cum is not None
+        else np.broadcast_to(d.body_probs, (n_rows, y.size))
+    )
+    y0, y1 = y[:-1], y[1:]
+    width = np.diff(cum, axis=1)
+    zero = np.zeros((n_rows, 1))
+    c1 = np.concatenate([zero, np.cumsum(width * (0.5 * (y0 + y1)), axis=1)], axis=1)
+    c2 = np.concatenate(
+        [zero, np.cumsum(width * ((y0 * y0 + y0 * y1 + y1 * y1) / 3.0), axis=1)], axis=1
+    )
+    mass = body_mass[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(mass > 0, np.clip(np.minimum(q[None, :], mass) / mass, 0.0, 1.0), 0.0)
+    rows = np.broadcast_to(np.arange(n_rows)[:, None], r.shape).ravel()
+    j, frac = _locate_rows(r.ravel(), rows, np.ascontiguousarray(cum), ascending=True)
+    at = rows * y.size + j
+    start = np.take(cum, at)
+    lo_y, hi_y = y0[j], y1[j]
+    x = lo_y + frac * (hi_y - lo_y)
+    part = r.ravel() - start  # from the bin's start to r
+    f1 = np.take(c1, at) + part * (0.5 * (lo_y + x))
+    f2 = np.take(c2, at) + part * ((lo_y * lo_y + lo_y * x + x * x) / 3.0)
+    return mass * f1.reshape(r.shape), mass * f2.reshape(r.shape)
 
 
 def _ppf_grid(unit: UnitCost, q: np.ndarray) -> np.ndarray:
@@ -386,6 +476,56 @@ def _poisson_small(m: np.ndarray, v: np.ndarray) -> np.ndarray:
     return n
 
 
+@dataclass(frozen=True)
+class GammaQuantiles:
+    """The Gamma(``alpha``) quantile function, inverted at many uniforms at once:
+    ``special.gammaincinv(alpha, u)`` to 1e-7 relative (tested from alpha 0.01 to 1e5, over
+    every uniform a double can hold), twenty times faster. ``log x`` is tabulated against the
+    normal score z of u, with its exact slope, and interpolated by cubic Hermite: smooth in z
+    even where x underflows. Monotone in u, so that a count moves smoothly with its mean."""
+
+    alpha: float
+    log_x: np.ndarray  # at _GAMMA_Z
+    slope: np.ndarray  # d log x / dz at _GAMMA_Z, times the grid step
+
+    @classmethod
+    def of(cls, alpha: float) -> GammaQuantiles:
+        z = _GAMMA_Z
+        with np.errstate(divide="ignore", under="ignore"):
+            x = np.where(  # the upper half from its own tail: exact near u = 1
+                z <= 0.0,
+                special.gammaincinv(alpha, special.ndtr(z)),
+                special.gammainccinv(alpha, special.ndtr(-z)),
+            )
+            # where x underflows, its leading term: x^alpha / Gamma(alpha + 1) = u
+            tiny = (special.log_ndtr(z) + special.gammaln(alpha + 1.0)) / alpha
+            log_x = np.where(x > 1e-300, np.log(np.maximum(x, 1e-300)), tiny)
+            x = np.exp(log_x)
+        log_xf = alpha * log_x - x - special.gammaln(alpha)  # log(x f(x)), f the density
+        slope = np.exp(-0.5 * z * z - 0.5 * np.log(2.0 * np.pi) - log_xf)  # phi(z) / (x f(x))
+        return cls(float(alpha), log_x, slope * (z[1] - z[0]))
+
+    def __call__(self, u: np.ndarray) -> np.ndarray:
+        z = _GAMMA_Z
+        with np.errstate(divide="ignore"):
+            score = special.ndtri(u)
+        s = (np.clip(score, z[0], z[-1]) - z[0]) / (z[1] - z[0])
+        i = np.minimum(s.astype(np.int64), z.size - 2)
+        t = s - i
+        t2 = t * t
+        t3 = t2 * t
+        y = (
+            (2.0 * t3 - 3.0 * t2 + 1.0) * self.log_x[i]
+            + (t3 - 2.0 * t2 + t) * self.slope[i]
+            + (3.0 * t2 - 2.0 * t3) * self.log_x[i + 1]
+            + (t3 - t2) * self.slope[i + 1]
+        )
+        return np.where(u > 0.0, np.exp(y), 0.0)
+
+
+_GAMMA_Z = np.linspace(-8.3, 8.3, 513)  # normal scores of every uniform a double holds but 0
+
+
 _POISSON_EXACT_BELOW = 40.0
 _POISSON_MAX_K = 160
 EXACT_SLOTS = 64  # uniforms reserved per trial for the exact draws (more come after, if needed)
@@ -413,54 +553,177 @@ def aggregate(
 
     ``intensity``: expected requests per trial (Lambda); ``param_row``: the tail-parameter row
     each trial uses. The random numbers drawn, and which draw serves which stratum and trial,
-    depend only on the number of trials and strata, and counts are drawn by inversion: two
-    scenarios run with the same seed share them (common random numbers) even when their
-    volumes differ. ``reference_intensity`` (default: the chunk's largest) sets where exact
-    draws begin; a forecast fixes it per class, so that it does not move from run to run.
+    depend only on the number of trials (each stratum has its fixed column of the stream), and
+    counts are drawn by inversion: two scenarios run with the same seed share them (common
+    random numbers) even when their volumes differ. ``reference_intensity`` (default: the
+    chunk's largest) sets where exact draws begin; a forecast fixes it per class, so that it
+    does not move from run to run. One class of `aggregate_classes`.
     """
     lam = np.asarray(intensity, dtype=float)
-    n_trials = lam.size
-    lam_max = float(lam.max()) if n_trials else 0.0
-    edges = strata.edges
-    u_counts = rng.random((n_trials, strata.probs.size))
-    noise = rng.standard_normal(n_trials)
-    u_exact_count = rng.random(n_trials)
-    u_exact = rng.random((n_trials, EXACT_SLOTS))
-    # exact region: survival probability below edges[cut]
-    cut = exact_cut(strata, lam_max if reference_intensity is None else reference_intensity)
-    if cut > strata.mean.shape[1]:
-        raise ValueError(
-            f"strata with moments for {strata.mean.shape[1]} strata, {cut} needed: build them "
-            "for this reference intensity (or a higher one)"
-        )
-    # the strata's counts, and in the last column how many are drawn exactly: one inversion
-    s_cut = float(edges[cut])
-    mu = np.column_stack([lam[:, None] * strata.probs[None, :cut], lam * s_cut])
-    drawn = poisson_inverse(mu, np.column_stack([u_counts[:, :cut], u_exact_count]))
-    counts, m = drawn[:, :cut], drawn[:, cut].astype(np.int64)
-    mean = strata.mean[param_row, :cut]
-    var = strata.var[param_row, :cut]
-    total = np.sum(counts * mean, axis=1)
-    sd = np.sqrt(np.sum(counts * var, axis=1))
-    lo = np.sum(counts * strata.lo[param_row, :cut], axis=1)
-    hi = np.sum(counts * strata.hi[param_row, :cut], axis=1)
-    total = np.clip(total + sd * noise, lo, hi)
-    n_requests = counts.sum(axis=1)
-    # exact draws above the cut: trial t's k-th draw uses u_exact[t, k]
-    if m.any():
-        reserved = np.minimum(m, EXACT_SLOTS)  # trial t's first draws: u_exact[t, :reserved[t]]
-        trial = np.repeat(np.arange(n_trials), reserved)
-        first = np.cumsum(reserved) - reserved  # where each trial's draws start
-        slot = np.arange(trial.size) - np.repeat(first, reserved)
-        u = u_exact.ravel()[trial * EXACT_SLOTS + slot]
-        extra = m - reserved
-        if extra.any():  # beyond the reserved slots (rare): fresh uniforms, drawn last
-            trial = np.concatenate([trial, np.repeat(np.arange(n_trials), extra)])
-            u = np.concatenate([u, rng.random(int(extra.sum()))])
-        q = 1.0 - s_cut * u
-        values = strata.unit.ppf_rows(q, param_row[trial])
-        total = total + np.bincount(trial, weights=values, minlength=n_trials) * strata.unit.scale
-    return total, n_requests + m
+    total, requests = aggregate_classes(
+        [strata], lam[:, None], np.asarray(param_row)[:, None], [rng], [reference_intensity]
+    )
+    return total[:, 0], requests[:, 0]
+
+
+def aggregate_classes(
+    strata: Sequence[Strata],
+    intensity: np.ndarray,
+    param_row: np.ndarray,
+    rngs: Sequence[np.random.Generator],
+    reference_intensity: Sequence[float | None],
+) -> tuple[np.ndarray, np.ndarray]:
+    """`aggregate` for several classes at once: column j of ``intensity`` and ``param_row``
+    (trials x classes) with ``strata[j]``, ``rngs[j]`` and ``reference_intensity[j]``; each
+    class's numbers are those `aggregate` gives it alone, from its own stream. The classes'
+    strata are stacked, so that each step is one array operation for all of them (in groups
+    of about ``_STACKED`` numbers, to bound memory)."""
+    lam = np.asarray(intensity, dtype=float)
+    n_trials, n_classes = lam.shape
+    per_class = max(n_trials, 1) * (strata_count() // 4 + 1)  # a generous guess
+    group = max(1, _STACKED // per_class)
+    if n_classes > group:
+        parts = []
+        for a in range(0, n_classes, group):
+            b = a + group
+            parts.append(
+                _aggregate_group(
+                    strata[a:b],
+                    lam[:, a:b],
+                    param_row[:, a:b],
+                    rngs[a:b],
+                    reference_intensity[a:b],
+                )
+            )
+        return np.hstack([p[0] for p in parts]), np.hstack([p[1] for p in parts])
+    return _aggregate_group(strata, lam, param_row, rngs, reference_intensity)
+
+
+_STACKED = 2**21  # numbers per stacked array of `aggregate_classes` (16 MiB)
+
+
+def _aggregate_group(
+    strata: Sequence[Strata],
+    lam: np.ndarray,
+    param_row: np.ndarray,
+    rngs: Sequence[np.random.Generator],
+    reference_intensity: Sequence[float | None],
+) -> tuple[np.ndarray, np.ndarray]:
+    n_trials, n_classes = lam.shape
+    cuts = []
+    for j, st in enumerate(strata):
+        ref = reference_intensity[j]
+        cut = exact_cut(st, (float(lam[:, j].max()) if n_trials else 0.0) if ref is None else ref)
+        if cut > st.mean.shape[1]:
+            raise ValueError(
+                f"strata with moments for {st.mean.shape[1]} strata, {cut} needed: build them "
+                "for this reference intensity (or a higher one)"
+            )
+        cuts.append(cut)
+    # stacked rows: class j's strata, then its exact region's count
+    width = np.array(cuts) + 1
+    start = np.cumsum(width) - width
+    cls = np.repeat(np.arange(n_classes), width)
+    exact_row = start + width - 1
+    streams = [_Columns(rng, n_trials) for rng in rngs]
+    u = np.empty((int(width.sum()), n_trials))
+    for j, st in enumerate(strata):
+        columns = np.append(st.columns[: cuts[j]], _EXACT_COUNT)
+        streams[j].fill(u[start[j] : exact_row[j] + 1], columns)
+    s_cut = np.array([st.edges[c] for st, c in zip(strata, cuts, strict=True)])
+    probs = np.concatenate(
+        [np.append(st.probs[:c], s) for st, c, s in zip(strata, cuts, s_cut, strict=True)]
+    )
+    drawn = poisson_inverse(probs[:, None] * lam.T[cls], u)
+    m = drawn[exact_row].astype(np.int64)  # (classes, trials)
+    noise = np.empty((n_classes, n_trials))
+    for j, stream in enumerate(streams):
+        noise[j] = stream.block(_NOISE, 1)[0]
+    noise = special.ndtri(noise + 2.0**-54)  # uniforms k / 2^53, inverted at their midpoints
+    total = np.zeros((n_classes, n_trials))
+    n_requests = m.astype(float)
+    strata_rows = np.setdiff1d(np.arange(u.shape[0]), exact_row)
+    if strata_rows.size:
+        has = [int(j) for j in np.flatnonzero(width > 1)]  # classes with strata
+        counts = drawn[strata_rows]
+        rows = param_row.T[cls[strata_rows]]  # each stratum row's parameter row per trial
+
+        n_params = max(strata[j].mean.shape[0] for j in has)
+
+        def summed(name: str) -> np.ndarray:  # sum over each class's strata of counts * moment
+            table = np.zeros((counts.shape[0], n_params))  # (strata rows, parameter rows)
+            for j in has:
+                moment = getattr(strata[j], name)[:, : cuts[j]]
+                at = start[j] - j
+                table[at : at + cuts[j], : moment.shape[0]] = moment.T
+            per = counts * np.take_along_axis(table, rows, axis=1)
+            return np.add.reduceat(per, start[has] - has, axis=0)
+
+        mean, var, lo, hi = (summed(name) for name in ("mean", "var", "lo", "hi"))
+        total[has] = np.clip(mean + np.sqrt(var) * noise[has], lo, hi)
+        n_requests[has] += np.add.reduceat(counts, start[has] - has, axis=0)
+    # exact draws above the cut: trial t's k-th draw uses the k-th exact column's uniform t
+    for j in map(int, np.flatnonzero(m.any(axis=1))):
+        total[j] += _exact_sum(strata[j], m[j], param_row[:, j], float(s_cut[j]), streams[j])
+    return total.T, n_requests.T
+
+
+def _exact_sum(
+    strata: Strata, m: np.ndarray, param_row: np.ndarray, s_cut: float, stream: _Columns
+) -> np.ndarray:
+    """Per trial, the sum of its ``m`` requests drawn exactly above survival ``s_cut``."""
+    n_trials = m.size
+    reserved = np.minimum(m, EXACT_SLOTS)  # trial t's first draws: one per column
+    trial = np.repeat(np.arange(n_trials), reserved)
+    first = np.cumsum(reserved) - reserved  # where each trial's draws start
+    slot = np.arange(trial.size) - np.repeat(first, reserved)
+    slots = stream.block(_EXACT_SLOT, int(reserved.max()))  # (slots, trials)
+    u = slots.ravel()[slot * n_trials + trial]
+    extra = m - reserved
+    if extra.any():  # beyond the reserved slots (rare): fresh uniforms, drawn last
+        trial = np.concatenate([trial, np.repeat(np.arange(n_trials), extra)])
+        u = np.concatenate([u, stream.rest(int(extra.sum()))])
+    values = strata.unit.ppf_rows(1.0 - s_cut * u, param_row[trial])
+    return np.bincount(trial, weights=values, minlength=n_trials) * strata.unit.scale
+
+
+# `aggregate`'s random numbers: column c holds n_trials uniforms, from draw c * n_trials of the
+# class's stream on; a call draws only the columns it uses (the stream is advanced past the
+# others), so that its numbers do not depend on how many strata or exact draws it needs.
+_EXACT_COUNT = strata_count()  # how many requests are drawn exactly
+_EXACT_SLOT = _EXACT_COUNT + 1  # .. + EXACT_SLOTS - 1: each trial's k-th exact draw
+_NOISE = _EXACT_SLOT + EXACT_SLOTS  # the normal of the strata's within-stratum sums
+_REST = _NOISE + 1  # exact draws beyond the reserved slots (rare)
+
+
+class _Columns:
+    """Columns of random numbers of one `aggregate` call, each at its fixed place in the stream
+    (`numpy.random.PCG64.advance`)."""
+
+    def __init__(self, rng: np.random.Generator, n: int) -> None:
+        self.rng, self.n = rng, n
+        self.start = rng.bit_generator.state
+
+    def _at(self, column: int) -> np.random.Generator:
+        bit_generator = self.rng.bit_generator
+        bit_generator.state = self.start
+        bit_generator.advance(column * self.n)  # type: ignore[attr-defined]
+        return self.rng
+
+    def block(self, column: int, count: int) -> np.ndarray:
+        """Uniforms of ``count`` columns from ``column`` on: (count, n)."""
+        return self._at(column).random((count, self.n))
+
+    def fill(self, out: np.ndarray, columns: np.ndarray) -> None:
+        """Uniforms of ``columns`` (increasing) into the rows of ``out`` (columns x n)."""
+        runs = np.flatnonzero(np.diff(columns) != 1) + 1
+        for lo, hi in zip(np.r_[0, runs], np.r_[runs, columns.size], strict=True):
+            if hi > lo:
+                out[lo:hi] = self.block(int(columns[lo]), int(hi - lo))
+
+    def rest(self, size: int) -> np.ndarray:
+        """``size`` uniforms from the last column on."""
+        return self._at(_REST).random(size)
 
 
 def reference_sum(

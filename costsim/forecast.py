@@ -18,15 +18,16 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from . import __version__
 from .drift import horizon_shift
 from .engine import (
     PARAM_ROWS,
+    GammaQuantiles,
     Strata,
     UnitCost,
     aggregate,
+    aggregate_classes,
     build_strata,
     reference_sum,
     strata_count,
@@ -59,7 +60,7 @@ from .traffic import (
 )
 
 FORECAST_SCHEMA_VERSION = 1
-CHUNK_TRIALS = 2000  # part of reproducibility: results depend on it, so it is fixed
+CHUNK_TRIALS = 2500  # part of reproducibility: results depend on it, so it is fixed
 BRIDGE_TRIALS = 4000  # trials of the bridge's intermediate steps
 QUANTILES = {"p5": 0.05, "p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 CONCENTRATION_SAMPLE = 1 << 17
@@ -194,6 +195,7 @@ class Prepared:
     reference_intensity: tuple[float, ...]  # per class: where its exact draws begin
     drift_shifts: tuple[tuple[float, float], ...]  # per class: (mean, var) of its log level
     drift_common: np.ndarray  # per class: share of its drift common to all classes
+    mix_gammas: tuple[GammaQuantiles | None, ...]  # per class: Gamma(share * concentration)
 
 
 def prepare(
@@ -258,9 +260,10 @@ def prepare(
     shifts = tuple(one[3] for one in prepared)
     reference = tuple(reference_intensity(plan, j) for j in range(len(classes)))
     common = np.array([pc.source.drift_common for pc in classes])
+    gammas = tuple(one[4] for one in prepared)
     return Prepared(
         scenario, model, tuple(classes), plan, pilot_mean, tuple(notes), strata, policies,
-        reference, shifts, common,
+        reference, shifts, common, gammas,
     )  # fmt: skip
 
 
@@ -276,9 +279,10 @@ class _ClassJob:
 
 def _prepare_class(
     shared: tuple[Scenario, FittedModel, TrafficPlan], job: _ClassJob
-) -> tuple[ProductionClass, Strata, ClassReliability, tuple[float, float]]:
+) -> tuple[ProductionClass, Strata, ClassReliability, tuple[float, float], GammaQuantiles | None]:
     """One production class: its unit cost (re-priced from tokens where the scenario prices
-    them), strata, reliability rows and drift over the horizon, from the class's own streams."""
+    them), strata, reliability rows, drift over the horizon and the Gamma quantiles of its
+    uncertain mix share, from the class's own streams."""
     scenario, model, plan = shared
     cf, scale = job.source, job.scale
     # the j-th children of the preparation's and the reliability's streams
@@ -301,7 +305,9 @@ def _prepare_class(
     rel = scenario.reliability
     policy = with_norms(class_reliability(cf, rel, unit.n_params, rel_ss), plan, rel, job.j)
     shift = drift_shift(cf, plan, job.j, scenario, model)
-    return pc, build_strata(unit, reference_intensity(plan, job.j)), policy, shift
+    alpha = plan.mix[job.j] * (scenario.mix.concentration or 0.0)
+    gammas = GammaQuantiles.of(alpha) if alpha > 1e-12 else None
+    return pc, build_strata(unit, reference_intensity(plan, job.j)), policy, shift, gammas
 
 
 def reference_intensity(plan: TrafficPlan, j: int) -> float:
@@ -399,11 +405,10 @@ class _ChunkDraws:
     def mix_gammas(self, prep: Prepared) -> np.ndarray:
         """Gamma(alpha_j) of each class by inversion of its mix uniform (whatever alpha)."""
         if self.gammas is None:
-            conc = prep.scenario.mix.concentration or 1.0
             self.gammas = np.zeros(self.u_mix.shape)
-            for j, share in enumerate(prep.plan.mix):
-                if share * conc > 1e-12:
-                    self.gammas[:, j] = special.gammaincinv(share * conc, self.u_mix[:, j])
+            for j, quantiles in enumerate(prep.mix_gammas):
+                if quantiles is not None:
+                    self.gammas[:, j] = quantiles(self.u_mix[:, j])
         return self.gammas
 
     def traffic(self, prep: Prepared, drivers: Drivers) -> TrialTraffic:
@@ -609,19 +614,17 @@ def _class_sums(
     engine: str,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per trial and class, the sum of the requests' unit costs and their count."""
+    rngs = [_copy(rng) for rng in draws.classes]
+    if engine == "strata":
+        return aggregate_classes(
+            prep.strata, traffic.intensity, rows, rngs, prep.reference_intensity
+        )
     sums = np.empty(rows.shape)
     requests = np.empty(rows.shape)
     for j in range(len(prep.classes)):
-        rng = _copy(draws.classes[j])
-        if engine == "strata":
-            sums[:, j], requests[:, j] = aggregate(
-                prep.strata[j], traffic.intensity[:, j], rows[:, j], rng,
-                prep.reference_intensity[j],
-            )  # fmt: skip
-        else:
-            sums[:, j], requests[:, j] = _reference_class(
-                prep, traffic, j, rows[:, j], drivers, rng
-            )
+        sums[:, j], requests[:, j] = _reference_class(
+            prep, traffic, j, rows[:, j], drivers, rngs[j]
+        )
     return sums, requests
 
 

@@ -51,10 +51,41 @@ def tail_exceedance(
         log_sf_cap = np.where(small, -cap_excess / sigma_a, -np.log1p(z) / safe_xi)
         mass = -np.expm1(log_sf_cap)
         log_s = np.log1p(-r * mass)
+    return _exceedance_at(log_s, small, safe_xi, sigma_a)
+
+
+def tail_exceedance_sf(
+    v: np.ndarray,
+    xi: float | np.ndarray,
+    sigma: float | np.ndarray,
+    cap_excess: float | None = None,
+) -> np.ndarray:
+    """`tail_exceedance` at ``r = 1 - v``, given the conditional survival probability ``v``
+    itself: exact however small ``v`` is (``1 - v`` would lose its digits in the far tail).
+    With a cap, the untruncated survival probability is 1 - G(c) + v G(c)."""
+    v = np.asarray(v, dtype=float)
+    xi_a = np.asarray(xi, dtype=float)
+    sigma_a = np.asarray(sigma, dtype=float)
+    small = np.abs(xi_a) < _XI_ZERO
+    safe_xi = np.where(small, 1.0, xi_a)
+    with np.errstate(divide="ignore"):
+        if cap_excess is None:
+            log_s = np.log(v)
+        else:
+            z = np.maximum(safe_xi * cap_excess / sigma_a, -1.0 + 1e-15)
+            log_sf_cap = np.where(small, -cap_excess / sigma_a, -np.log1p(z) / safe_xi)
+            log_s = np.log(np.exp(log_sf_cap) - np.expm1(log_sf_cap) * v)
+    return _exceedance_at(log_s, small, safe_xi, sigma_a)
+
+
+def _exceedance_at(
+    log_s: np.ndarray, small: np.ndarray, safe_xi: np.ndarray, sigma: np.ndarray
+) -> np.ndarray:
+    """The GPD exceedance whose untruncated survival probability is exp(``log_s``)."""
     log_s = np.maximum(log_s, -745.0)
     with np.errstate(over="ignore"):
-        general = sigma_a * np.expm1(-safe_xi * log_s) / safe_xi
-    return np.asarray(np.where(small, -sigma_a * log_s, general), dtype=float)
+        general = sigma * np.expm1(-safe_xi * log_s) / safe_xi
+    return np.asarray(np.where(small, -sigma * log_s, general), dtype=float)
 
 
 @dataclass(frozen=True)

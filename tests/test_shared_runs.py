@@ -2,8 +2,8 @@
 
 A chunk of trials is one job for every run that has it (the forecast and the bridge's steps):
 the chunk's draws are made once, and runs with the same traffic and parameter rows share their
-per-class sums. Strata built for a class's reference intensity hold only the strata above its
-exact cut. Neither may change a number.
+per-class sums. Neither may change a number. (Strata built for a class's reference intensity:
+tests/test_strata.py.)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from costsim.engine import aggregate, build_strata, exact_cut
+from costsim.engine import aggregate, build_strata
 from costsim.forecast import CHUNK_TRIALS, Prepared, Run, prepare, simulate_runs
 from costsim.modelfile import load_model
 from costsim.parallel import Parallel
@@ -62,26 +62,6 @@ def test_runs_simulated_together_are_the_runs_simulated_alone(workers: int) -> N
     first = slice(0, CHUNK_TRIALS)  # the chunk the spike and retry steps both have
     np.testing.assert_array_equal(together[2].requests[first], together[3].requests[first])
     assert not np.array_equal(together[2].totals[first], together[3].totals[first])
-
-
-def test_strata_for_a_reference_intensity_are_the_full_strata_above_its_cut() -> None:
-    for j, cf in enumerate(list(MODEL.classes.values())[:3]):
-        unit = quantity_rows(cf, "cost_usd", np.random.default_rng(j))
-        full = build_strata(unit)
-        rng = np.random.default_rng(40 + j)
-        for reference in (3.0, 5e3, 2e6):
-            part = build_strata(unit, reference)
-            cut = exact_cut(full, reference)
-            assert part.mean.shape == (unit.n_params, cut)
-            np.testing.assert_array_equal(part.edges, full.edges)
-            for name in ("mean", "var", "lo", "hi"):
-                np.testing.assert_array_equal(getattr(part, name), getattr(full, name)[:, :cut])
-            lam = reference / 2.0 * rng.uniform(0.2, 3.0, 300)
-            rows = rng.integers(0, unit.n_params, lam.size)
-            a = aggregate(part, lam, rows, np.random.default_rng(1), reference)
-            b = aggregate(full, lam, rows, np.random.default_rng(1), reference)
-            np.testing.assert_array_equal(a[0], b[0])
-            np.testing.assert_array_equal(a[1], b[1])
 
 
 def test_strata_built_for_a_lower_intensity_are_refused() -> None:
