@@ -26,7 +26,6 @@ from .engine import (
     GammaQuantiles,
     Strata,
     UnitCost,
-    aggregate,
     aggregate_classes,
     build_strata,
     reference_sum,
@@ -581,13 +580,14 @@ def _run_chunk(
         variant_totals = []
         for variant in run.variants:
             vt = totals[:m_var].copy()
-            for j, strata in enumerate(variant):
-                if strata is not prep.strata[j] and m_var:  # the same random numbers
-                    alt, _ = aggregate(
-                        strata, traffic.intensity[:, j], rows[:, j],
-                        _copy(draws.classes[j]), prep.reference_intensity[j],
-                    )  # fmt: skip
-                    vt[:, j] = (alt * mult[:, j])[:m_var]
+            changed = [j for j, st in enumerate(variant) if st is not prep.strata[j]]
+            if changed and m_var:  # those classes again, on the same random numbers
+                alt, _ = aggregate_classes(
+                    [variant[j] for j in changed], traffic.intensity[:, changed],
+                    rows[:, changed], [_copy(draws.classes[j]) for j in changed],
+                    [prep.reference_intensity[j] for j in changed],
+                )  # fmt: skip
+                vt[:, changed] = (alt * mult[:, changed])[:m_var]
             variant_totals.append(vt)
         daily = _daily_chunk(prep, traffic, totals) if run.daily else None
         out.append(_ChunkResult(totals, requests, tuple(variant_totals), daily))
