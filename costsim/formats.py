@@ -245,6 +245,21 @@ class Num(Declared):
             return None
         return x
 
+    def accepts_all(self, values: list[Any]) -> bool:
+        """Whether `parse` returns every one of ``values`` as it is: plain floats within bounds
+        (checked at once; False means only: ask `parse`, one by one)."""
+        if self.integer or len(values) < 16 or not all(type(v) is float for v in values):
+            return False
+        import numpy as np  # here: reading a scenario or a schema needs no numpy
+
+        x = np.array(values)
+        ok = np.isfinite(x) if self.finite else ~np.isnan(x)
+        if self.lo is not None:
+            ok &= (x > self.lo) if self.lo_open else (x >= self.lo)
+        if self.hi is not None:
+            ok &= (x < self.hi) if self.hi_open else (x <= self.hi)
+        return bool(ok.all())
+
     def __call__(self, value: Any) -> float | int | None:
         if value is None and self.null:
             return None
@@ -314,15 +329,17 @@ class Nums(Declared):
             got = f"{len(value)} values" if isinstance(value, list) else show(value)
             what = self.describe() + (" or null" if self.null else "")
             raise problems_error([("", f"expected {what}, got {got}")])
-        parsed = [self.item.parse(v) for v in value]
-        bad = [i for i, x in enumerate(parsed) if x is None]
-        if bad:
-            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            first = value[bad[0]]
-            raise problems_error(
-                [(f"[{bad[0]}]", f"expected {self.item.describe(first)}, got {show(first)}{more}")]
-            )
-        values = tuple(float(x) for x in parsed if x is not None)
+        if self.item.accepts_all(value):  # the common case (a model file's long lists), quickly
+            values = tuple(value)
+        else:
+            parsed = [self.item.parse(v) for v in value]
+            bad = [i for i, x in enumerate(parsed) if x is None]
+            if bad:
+                more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+                first = value[bad[0]]
+                message = f"expected {self.item.describe(first)}, got {show(first)}{more}"
+                raise problems_error([(f"[{bad[0]}]", message)])
+            values = tuple(float(x) for x in parsed if x is not None)
         if self.non_decreasing:
             drops = [i for i in range(1, len(values)) if values[i] < values[i - 1]]
             if drops:

@@ -123,6 +123,13 @@ MUTATIONS: list[tuple[str, str | Callable[[dict[str, Any]], None], Any, str, str
      "expected a number >= 0, got -3"),
     ("body quantile not finite", f"{DIST}.body_quantiles[2]", "inf", f"{DIST}.body_quantiles[2]",
      "expected a number >= 0, got 'inf'"),
+    # a list of floats alone is checked at once (`Num.accepts_all`): its bad values too
+    ("body quantile a negative float", f"{DIST}.body_quantiles[7]", -3.5,
+     f"{DIST}.body_quantiles[7]", "expected a number >= 0, got -3.5"),
+    ("body quantile a float NaN", f"{DIST}.body_quantiles[9]", float("nan"),
+     f"{DIST}.body_quantiles[9]", "expected a number >= 0, got "),
+    ("body quantile a float infinity", f"{DIST}.body_quantiles[9]", float("inf"),
+     f"{DIST}.body_quantiles[9]", "expected a number >= 0, got "),
     ("body quantiles decreasing", _swap_quantiles, None, f"{DIST}.body_quantiles",
      "must be non-decreasing"),
     ("tail probability 1", f"{DIST}.tail_prob", 1, f"{DIST}.tail_prob",
