@@ -13,7 +13,9 @@ rising with load, cold starts on sudden rises) with retries set as in bench_fore
    JSON is the same bytes;
 3. the speed-up over the plain numpy per-request bootstrap a user would write, at 1e5, 1e6 and
    1e7 requests a trial: ``costs[rng.integers(0, n, size=requests)].sum()`` per trial, timed on
-   a few trials and scaled per trial, against costsim's time per trial at the same volume.
+   a few trials and scaled per trial, against costsim's time per trial at the same volume;
+4. the machine's own ceiling: the speed-up of every core over one on plain numpy work that
+   holds no lock, memory-bound and compute-bound (what two workers can give at best here).
 
 Timings are wall-clock ``time.perf_counter``, best of ``--repeats`` after one warm-up, in this
 process. The machine has 2 cores: run it with the other core idle.
@@ -132,6 +134,42 @@ def main() -> None:
         "   numpy: costs[rng.integers(0, n, size=requests)].sum() per trial (pilot costs, "
         "no traffic shape, spikes, retries or uncertainty); costsim: one worker, all of them"
     )
+    print(f"\n4. this machine's own ceiling for {cores} threads of numpy (same run)")
+    for label, ratio in machine_ceiling(cores, args.repeats):
+        print(f"   {label:<52}{ratio:>6.2f}x")
+
+
+def machine_ceiling(workers: int, repeats: int) -> list[tuple[str, float]]:
+    """The speed-up of ``workers`` threads over one on plain numpy work that holds no lock:
+    a memory-bound sum (what most of a forecast is) and a compute-bound sin/exp. Where the
+    first is well below ``workers``, the machine's memory bandwidth, not costsim, limits the
+    forecast's speed-up."""
+    a = np.random.default_rng(0).random(2_000_000)
+
+    def memory() -> None:
+        out = np.empty_like(a)
+        for _ in range(20):
+            np.add(a, 1.0, out=out)
+
+    def compute() -> None:
+        out = np.empty_like(a)
+        for _ in range(3):
+            np.exp(np.sin(a, out=out), out=out)
+
+    jobs = {
+        "memory-bound (a + 1 over 16 MB arrays)": memory,
+        "compute-bound (exp(sin(a)))": compute,
+    }
+    out = []
+    for label, job in jobs.items():
+        n = 2 * workers
+        t1, _ = best_of(lambda job=job, n=n: [job() for _ in range(n)], repeats)
+        tn, _ = best_of(
+            lambda job=job, n=n: list(Parallel(workers).map(lambda _s, _i: job(), range(n), None)),
+            repeats,
+        )
+        out.append((label, t1 / tn))
+    return out
 
 
 if __name__ == "__main__":
