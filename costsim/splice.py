@@ -38,20 +38,7 @@ def tail_exceedance(
     which is ``scipy.stats.genpareto.isf(s, xi, scale=sigma)`` (tested against it), written out
     so that per-element parameters vectorise without scipy's overhead.
     """
-    r = np.asarray(r, dtype=float)
-    xi_a = np.asarray(xi, dtype=float)
-    sigma_a = np.asarray(sigma, dtype=float)
-    small = np.abs(xi_a) < _XI_ZERO
-    safe_xi = np.where(small, 1.0, xi_a)
-    if cap_excess is None:
-        log_s = np.log1p(-r)
-    else:
-        # log G(c) mass below the cap: G(c) = 1 - (1 + xi c / sigma)^(-1/xi), or 1 - exp(-c/sigma)
-        z = np.maximum(safe_xi * cap_excess / sigma_a, -1.0 + 1e-15)
-        log_sf_cap = np.where(small, -cap_excess / sigma_a, -np.log1p(z) / safe_xi)
-        mass = -np.expm1(log_sf_cap)
-        log_s = np.log1p(-r * mass)
-    return _exceedance_at(log_s, small, safe_xi, sigma_a)
+    return _exceedance(np.asarray(r, dtype=float), xi, sigma, cap_excess, survival=False)
 
 
 def tail_exceedance_sf(
@@ -63,18 +50,31 @@ def tail_exceedance_sf(
     """`tail_exceedance` at ``r = 1 - v``, given the conditional survival probability ``v``
     itself: exact however small ``v`` is (``1 - v`` would lose its digits in the far tail).
     With a cap, the untruncated survival probability is 1 - G(c) + v G(c)."""
-    v = np.asarray(v, dtype=float)
+    return _exceedance(np.asarray(v, dtype=float), xi, sigma, cap_excess, survival=True)
+
+
+def _exceedance(
+    p: np.ndarray,
+    xi: float | np.ndarray,
+    sigma: float | np.ndarray,
+    cap_excess: float | None,
+    survival: bool,
+) -> np.ndarray:
+    """The exceedance at the tail's CDF ``p`` (``survival``: at its survival probability)."""
     xi_a = np.asarray(xi, dtype=float)
     sigma_a = np.asarray(sigma, dtype=float)
     small = np.abs(xi_a) < _XI_ZERO
     safe_xi = np.where(small, 1.0, xi_a)
-    with np.errstate(divide="ignore"):
-        if cap_excess is None:
-            log_s = np.log(v)
-        else:
-            z = np.maximum(safe_xi * cap_excess / sigma_a, -1.0 + 1e-15)
-            log_sf_cap = np.where(small, -cap_excess / sigma_a, -np.log1p(z) / safe_xi)
-            log_s = np.log(np.exp(log_sf_cap) - np.expm1(log_sf_cap) * v)
+    if cap_excess is None:
+        with np.errstate(divide="ignore"):
+            log_s = np.log(p) if survival else np.log1p(-p)
+    else:
+        # log G(c) mass below the cap: G(c) = 1 - (1 + xi c / sigma)^(-1/xi), or 1 - exp(-c/sigma)
+        z = np.maximum(safe_xi * cap_excess / sigma_a, -1.0 + 1e-15)
+        log_sf_cap = np.where(small, -cap_excess / sigma_a, -np.log1p(z) / safe_xi)
+        mass = -np.expm1(log_sf_cap)
+        with np.errstate(divide="ignore"):
+            log_s = np.log(np.exp(log_sf_cap) + mass * p) if survival else np.log1p(-p * mass)
     return _exceedance_at(log_s, small, safe_xi, sigma_a)
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
+from costsim.engine import UnitCost
+from costsim.errors import HeavyTailWarning
+from costsim.fit import FitOptions, fit_model
 from costsim.logs import PilotLog
 
 
@@ -84,3 +88,15 @@ def drifting_costs(
     ts = 1.7e9 + hour * 3600.0 + rng.random(hour.size) * 3600.0
     cost = 0.01 * np.exp(level[hour] + s * rng.standard_normal(hour.size))
     return ts, cost
+
+
+def fitted_unit(xi: float) -> UnitCost:
+    """The unit cost costsim fits to 20,000 draws of ``SplicedTruth(xi)`` (fixed seeds), with its
+    tail's parameter draws."""
+    x = SplicedTruth(xi).sample(
+        20_000, np.random.default_rng(np.random.SeedSequence([31, int(10 * xi)]))
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HeavyTailWarning)
+        qf = fit_model(make_log({"c": x}), FitOptions(seed=1)).classes["c"].quantities["cost_usd"]
+    return UnitCost.from_fit(qf.dist, qf.xi_draws, qf.sigma_draws)

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 from scipy import stats
-from synth import SplicedTruth, make_log
+from synth import fitted_unit
 
 from costsim.engine import UnitCost, aggregate, build_strata, reference_sum
-from costsim.errors import HeavyTailWarning
-from costsim.fit import FitOptions, fit_model
 from costsim.forecast import quantile_with_error
 from costsim.splice import SplicedDistribution
 
 TRIALS = 2000
 LAMBDA = 1e5
-
-
-def _fitted_unit(xi: float) -> UnitCost:
-    x = SplicedTruth(xi).sample(
-        20_000, np.random.default_rng(np.random.SeedSequence([31, int(10 * xi)]))
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HeavyTailWarning)
-        qf = fit_model(make_log({"c": x}), FitOptions(seed=1)).classes["c"].quantities["cost_usd"]
-    return UnitCost.from_fit(qf.dist, qf.xi_draws, qf.sigma_draws)
 
 
 def _within_mc_error(a: np.ndarray, b: np.ndarray, q: float) -> None:
@@ -37,7 +23,7 @@ def _within_mc_error(a: np.ndarray, b: np.ndarray, q: float) -> None:
 
 @pytest.mark.parametrize("xi", [0.1, 0.6])
 def test_engine_matches_per_request_reference(xi: float) -> None:
-    unit = _fitted_unit(xi)
+    unit = fitted_unit(xi)
     rows = 1 + np.random.default_rng(5).integers(0, unit.n_params - 1, TRIALS)  # parameter draws
     lam = np.full(TRIALS, LAMBDA)
     fast, n_fast = aggregate(build_strata(unit), lam, rows, np.random.default_rng(2))
@@ -95,7 +81,7 @@ def test_mix_of_two_classes_has_the_compound_poisson_moments() -> None:
 
 
 def test_cost_does_not_depend_on_the_number_of_requests() -> None:
-    unit = _fitted_unit(0.3)
+    unit = fitted_unit(0.3)
     strata = build_strata(unit)
     rows = np.zeros(200, int)
     for lam in (1e5, 1e7, 1e9):
@@ -106,7 +92,7 @@ def test_cost_does_not_depend_on_the_number_of_requests() -> None:
 
 
 def test_common_random_numbers_scale_exactly() -> None:
-    unit = _fitted_unit(0.3)
+    unit = fitted_unit(0.3)
     doubled = UnitCost(unit.dist, unit.xi, unit.sigma, scale=2.0)
     lam, rows = np.full(500, 3e5), np.zeros(500, int)
     a, _ = aggregate(build_strata(unit), lam, rows, np.random.default_rng(4))

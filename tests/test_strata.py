@@ -13,14 +13,13 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import special, stats
-from synth import SplicedTruth, make_log
+from synth import fitted_unit
 
 from costsim import engine
 from costsim.engine import (
@@ -35,8 +34,6 @@ from costsim.engine import (
     reference_sum,
     strata_count,
 )
-from costsim.errors import HeavyTailWarning
-from costsim.fit import FitOptions, fit_model
 from costsim.forecast import quantile_with_error
 from costsim.modelfile import load_model
 from costsim.repricing import quantity_rows
@@ -174,20 +171,10 @@ def test_stacked_classes_get_the_numbers_each_gets_alone(monkeypatch: pytest.Mon
             np.testing.assert_array_equal(requests[:, j], r)
 
 
-def _fitted_unit(xi: float) -> UnitCost:
-    x = SplicedTruth(xi).sample(
-        20_000, np.random.default_rng(np.random.SeedSequence([31, int(10 * xi)]))
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HeavyTailWarning)
-        qf = fit_model(make_log({"c": x}), FitOptions(seed=1)).classes["c"].quantities["cost_usd"]
-    return UnitCost.from_fit(qf.dist, qf.xi_draws, qf.sigma_draws)
-
-
 @pytest.mark.parametrize("xi", [0.3, 0.8])
 def test_merged_strata_match_the_per_request_reference(xi: float) -> None:
     trials, lam0 = 4000, 5e3  # the forecast's reference: twice the expected requests
-    unit = _fitted_unit(xi)
+    unit = fitted_unit(xi)
     strata = build_strata(unit, 2 * lam0)
     assert strata.edges.size < build_strata(unit).edges.size  # some strata are merged
     rows = 1 + np.random.default_rng(5).integers(0, unit.n_params - 1, trials)
