@@ -13,7 +13,7 @@ includes the unbounded top of the tail, is drawn exactly, request by request.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -678,15 +678,18 @@ def _aggregate_group(
         total[has] = np.clip(mean + np.sqrt(var) * noise[has], lo, hi)
         n_requests[has] += np.add.reduceat(counts, start[has] - has, axis=0)
     # exact draws above the cut: trial t's k-th draw uses the k-th exact column's uniform t
-    for j in map(int, np.flatnonzero(m.any(axis=1))):
-        total[j] += _exact_sum(strata[j], m[j], param_row[:, j], float(s_cut[j]), streams[j])
+    drawing = [int(j) for j in np.flatnonzero(m.any(axis=1))]
+    if drawing:
+        draws = [_exact_draws(m[j], streams[j]) for j in drawing]
+        total[drawing] += _exact_sums(
+            [strata[j].unit for j in drawing], draws, param_row[:, drawing], s_cut[drawing]
+        )
     return total.T, n_requests.T
 
 
-def _exact_sum(
-    strata: Strata, m: np.ndarray, param_row: np.ndarray, s_cut: float, stream: _Columns
-) -> np.ndarray:
-    """Per trial, the sum of its ``m`` requests drawn exactly above survival ``s_cut``."""
+def _exact_draws(m: np.ndarray, stream: _Columns) -> tuple[np.ndarray, np.ndarray]:
+    """The trial and uniform of each of a class's exact draws (``m`` per trial), in trial
+    order, then the draws beyond the reserved slots."""
     n_trials = m.size
     reserved = np.minimum(m, EXACT_SLOTS)  # trial t's first draws: one per column
     trial = np.repeat(np.arange(n_trials), reserved)
@@ -698,8 +701,61 @@ def _exact_sum(
     if extra.any():  # beyond the reserved slots (rare): fresh uniforms, drawn last
         trial = np.concatenate([trial, np.repeat(np.arange(n_trials), extra)])
         u = np.concatenate([u, stream.rest(int(extra.sum()))])
-    values = strata.unit.ppf_rows(1.0 - s_cut * u, param_row[trial])
-    return np.bincount(trial, weights=values, minlength=n_trials) * strata.unit.scale
+    return trial, u
+
+
+def _exact_sums(
+    units: Sequence[UnitCost],
+    draws: Sequence[tuple[np.ndarray, np.ndarray]],
+    param_row: np.ndarray,
+    s_cut: np.ndarray,
+) -> np.ndarray:
+    """Per class and trial, the sum of the class's exact draws above survival ``s_cut``: each
+    draw's quantile by `UnitCost.ppf_rows`'s arithmetic, the classes' tails at once (a draw
+    that falls in its row's body, which a row with a small zeta allows, by its class's
+    `ppf_rows`). The same numbers as class by class: (classes, trials)."""
+    n_trials = param_row.shape[0]
+    n_classes = len(units)
+    cls = np.repeat(np.arange(n_classes), [t.size for t, _ in draws])
+    trial = np.concatenate([t for t, _ in draws])
+    u = np.concatenate([v for _, v in draws])
+    row = param_row[trial, cls]
+    q = 1.0 - s_cut[cls] * u
+    n_params = max(unit.n_params for unit in units)
+
+    def table(per: Callable[[UnitCost], np.ndarray | float]) -> np.ndarray:
+        out = np.ones((n_classes, n_params))
+        for j, unit in enumerate(units):
+            out[j, : unit.n_params] = per(unit)
+        return out[cls, row]
+
+    zeta = table(lambda un: un.dist.tail_prob if un.tail_prob is None else un.tail_prob)
+    body_mass = 1.0 - zeta
+    has_tail = np.array([unit.dist.has_tail for unit in units])
+    in_tail = (q > body_mass) & (zeta > 0) & has_tail[cls]
+    values = np.empty(q.size)
+    t = np.flatnonzero(in_tail)
+    if t.size:
+        r = np.clip((q[t] - body_mass[t]) / zeta[t], 0.0, 1.0)
+        caps = [unit.dist.cap_excess for unit in units]
+        cap = np.array([np.nan if c is None else c for c in caps])[cls[t]]
+        excess = tail_exceedance(
+            r, table(lambda un: un.xi)[t], table(lambda un: un.sigma)[t],
+            None if all(c is None for c in caps) else cap,
+        )  # fmt: skip
+        threshold = np.array([unit.dist.threshold for unit in units])
+        values[t] = threshold[cls[t]] + excess
+        scaled = [j for j, unit in enumerate(units) if unit.row_scale is not None]
+        if scaled:
+            values[t] = (
+                values[t] * table(lambda un: 1.0 if un.row_scale is None else un.row_scale)[t]
+            )
+    for j in map(int, np.unique(cls[~in_tail])):  # draws in a row's body
+        b = np.flatnonzero(~in_tail & (cls == j))
+        values[b] = units[j].ppf_rows(q[b], row[b])
+    sums = np.bincount(cls * n_trials + trial, weights=values, minlength=n_classes * n_trials)
+    scale = np.array([unit.scale for unit in units])
+    return sums.reshape(n_classes, n_trials) * scale[:, None]
 
 
 # `aggregate`'s random numbers: column c holds n_trials uniforms, from draw c * n_trials of the

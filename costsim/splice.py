@@ -27,7 +27,7 @@ def tail_exceedance(
     r: np.ndarray,
     xi: float | np.ndarray,
     sigma: float | np.ndarray,
-    cap_excess: float | None = None,
+    cap_excess: float | np.ndarray | None = None,
 ) -> np.ndarray:
     """GPD exceedance quantiles at conditional tail probabilities ``r``, element-wise parameters.
 
@@ -36,7 +36,8 @@ def tail_exceedance(
         y = sigma * expm1(-xi * log(s)) / xi        (xi != 0)
         y = -sigma * log(s)                         (xi == 0)
     which is ``scipy.stats.genpareto.isf(s, xi, scale=sigma)`` (tested against it), written out
-    so that per-element parameters vectorise without scipy's overhead.
+    so that per-element parameters vectorise without scipy's overhead. ``cap_excess`` may be
+    per element too (NaN: no cap).
     """
     return _exceedance(np.asarray(r, dtype=float), xi, sigma, cap_excess, survival=False)
 
@@ -57,7 +58,7 @@ def _exceedance(
     p: np.ndarray,
     xi: float | np.ndarray,
     sigma: float | np.ndarray,
-    cap_excess: float | None,
+    cap_excess: float | np.ndarray | None,
     survival: bool,
 ) -> np.ndarray:
     """The exceedance at the tail's CDF ``p`` (``survival``: at its survival probability)."""
@@ -65,16 +66,18 @@ def _exceedance(
     sigma_a = np.asarray(sigma, dtype=float)
     small = np.abs(xi_a) < _XI_ZERO
     safe_xi = np.where(small, 1.0, xi_a)
-    if cap_excess is None:
-        with np.errstate(divide="ignore"):
-            log_s = np.log(p) if survival else np.log1p(-p)
-    else:
-        # log G(c) mass below the cap: G(c) = 1 - (1 + xi c / sigma)^(-1/xi), or 1 - exp(-c/sigma)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if cap_excess is None:
+            return _exceedance_at(np.log(p) if survival else np.log1p(-p), small, safe_xi, sigma_a)
+        # log G(c), the mass below the cap: G(c) = 1 - (1 + xi c / sigma)^(-1/xi), or
+        # 1 - exp(-c/sigma)
         z = np.maximum(safe_xi * cap_excess / sigma_a, -1.0 + 1e-15)
         log_sf_cap = np.where(small, -cap_excess / sigma_a, -np.log1p(z) / safe_xi)
         mass = -np.expm1(log_sf_cap)
-        with np.errstate(divide="ignore"):
-            log_s = np.log(np.exp(log_sf_cap) + mass * p) if survival else np.log1p(-p * mass)
+        log_s = np.log(np.exp(log_sf_cap) + mass * p) if survival else np.log1p(-p * mass)
+        if np.ndim(cap_excess):  # a cap per element: NaN, none
+            free = np.isnan(cap_excess)
+            log_s[free] = (np.log(p) if survival else np.log1p(-p))[free]
     return _exceedance_at(log_s, small, safe_xi, sigma_a)
 
 

@@ -202,3 +202,25 @@ def test_gamma_quantiles_are_gammaincinv(alpha: float) -> None:
     assert GammaQuantiles.of(alpha)(np.array([0.0]))[0] == 0.0
     dense = np.sort(np.concatenate([u, np.linspace(0.0, 1.0 - 2.0**-53, 200_001)]))
     assert np.all(np.diff(GammaQuantiles.of(alpha)(dense)) >= 0.0)  # monotone
+
+
+def test_exact_draws_of_all_classes_at_once_are_each_class_s_quantiles() -> None:
+    # the stacked tails (caps per class, one class without, re-priced rows) and the draws that
+    # fall in a row's body (a cut above the tail: survival 1, every request exact) give
+    # ppf_rows' numbers
+    units = _units()
+    units[3] = replace(units[3], dist=replace(units[3].dist, cap=None))
+    rng = np.random.default_rng(8)
+    n = 300
+    rows = rng.integers(0, units[0].n_params, (n, len(units)))
+    s_cut = np.array([1.0, 1e-3, 0.05, 2e-6, 0.3, 1e-2])
+    draws = []
+    for _ in units:
+        m = rng.poisson(6.0, n)
+        trial = np.repeat(np.arange(n), m)
+        draws.append((trial, rng.random(trial.size)))
+    got = engine._exact_sums(units, draws, rows, s_cut)
+    for j, (unit, (trial, u)) in enumerate(zip(units, draws, strict=True)):
+        values = unit.ppf_rows(1.0 - s_cut[j] * u, rows[trial, j])
+        want = np.bincount(trial, weights=values, minlength=n) * unit.scale
+        np.testing.assert_array_equal(got[j], want)
