@@ -592,11 +592,11 @@ def aggregate_classes(
     (trials x classes) with ``strata[j]``, ``rngs[j]`` and ``reference_intensity[j]``; each
     class's numbers are those `aggregate` gives it alone, from its own stream. The classes'
     strata are stacked, so that each step is one array operation for all of them (in groups
-    of about ``_STACKED`` numbers, to bound memory)."""
+    of about ``STACKED`` numbers, to bound memory)."""
     lam = np.asarray(intensity, dtype=float)
     n_trials, n_classes = lam.shape
     per_class = max(n_trials, 1) * (strata_count() // 4 + 1)  # a generous guess
-    group = max(1, _STACKED // per_class)
+    group = max(1, STACKED // per_class)
     if n_classes > group:
         parts = []
         for a in range(0, n_classes, group):
@@ -614,7 +614,8 @@ def aggregate_classes(
     return _aggregate_group(strata, lam, param_row, rngs, reference_intensity)
 
 
-_STACKED = 2**21  # numbers per stacked array of `aggregate_classes` (16 MiB)
+STACKED = 2**21  # numbers per stacked array of `aggregate_classes` (16 MiB) ...
+STACKED_ARRAYS = 10  # ... of which about this many are alive at once
 
 
 def _aggregate_group(

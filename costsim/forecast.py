@@ -23,6 +23,8 @@ from . import __version__
 from .drift import horizon_shift
 from .engine import (
     PARAM_ROWS,
+    STACKED,
+    STACKED_ARRAYS,
     GammaQuantiles,
     Strata,
     UnitCost,
@@ -33,7 +35,7 @@ from .engine import (
 )
 from .errors import ForecastError, ScenarioError
 from .fit import ClassFit, FittedModel
-from .parallel import SERIAL, Parallel
+from .parallel import SERIAL, Parallel, available_cores
 from .progress import Progress
 from .reliability import (
     BLOCK_CELLS,
@@ -46,6 +48,7 @@ from .reliability import (
 )
 from .repricing import effective_price, quantity_rows, reprice
 from .scenario import Scenario, validate_against_model
+from .splice import BODY_POINTS
 from .traffic import (
     ALL_DRIVERS,
     Drivers,
@@ -876,15 +879,27 @@ _CHUNK_ARRAYS = 8  # (chunk trials x classes) float arrays alive at once in `sim
 
 
 def memory_needed(scenario: Scenario, model: FittedModel) -> dict[str, float]:
-    """Bytes a forecast will hold, estimated before anything is allocated: the strata of every
-    class (parameter rows x strata x 4 moments), the per-trial class totals and request counts
-    the result keeps, and the temporaries of one chunk of trials."""
+    """Bytes a forecast will hold, estimated before anything is allocated: every class's unit
+    cost (parameter rows x its body's points, and four numbers a row) and strata (parameter
+    rows x strata x 4 moments), the per-trial class totals and request counts the result
+    keeps, the temporaries of one chunk of trials, and the engine's stacked arrays on each of
+    this machine's cores."""
     n_classes = len(model.classes) + len(scenario.mix.new_classes)
     rows = PARAM_ROWS
+    points = max(
+        [BODY_POINTS]
+        + [
+            q.dist.body_quantiles.size
+            for c in model.classes.values()
+            for q in c.quantities.values()
+        ]
+    )
     return {
+        "units": 8.0 * n_classes * rows * (points + 4),
         "strata": 4 * 8.0 * n_classes * rows * strata_count(),
         "results": 2 * 8.0 * scenario.trials * n_classes,
         "chunk": _CHUNK_ARRAYS * 8.0 * min(CHUNK_TRIALS, scenario.trials) * n_classes,
+        "engine": STACKED_ARRAYS * 8.0 * STACKED * available_cores(),
     }
 
 
@@ -896,7 +911,8 @@ def guard_memory(scenario: Scenario, model: FittedModel) -> None:
         n_classes = len(model.classes) + len(scenario.mix.new_classes)
         raise ForecastError(
             f"this forecast would hold about {total / GIB:.1f} GiB ({n_classes:,} classes: "
-            f"{parts['strata'] / GIB:.1f} GiB of strata; {scenario.trials:,} trials: "
+            f"{(parts['units'] + parts['strata']) / GIB:.1f} GiB of unit costs and strata; "
+            f"{scenario.trials:,} trials: "
             f"{parts['results'] / GIB:.1f} GiB of per-class totals), more than the "
             f"{RUN_MEMORY / GIB:.0f} GiB costsim allows itself: lower --trials (or `trials:`), "
             "or merge small classes into one before fitting"

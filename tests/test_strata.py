@@ -162,8 +162,8 @@ def test_stacked_classes_get_the_numbers_each_gets_alone(monkeypatch: pytest.Mon
         aggregate(strata[j], lam[:, j], rows[:, j], np.random.default_rng(10 + j), refs[j])
         for j in range(len(units))
     ]
-    for stacked in (engine._STACKED, 1):  # one group; then one class a group
-        monkeypatch.setattr(engine, "_STACKED", stacked)
+    for stacked in (engine.STACKED, 1):  # one group; then one class a group
+        monkeypatch.setattr(engine, "STACKED", stacked)
         rngs = [np.random.default_rng(10 + j) for j in range(len(units))]
         totals, requests = aggregate_classes(strata, lam, rows, rngs, refs)
         for j, (t, r) in enumerate(alone):
@@ -224,3 +224,22 @@ def test_exact_draws_of_all_classes_at_once_are_each_class_s_quantiles() -> None
         values = unit.ppf_rows(1.0 - s_cut[j] * u, rows[trial, j])
         want = np.bincount(trial, weights=values, minlength=n) * unit.scale
         np.testing.assert_array_equal(got[j], want)
+
+
+def test_the_memory_estimate_covers_the_prepared_unit_costs_and_strata() -> None:
+    # what `guard_memory` counts before allocating, against the arrays `prepare` then holds
+    from costsim.forecast import memory_needed, prepare
+    from costsim.scenario import load_scenario
+
+    scenario = load_scenario(
+        Path(__file__).resolve().parents[1] / "scenarios" / "launch_month.yaml"
+    )
+    prep = prepare(scenario, MODEL)
+    held = 0
+    for pc, strata in zip(prep.classes, prep.strata, strict=True):
+        unit = pc.unit
+        for a in (unit.body_cum, unit.xi, unit.sigma, unit.tail_prob, unit.row_scale):
+            held += 0 if a is None else a.nbytes
+        held += sum(getattr(strata, k).nbytes for k in ("mean", "var", "lo", "hi"))
+    needed = memory_needed(scenario, MODEL)
+    assert held <= needed["units"] + needed["strata"] <= 3 * held
