@@ -1132,10 +1132,12 @@ def _run_check(
     deployment: str | None = None,
     *,
     parallel: Parallel,
+    loaded: tuple[Any, str],
 ) -> tuple[CheckResult, Forecast]:
     """One scenario: budgets judged on a run of the requested trials; regressions always on a
-    rerun with the baseline's seed and trials (common random numbers, paired errors). Returns
-    the verdicts and the forecast they judged (``daily``: with its cost per day)."""
+    rerun with the baseline's seed and trials (common random numbers, paired errors), with
+    the scenario's model and its text (``loaded``: `_scenario_model`). Returns the verdicts and the
+    forecast they judged (``daily``: with its cost per day)."""
     from .check import (
         Exceedance,
         Limit,
@@ -1151,26 +1153,26 @@ def _run_check(
 
     if seed is not None:
         sc = replace(sc, seed=seed)
-    model, text = _scenario_model(sc)
+    model, text = loaded
     baseline = load_baseline(spec.baseline) if spec.baseline is not None else None
     own = tuple(Limit(b.stat, b.fail, b.warn) for b in sc.budget.limits)
     limits = list(merge_limits(own, spec.limits))
     validate_limits(limits, str(spec.scenario))
     exceed = [*(Exceedance(a, p) for a, p in sc.budget.max_exceed_prob), *spec.exceed]
     if not limits and not exceed and baseline is None:
-        _fail(
+        raise CostsimError(
             f"{spec.scenario}: nothing to check; give a budget (the scenario's `budget:`, --max, "
             "--warn or --exceed) or a --baseline"
         )
     notes: list[str] = []
     if deployment is not None and not sc.deployments:
-        _fail(f"--deployment: {spec.scenario} has no `deployments:`")
+        raise CostsimError(f"--deployment: {spec.scenario} has no `deployments:`")
     if sc.deployments:
         from .compare import plan_name
 
         plan_name(sc, deployment)  # an unknown option is refused before any work
     if sc.deployments and baseline is not None:
-        _fail(
+        raise CostsimError(
             f"{spec.scenario}: --baseline on a scenario with deployments is not supported yet; "
             "gate its budgets, or compare the forecast JSON of a scenario without deployments"
         )
@@ -1383,20 +1385,14 @@ def check(
                 _fail(f"--html: reports one scenario; this check runs {len(specs)}")
             require_matplotlib()
         parallel = parallel_from(workers, scheduler)
-        runs = [
-            _run_check(
-                sp,
-                sc,
-                trials,
-                prec_value,
-                seed,
-                allow_model_change,
-                html is not None,
-                deployment,
-                parallel=parallel,
-            )
-            for sp, sc in zip(specs, loaded, strict=True)
-        ]
+        models = [_scenario_model(sc) for sc in loaded]  # here: a fit's warnings stay in order
+        runs = parallel.sweep(
+            lambda item: _run_check(
+                item[0], item[1], trials, prec_value, seed, allow_model_change,
+                html is not None, deployment, parallel=parallel, loaded=item[2],
+            ),
+            list(zip(specs, loaded, models, strict=True)),
+        )  # fmt: skip
         results = [r for r, _ in runs]
         md = check_to_markdown(results)
         contents: dict[str, Any] = {

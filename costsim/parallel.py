@@ -96,6 +96,22 @@ class Parallel:
             return _process_map(fn, work, shared, n)
         return _pinned(lambda: _thread_map(fn, work, shared, n))
 
+    def sweep(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """``fn`` over the items of a sweep (the scenarios of a check), results in item order.
+        On a cluster, up to ``SWEEP_AT_ONCE`` items run at once, each sending its own tasks:
+        a scenario of a few chunks leaves room for others. Here, one after another: each item
+        already runs on every core. An item's error is raised in item order, as if the items
+        had run one after another, and the items not yet started are dropped."""
+        if self.scheduler is None or len(items) <= 1:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(len(items), SWEEP_AT_ONCE)) as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            try:
+                return [future.result() for future in futures]
+            finally:
+                for future in futures:
+                    future.cancel()
+
     def start_processes(self, module: str) -> None:
         """Start the fork server of a later ``map(..., processes=True)`` of a function of
         ``module`` now, without waiting for it (it imports the module: a second or so), for a
@@ -107,6 +123,7 @@ class Parallel:
 
 
 SERIAL = Parallel()
+SWEEP_AT_ONCE = 8  # items of a sweep on a cluster at once
 
 
 def _pinned(results: Callable[[], Iterator[R]]) -> Iterator[R]:

@@ -4,12 +4,14 @@ forecast JSON and the model file are compared byte for byte."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import run
 
 from costsim.fit import fit_source
 from costsim.forecast import run_forecast
@@ -77,3 +79,34 @@ def test_a_scheduler_that_does_not_answer_is_one_clear_error(
     monkeypatch.setattr("costsim.parallel.CONNECT_TIMEOUT_S", 0.5)
     with pytest.raises(ParallelError, match=r"--scheduler tcp://127\.0\.0\.1:9: no Dask scheduler"):
         Parallel.from_options(None, "tcp://127.0.0.1:9")
+
+
+def test_a_check_of_several_scenarios_on_a_cluster_is_the_same_json(
+    scheduler: str, tmp_path: Path
+) -> None:
+    # the scenarios of a check run at once on a cluster (`Parallel.sweep`): the same verdicts
+    scenarios = [ROOT / "scenarios" / n for n in ("launch_month.yaml", "price_change.yaml")]
+    common = ["--max", "p95=1000000000", "--trials", "3000", "--json", "-"]
+    local = run("check", *scenarios, *common, "--workers", "1")
+    on_cluster = run("check", *scenarios, *common, "--scheduler", scheduler)
+    assert local.exit_code == on_cluster.exit_code == 0, local.stderr + on_cluster.stderr
+    assert on_cluster.stdout == local.stdout
+
+
+def test_a_sweep_gives_its_results_and_its_first_error_in_item_order() -> None:
+    def slow_first(i: int) -> int:  # the earlier items finish last
+        time.sleep(0.05 * (3 - i))
+        return i * i
+
+    sweep = Parallel(2, "tcp://unused:1")  # sweep only runs items on client threads
+    assert sweep.sweep(slow_first, [0, 1, 2]) == [0, 1, 4]
+
+    def fails(i: int) -> int:
+        time.sleep(0.05 * (3 - i))
+        if i:
+            raise ValueError(f"item {i}")
+        return i
+
+    with pytest.raises(ValueError, match="item 1"):
+        sweep.sweep(fails, [0, 1, 2])
+    assert SERIAL.sweep(slow_first, [2, 0]) == [4, 0]  # locally: one after another
