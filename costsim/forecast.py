@@ -25,7 +25,6 @@ from .engine import (
     PARAM_ROWS,
     STACKED,
     STACKED_ARRAYS,
-    GammaQuantiles,
     Strata,
     UnitCost,
     aggregate_classes,
@@ -35,6 +34,7 @@ from .engine import (
 )
 from .errors import ForecastError, ScenarioError
 from .fit import ClassFit, FittedModel
+from .inversion import GammaQuantiles
 from .parallel import SERIAL, Parallel, available_cores
 from .progress import Progress
 from .reliability import (

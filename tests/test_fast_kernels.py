@@ -24,9 +24,9 @@ from scipy import special
 from costsim import reliability
 from costsim.engine import (
     UnitCost,
-    poisson_inverse,
 )
 from costsim.fit import FittedModel
+from costsim.inversion import poisson_inverse
 from costsim.modelfile import load_model
 from costsim.reliability import (
     ClassReliability,

@@ -24,7 +24,6 @@ from synth import fitted_unit
 from costsim import engine
 from costsim.engine import (
     BULK_EXPECTED,
-    GammaQuantiles,
     UnitCost,
     _Columns,
     aggregate,
@@ -35,6 +34,7 @@ from costsim.engine import (
     strata_count,
 )
 from costsim.forecast import quantile_with_error
+from costsim.inversion import GammaQuantiles
 from costsim.modelfile import load_model
 from costsim.repricing import quantity_rows
 
