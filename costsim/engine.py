@@ -4,9 +4,11 @@
 by survival probability (fine in the tail); each stratum's conditional mean and variance are
 precomputed, for the point estimate and for every parameter draw of the tail. Given a trial's
 intensity Lambda, stratum k holds Poisson(Lambda * p_k) requests, whose sum is n * mean plus a
-normal term with variance n * var (each stratum is bounded, so this is accurate). The region
-above the last stratum that would hold more than ``EXACT_EXPECTED`` requests per trial, which
-includes the unbounded top of the tail, is drawn exactly, request by request.
+normal term with variance n * var (each stratum is bounded, so this is accurate). The leading
+strata that would each hold ``BULK_EXPECTED`` requests or more are one. The region above the
+last stratum that would hold more than ``EXACT_EXPECTED`` requests per trial, which includes
+the unbounded top of the tail, is drawn exactly, request by request. `aggregate_classes` does
+this for all classes of a chunk at once, each from its own stream.
 
 `reference_sum` is the plain per-request Monte Carlo, kept for verification.
 """
