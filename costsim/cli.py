@@ -496,8 +496,7 @@ def fit(
     from .dashboard import fit_summary_to_dict, render_fit, summarize_fit
     from .fit import FitOptions, fit_export, fit_source
     from .logs import is_table_name, is_uri, read_export, read_pilot
-    from .modelfile import check_model_text, dumps, model_to_json
-    from .report import require_matplotlib
+    from .modelfile import checked_model_json, dumps
     from .sources import export_titles, read_source
 
     if min_class_rows < 2:
@@ -519,6 +518,8 @@ def fit(
             [*([] if is_uri(pilot) else [pilot]), *([class_map] if class_map is not None else [])],
         )
         if html is not None:
+            from .report import require_matplotlib
+
             require_matplotlib()
         # built now, so that a bad --workers or --scheduler is refused before the log is read
         parallel = parallel_from(workers, scheduler)
@@ -575,8 +576,7 @@ def fit(
                     f"(row{plural} {rows})[/]",
                     soft_wrap=True,
                 )
-            text = model_to_json(model)
-            check_model_text(text, str(outputs[0].target))  # what is written must load back
+            text = checked_model_json(model, str(outputs[0].target))  # it must load back
         for w in caught:
             if issubclass(w.category, CostsimWarning):
                 stderr.print(f"[yellow]warning:[/] {escape(str(w.message))}", soft_wrap=True)
