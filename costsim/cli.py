@@ -42,7 +42,7 @@ from .cli_options import (
     TrialsOption,
     WorkersOption,
 )
-from .defaults import BACKTEST_TRIALS, COLUMNS, DRIFT_WINDOW_S, MIN_CLASS_ROWS
+from .defaults import BACKTEST_TRIALS, COLUMNS, DRIFT_WINDOW_S, MAX_SEED, MIN_CLASS_ROWS
 from .errors import CostsimError, CostsimWarning
 from .outputs import STDOUT, Output, check_outputs, write_outputs
 
@@ -239,8 +239,6 @@ def _trials_option(value: int | str, option: str = "--trials", auto: bool = Fals
 
 
 def _seed_option(value: int | None) -> int | None:
-    from .scenario.format import MAX_SEED
-
     if value is not None and not 0 <= value <= MAX_SEED:
         _fail(f"--seed: expected an integer in [0, {MAX_SEED}], got {value}")
     return value

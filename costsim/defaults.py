@@ -12,6 +12,9 @@ from __future__ import annotations
 MIN_CLASS_ROWS = 10
 # costsim.fit: the window over which unit-cost drift is measured (seconds)
 DRIFT_WINDOW_S = 3600.0
+# costsim.scenario.format: the largest seed (a signed 64-bit integer: every report format and
+# reader keeps it exact)
+MAX_SEED = 2**63 - 1
 # costsim.backtest: trials of each backtest forecast
 BACKTEST_TRIALS = 2000
 # costsim.logs.ColumnMap: the pilot log's column names, field -> column

@@ -26,6 +26,7 @@ from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass
 from pydantic.json_schema import JsonSchemaValue
 
+from ..defaults import MAX_SEED
 from ..formats import (
     Choice,
     Declared,
@@ -58,7 +59,6 @@ MIN_MIX_WEIGHT = 1e-6  # with mix_relative, the largest weight: below, weight x 
 DEFAULT_TRIALS = 10_000
 MIN_TRIALS = 100
 MAX_TRIALS = 10_000_000
-MAX_SEED = 2**63 - 1  # a signed 64-bit integer: every report format and reader keeps it exact
 MAX_USD = 1e15  # budgets: a thousand times the largest cloud bill; prices x volume stay far below
 # Spikes per trial (rate x horizon in days): the traffic layer holds every spike of a chunk of
 # trials (2000) at about 128 bytes each while it draws and spreads them: 4096 is about 1 GiB.
