@@ -41,7 +41,7 @@ from functools import cached_property
 from typing import Literal
 
 import numpy as np
-from scipy import optimize, signal
+from scipy import optimize
 from scipy.linalg import lapack
 
 from .errors import FitError
@@ -1157,7 +1157,9 @@ def horizon_shift(fit: DriftFit, weights: np.ndarray, gap_windows: int = 0) -> t
     centre = fit.mu + a * gap_w
     vm, vl, c = fit.mu_var, fit.level_end_var, fit.level_mu_cov
     param = (1.0 - a) ** 2 * vm + a * a * vl + 2.0 * a * (1.0 - a) * c
-    cw = signal.lfilter([1.0], [1.0, -phi], w[::-1])[::-1]
+    from scipy.signal import lfilter  # here: scipy.signal's import is half of scipy
+
+    cw = lfilter([1.0], [1.0, -phi], w[::-1])[::-1]
     lead = float(_geometric(phi, gap_windows + 1)) - 1.0  # sum_{j=1}^{gap} phi^(2j)
     var = param + q * (float(cw @ cw) + float(cw[0]) ** 2 * lead)
     # Jensen: E[sum_k w_k (L_k - Lbar)^2] = sum_k w_k Var(L_k) - Var(Lbar) + spread of E[L_k]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-from scipy import special, stats
+from scipy import special
 
 from .drift import (
     MIN_PER_WINDOW,
@@ -774,7 +774,7 @@ def _pooled_shape(
     else:
         xi, se = 0.0, 0.2
         source = "default (no class has enough rows for its own tail)"
-    z = stats.norm.ppf(0.5 + CI_LEVEL / 2)
+    z = special.ndtri(0.5 + CI_LEVEL / 2)  # scipy.stats.norm.ppf
     draws = xi + se * rng.standard_normal(N_DRAWS)
     notes.append(f"{q}: classes {', '.join(needs)} are small and borrow the tail shape {source}")
     return {"xi": xi, "ci": (xi - z * se, xi + z * se), "draws": draws, "source": source}

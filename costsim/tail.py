@@ -30,13 +30,14 @@ from functools import cached_property, lru_cache, partial
 from importlib import resources
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special
 
 CI_LEVEL = 0.90
 N_DRAWS = 200
 XI_MIN = -0.5  # below this the likelihood is irregular; bounded costs never need it
 XI_MAX = 3.0
-_CHI2_CRIT = float(stats.chi2.ppf(CI_LEVEL, df=1))
+# the chi-square(1) quantile, as scipy.stats.chi2.ppf computes it (without importing scipy.stats)
+_CHI2_CRIT = float(2.0 * special.gammaincinv(0.5, CI_LEVEL))
 _XI_ZERO = 1e-9
 _SIGMA_TOL = 1e-6  # profile_sigma stops after relative Newton steps this small (then ~1e-12)
 _SCORE_TABLE = 16  # points of profile_sigma's table of its score curve, for starting values
