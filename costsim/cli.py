@@ -378,8 +378,8 @@ def fit(
     pilot: Annotated[
         str,
         typer.Argument(
-            help="Pilot log: Parquet file or dataset directory (local, or a pyarrow filesystem "
-            "URI such as s3://bucket/pilot/), or CSV.",
+            help="Pilot log: Parquet or CSV file or dataset directory, or a tool's export; "
+            "local, or at a pyarrow filesystem URI such as s3://bucket/pilot/.",
             show_default=False,
         ),
     ],
@@ -524,16 +524,12 @@ def fit(
         with warnings.catch_warnings(record=True) as caught, progress_bar() as bar:
             warnings.simplefilter("always", CostsimWarning)
             try:
-                source = (
-                    None
-                    if is_uri(pilot)
-                    else read_source(
-                        Path(pilot),
-                        format=log_format.value,
-                        class_from=class_from,
-                        class_map=class_map,
-                        unit=unit.value if unit is not None else None,
-                    )
+                source = read_source(
+                    pilot,
+                    format=log_format.value,
+                    class_from=class_from,
+                    class_map=class_map,
+                    unit=unit.value if unit is not None else None,
                 )
             except (pa.ArrowException, UnicodeDecodeError) as exc:  # e.g. parts that disagree
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

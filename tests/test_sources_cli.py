@@ -110,3 +110,84 @@ def test_an_export_without_costs_is_priced_like_the_catalog_prices_each_call() -
             genai_request_timestamp=datetime.fromtimestamp(body["created"], UTC),
         )
         assert cost == pytest.approx(float(want.total_price), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exports at a URI (object storage through pyarrow's filesystems; here file://)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "log",
+    ["langfuse/observations.jsonl", "langfuse/observations.csv.gz", "helicone_parts", "otel"],
+)
+def test_an_export_at_a_uri_reads_as_the_same_export_here(log: str) -> None:
+    """A file or a directory of parts, gzipped or not: the same table, notes and detection."""
+    from costsim.sources import read_source
+
+    here = read_source(FIXTURES / log)
+    there = read_source((FIXTURES / log).resolve().as_uri())
+    assert here is not None and there is not None
+    assert there.table.equals(here.table)
+    assert (there.detected, there.notes, there.unit) == (here.detected, here.notes, here.unit)
+
+
+def test_an_export_at_a_uri_fits_through_the_cli_as_it_does_here(tmp_path: Path) -> None:
+    local, local_out = _fit(tmp_path, FIXTURES / "otel" / "traces.jsonl")
+    assert local.exit_code == 0, local.stderr
+    (tmp_path / "remote").mkdir()
+    uri = (FIXTURES / "otel" / "traces.jsonl").resolve().as_uri()
+    remote, remote_out = _fit(tmp_path / "remote", uri)
+    assert remote.exit_code == 0, remote.stderr
+    assert remote_out.read_bytes() == local_out.read_bytes()
+    assert remote.stderr == local.stderr  # "read as ...", its notes and warnings
+
+
+def test_an_export_at_a_uri_is_copied_to_a_temporary_directory_that_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from costsim.sources._io import locate, staged
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    uri = (FIXTURES / "helicone_parts").resolve().as_uri()
+    files = locate(uri)
+    assert [f.label for f in files] == [f"{uri}/part-0001.jsonl", f"{uri}/part-0002.jsonl"]
+    assert all(f.filesystem is not None for f in files)
+    with staged(files) as local:
+        assert [f.label for f in local] == [f.label for f in files]
+        assert [f.kind for f in local] == [f.kind for f in files]
+        for f, original in zip(local, files, strict=True):
+            assert f.filesystem is None and Path(f.path).is_relative_to(tmp_path)
+            name = original.path.rsplit("/", 1)[-1]
+            assert Path(f.path).read_bytes() == (FIXTURES / "helicone_parts" / name).read_bytes()
+    assert not any(tmp_path.iterdir())  # removed
+
+
+def test_costsim_s_table_at_a_uri_is_left_there_for_the_streaming_fit(tmp_path: Path) -> None:
+    from costsim.sources import read_source
+
+    pilot = (Path(__file__).parent.parent / "scenarios" / "pilot.parquet").resolve()
+    assert read_source(pilot.as_uri()) is None  # not an export: nothing copied
+    result, out = _fit(tmp_path, pilot.as_uri())
+    assert result.exit_code == 0, result.stderr
+    (tmp_path / "here").mkdir()
+    _, local_out = _fit(tmp_path / "here", pilot)
+    assert out.read_bytes() == local_out.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [("missing.jsonl", "pilot log not found: file://"), ("empty_dir", "no data files")],
+)
+def test_a_uri_with_nothing_to_read_is_one_line_and_exit_2(
+    tmp_path: Path, name: str, fragment: str
+) -> None:
+    (tmp_path / "empty_dir").mkdir()
+    result, _ = _fit(tmp_path, (tmp_path / name).as_uri())
+    one_error(result, fragment)
+
+
+def test_an_unknown_export_at_a_uri_names_the_uri(tmp_path: Path) -> None:
+    uri = (FIXTURES / "unknown.jsonl").resolve().as_uri()
+    result, _ = _fit(tmp_path, uri)
+    one_error(result, uri, "unknown log format")

@@ -43,6 +43,7 @@ from costsim.sources._io import (
     load_flat,
     locate,
     sample_keys,
+    staged,
 )
 from costsim.sources.classes import (
     UNCLASSIFIED,
@@ -239,13 +240,17 @@ def read_source(
 ) -> SourceTable | None:
     """Read an observability/gateway export into the internal table, one row per query.
 
-    ``format``: one of `FORMAT_NAMES`; ``"auto"`` tells it from the content. Returns ``None``
-    for costsim's plain table (``format="table"``, or auto-detected), to be read with
-    `costsim.logs.read_pilot`. ``class_from``: dotted path (``metadata.route``) or tag prefix
-    (``tag:route=``); each format has a default. ``class_map``: YAML file of regex -> class.
-    ``unit``: ``"trace"`` (default where the format has trace ids) or ``"call"``. ``pricer``:
-    prices calls that have no cost, ``(models, input, output, cached, timestamps) -> USD``;
-    default `costsim.prices.price_calls` when that module exists.
+    ``path``: a file or directory here, or a URI that pyarrow's filesystems open (``s3://``,
+    ``gs://``, ``file://``...; pass it as a string: `Path` would fold its ``//``); an export
+    there is copied to a temporary directory and read from it. ``format``: one of
+    `FORMAT_NAMES`; ``"auto"`` tells it from the content. Returns ``None`` for costsim's plain
+    table (``format="table"``, or auto-detected; left where it is), to be read with
+    `costsim.logs.read_pilot` or streamed by `costsim.fit.fit_source`. ``class_from``: dotted
+    path (``metadata.route``) or tag prefix (``tag:route=``); each format has a default.
+    ``class_map``: YAML file of regex -> class. ``unit``: ``"trace"`` (default where the format
+    has trace ids) or ``"call"``. ``pricer``: prices calls that have no cost, ``(models, input,
+    output, cached, timestamps) -> USD``; default `costsim.prices.price_calls` when that module
+    exists.
     """
     src = str(path)
     if format not in FORMAT_NAMES:
@@ -260,7 +265,8 @@ def read_source(
     if name == "table":
         return None
     fmt = FORMATS[name]
-    table = _load(fmt, files, _wanted(fmt, class_from))
+    with staged(files) as local:  # an export at a URI: copied here, then read as a local one
+        table = _load(fmt, local, _wanted(fmt, class_from))
     if table.num_rows == 0:
         raise error(f"pilot log {src} has no rows")
     if name == "openai-batch":

@@ -4,6 +4,11 @@ What a file holds is told from its bytes, never its name: gzip by its magic numb
 be gzipped), Parquet by ``PAR1``, JSON by a leading ``{`` or ``[`` (JSON lines, one JSON array, or
 one JSON document), CSV otherwise. A directory is read as one log: its data files in sorted path
 order (hidden and ``_``-prefixed entries and run manifests skipped).
+
+A URI (``s3://bucket/exports/``, ``gs://...``, ``file:///...``) is opened through pyarrow's
+filesystems: its files are told apart and their format detected where they are (a few KB of
+each, or a Parquet footer), so that costsim's own table is left there for the streaming fit;
+an export is then copied to a temporary directory (`staged`) and read as a local one.
 """
 
 from __future__ import annotations
@@ -13,17 +18,25 @@ import io
 import json
 import mmap
 import os
-from dataclasses import dataclass
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.fs as pa_fs
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
+from costsim.logs import is_uri
 from costsim.sources._fields import error, flatten, records_table
 
 _SAMPLE_BYTES = 1 << 20
+_COPY_BYTES = 1 << 23  # a remote export is copied in pieces this large
 _BLOCK = 1 << 24  # pyarrow.json block size; also the sample a projection is planned from
 _SKIP_DIRS = {"manifests"}
 _CSV_NULLS = ["", "NA", "N/A", "NULL", "null", "None"]
@@ -48,9 +61,12 @@ class DataFile:
     label: str  # for messages
     kind: str  # "parquet", "csv" or "json"
     gzipped: bool
+    filesystem: Any = None  # a pyarrow FileSystem holding ``path``; None: this machine's
 
 
 def locate(src: str) -> list[DataFile]:
+    if is_uri(src):
+        return _locate_uri(src)
     path = Path(src)
     if not path.exists():
         raise error(f"pilot log not found: {src}")
@@ -66,34 +82,105 @@ def locate(src: str) -> list[DataFile]:
         )
     found.sort(key=lambda f: os.path.relpath(f, path).split(os.sep))
     files = [_classify(f, os.path.join(src, os.path.relpath(f, path))) for f in found]
+    return _data_files(files, src)
+
+
+def _data_files(files: list[DataFile], src: str) -> list[DataFile]:
     files = [f for f in files if f.kind != "empty"]
     if not files:
         raise error(f"{src}: no data files in directory")
     return files
 
 
-def _head(path: str, gzipped: bool, size: int = _SAMPLE_BYTES) -> bytes:
+def _locate_uri(src: str) -> list[DataFile]:
+    """The files at a URI, as `locate` finds them in a local directory (same order and
+    skipping), each classified from its first bytes where it is."""
     try:
+        fs, root = pa_fs.FileSystem.from_uri(src)
+        info = fs.get_file_info(root)
+        if info.type == pa_fs.FileType.NotFound:
+            raise error(f"pilot log not found: {src}")
+        if info.type == pa_fs.FileType.File:
+            return [_classify(root, src, fs)]
+        root = root.rstrip("/")
+        listing = fs.get_file_info(pa_fs.FileSelector(root, recursive=True))
+        found: list[tuple[list[str], str]] = []
+        for entry in listing:
+            parts = entry.path[len(root) + 1 :].split("/")
+            if (
+                entry.type == pa_fs.FileType.File
+                and not any(p.startswith((".", "_")) for p in parts)
+                and not any(p in _SKIP_DIRS for p in parts[:-1])
+                and "." in parts[-1]
+            ):
+                found.append((parts, entry.path))
+        found.sort()
+        base = src.rstrip("/")
+        files = [_classify(path, "/".join([base, *parts]), fs) for parts, path in found]
+    except (pa.ArrowException, OSError) as exc:
+        text = str(exc).strip()
+        raise error(f"cannot open {src}: {text.splitlines()[0] if text else exc}") from None
+    return _data_files(files, src)
+
+
+@contextmanager
+def staged(files: list[DataFile]) -> Iterator[list[DataFile]]:
+    """The files, those on another filesystem copied to a temporary directory first (removed
+    afterwards); their labels, kinds and order kept. An export is read whole into memory
+    anyway: a copy on local disk costs its size once, and lets every reader read it locally."""
+    if all(f.filesystem is None for f in files):
+        yield files
+        return
+    with tempfile.TemporaryDirectory(prefix="costsim-export-") as tmp:
+        local = []
+        for i, f in enumerate(files):
+            if f.filesystem is None:
+                local.append(f)
+                continue
+            target = os.path.join(tmp, f"{i:06d}-{os.path.basename(f.path)}")
+            try:
+                with (
+                    f.filesystem.open_input_stream(f.path, compression=None) as src,
+                    open(target, "wb") as dst,
+                ):
+                    shutil.copyfileobj(src, dst, _COPY_BYTES)
+            except (pa.ArrowException, OSError) as exc:
+                text = str(exc).strip()
+                reason = text.splitlines()[0] if text else type(exc).__name__
+                raise error(f"cannot copy {f.label}: {reason}") from None
+            local.append(replace(f, path=target, filesystem=None))
+        yield local
+
+
+def _head(path: str, gzipped: bool, size: int = _SAMPLE_BYTES, filesystem: Any = None) -> bytes:
+    try:
+        if filesystem is not None:
+            with filesystem.open_input_stream(path, compression="gzip" if gzipped else None) as s:
+                return bytes(s.read() if size < 0 else s.read(size))
         if gzipped:
             with gzip.open(path, "rb") as fh:
                 return fh.read(size)
         with open(path, "rb") as fh:
             return fh.read(size)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, pa.ArrowException) as exc:
         raise error(f"cannot read {path}: {exc}") from None
 
 
-def _classify(path: str, label: str) -> DataFile:
-    with open(path, "rb") as fh:
-        magic = fh.read(4)
+def _read(f: DataFile, size: int = _SAMPLE_BYTES) -> bytes:
+    """The first ``size`` bytes of a file, uncompressed (``-1``: all of them), where it is."""
+    return _head(f.path, f.gzipped, size, f.filesystem)
+
+
+def _classify(path: str, label: str, filesystem: Any = None) -> DataFile:
+    magic = _head(path, False, 4, filesystem)
     gzipped = magic[:2] == b"\x1f\x8b"
     if magic == b"PAR1":
-        return DataFile(path, label, "parquet", False)
-    head = _head(path, gzipped, 4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        return DataFile(path, label, "parquet", False, filesystem)
+    head = _head(path, gzipped, 4096, filesystem).lstrip(b"\xef\xbb\xbf \t\r\n")
     if not head:
-        return DataFile(path, label, "empty", gzipped)
+        return DataFile(path, label, "empty", gzipped, filesystem)
     kind = "json" if head[:1] in (b"{", b"[") else "csv"
-    return DataFile(path, label, kind, gzipped)
+    return DataFile(path, label, kind, gzipped, filesystem)
 
 
 def _dotted_keys(obj: object, prefix: str, out: set[str], depth: int = 0) -> None:
@@ -110,12 +197,12 @@ def sample_keys(f: DataFile) -> frozenset[str]:
     keys: set[str] = set()
     if f.kind == "parquet":
         try:
-            schema = pq.read_schema(f.path)
+            schema = pq.read_schema(f.path, filesystem=f.filesystem)
         except (pa.ArrowException, OSError) as exc:
             raise error(f"cannot read {f.label} as Parquet: {exc}") from None
         empty = flatten(schema.empty_table())
         return frozenset(empty.column_names)
-    head = _head(f.path, f.gzipped)
+    head = _read(f)
     if f.kind == "csv":
         line = head.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
         try:
@@ -147,7 +234,7 @@ def _sample_records(head: bytes, f: DataFile) -> list[dict]:
 
 
 def _load_document(f: DataFile) -> object:
-    raw = _head(f.path, f.gzipped, -1)
+    raw = _read(f, -1)
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -193,7 +280,7 @@ def load_flat(f: DataFile, wanted: Wanted | None = None) -> pa.Table:
     except (pa.ArrowException, OSError) as exc:
         raise error(f"cannot read {f.label}: {str(exc).splitlines()[0]}") from None
     try:
-        head = _head(f.path, f.gzipped, 64).lstrip(b"\xef\xbb\xbf \t\r\n")
+        head = _read(f, 64).lstrip(b"\xef\xbb\xbf \t\r\n")
         if head[:1] == b"{":
             projected = _read_projected(f, wanted) if wanted is not None else None
             if projected is not None:
@@ -235,7 +322,7 @@ class FileDocuments(dict):
 
     def head(self, size: int) -> bytes:
         """The first ``size`` bytes of the file (uncompressed); ``-1``: all of it."""
-        return _head(self.file.path, self.file.gzipped, size)
+        return _read(self.file, size)
 
     def stream(self) -> pa.NativeFile:
         return pa.input_stream(self.file.path, compression="gzip" if self.file.gzipped else None)
@@ -272,7 +359,7 @@ class _Whole(Exception):
 def _read_projected(f: DataFile, wanted: Wanted) -> pa.Table | None:
     """JSON lines read with only the wanted fields (large texts never materialised), or None
     when that cannot be done exactly: then the caller reads the file whole."""
-    sample = _head(f.path, f.gzipped, _BLOCK)
+    sample = _read(f, _BLOCK)
     if len(sample) == _BLOCK:
         cut = sample.rfind(b"\n")
         if cut < 0:
