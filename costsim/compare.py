@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -320,6 +319,11 @@ class _Totals:
     def zeros(cls, n: int) -> _Totals:
         return cls(*(np.zeros(n) for _ in range(9)))
 
+    def write(self, rows: slice, part: _Totals) -> None:
+        """A chunk's totals into its rows."""
+        for f in dataclasses.fields(self):
+            getattr(self, f.name)[rows] = getattr(part, f.name)
+
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.asarray(np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0))
@@ -493,6 +497,51 @@ def review_bucket(scenario: Scenario, review_after_s: float | None) -> int:
     return min(max(round(seconds / res), 1), scenario.buckets - 1)
 
 
+@dataclass(frozen=True)
+class _OptionsJob:
+    """What every chunk of `run_compare`'s options shares (sent once to each worker)."""
+
+    prep: Prepared  # the traffic plan and draws (any pricing's: traffic does not depend on it)
+    plans: tuple[_Plan, ...]
+    apis: dict[str, _Api]
+    pools: dict[str, _Pool]
+    base_costs: tuple[np.ndarray, ...]  # per pricing: every trial's class totals
+    review: int
+    billed: bool
+
+
+@dataclass(frozen=True)
+class _OptionsPart:
+    """One chunk's rows of every plan's totals, of the first-period requests and unit cost."""
+
+    totals: tuple[_Totals, ...]  # in the order of the plans
+    first_requests: np.ndarray
+    unit_first: np.ndarray
+
+
+def _options_chunk(job: _OptionsJob, item: tuple[int, int, int]) -> _OptionsPart:
+    """Every plan on one chunk of trials (its own traffic draws), block by block of
+    ``BLOCK_TRIALS``; the result depends on the chunk alone."""
+    chunk, start, n = item
+    plan, bucket_s = job.prep.plan, job.prep.plan.bucket_s
+    traffic = chunk_traffic(job.prep, chunk, n)
+    base = [b[start : start + n] for b in job.base_costs]
+    totals = tuple(_Totals.zeros(n) for _ in job.plans)
+    first_requests = np.empty((n, len(job.prep.classes)))
+    unit_first = np.zeros(n)
+    for lo in range(0, n, BLOCK_TRIALS):
+        rows = slice(lo, min(lo + BLOCK_TRIALS, n))
+        blk = _Block.of(bucket_requests(plan, traffic, rows), job.review)
+        for p, out in zip(job.plans, totals, strict=True):
+            _plan_block(p, blk, job.apis, job.pools, base, bucket_s, job.billed, out, rows)
+        first_requests[rows] = blk.first_req
+        if base:
+            share = _ratio(blk.first_req, blk.class_req)
+            spent = (base[0][rows] * share).sum(axis=1)
+            unit_first[rows] = _ratio(spent, first_requests[rows].sum(axis=1))
+    return _OptionsPart(totals, first_requests, unit_first)
+
+
 def run_compare(
     scenario: Scenario,
     model: FittedModel,
@@ -502,8 +551,9 @@ def run_compare(
 ) -> Comparison:
     """Every deployment option (and the routed plan) on common random numbers; see the module.
 
-    ``parallel``: where the pricings' chunks of trials run (`costsim.parallel`); the options'
-    blocks of trials run on as many local threads. The same numbers for any of them."""
+    ``parallel``: where the chunks of trials run (`costsim.parallel`), the pricings' forecasts
+    and then the options on them: on every core, or on a Dask cluster. The same numbers for
+    any of them."""
     check_deployments(scenario)
     guard_memory(scenario, model)
     review = review_bucket(scenario, review_after_s)
@@ -525,30 +575,22 @@ def run_compare(
     acc = {p.name: _Totals.zeros(n_total) for p in plans}
     first_requests = np.empty((n_total, len(classes)))
     unit_first = np.zeros(n_total)
-    plan, bucket_s = prep0.plan, prep0.plan.bucket_s
+    bucket_s = prep0.plan.bucket_s
     billed = bool(scenario.reliability.billed_failures)
-
-    def block(traffic: TrialTraffic, start: int, local: slice) -> None:
-        # writes only its own rows of the accumulators: blocks run on threads in any order
-        rows = slice(start + local.start, start + local.stop)
-        blk = _Block.of(bucket_requests(plan, traffic, local), review)
-        for p in plans:
-            _plan_block(p, blk, apis, pools, base_costs, bucket_s, billed, acc[p.name], rows)
-        first_requests[rows] = blk.first_req
-        if base_costs:
-            share = _ratio(blk.first_req, blk.class_req)
-            spent = (base_costs[0][rows] * share).sum(axis=1)
-            unit_first[rows] = _ratio(spent, first_requests[rows].sum(axis=1))
-
-    # numpy releases the GIL in its array loops: blocks of trials on every core, same numbers
-    with ThreadPoolExecutor(max_workers=parallel.workers) as pool:
-        for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS)):
-            n = min(CHUNK_TRIALS, n_total - start)
-            traffic = chunk_traffic(prep0, chunk, n)
-            blocks = [slice(lo, min(lo + BLOCK_TRIALS, n)) for lo in range(0, n, BLOCK_TRIALS)]
-            list(pool.map(lambda local: block(traffic, start, local), blocks))  # noqa: B023
-            if progress is not None:
-                progress("comparing options", start + n, n_total)
+    job = _OptionsJob(prep0, tuple(plans), apis, pools, tuple(base_costs), review, billed)
+    items = [
+        (chunk, start, min(CHUNK_TRIALS, n_total - start))
+        for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS))
+    ]
+    # chunks of trials on every core or a cluster, written back in order: the same numbers
+    for (_, start, n), part in zip(items, parallel.map(_options_chunk, items, job), strict=True):
+        rows = slice(start, start + n)
+        for p, chunk_totals in zip(plans, part.totals, strict=True):
+            acc[p.name].write(rows, chunk_totals)
+        first_requests[rows] = part.first_requests
+        unit_first[rows] = part.unit_first
+        if progress is not None:
+            progress("comparing options", start + n, n_total)
     options = tuple(_result(p, acc[p.name], pools) for p in plans)
     stats = compare({o.name: o.cost for o in options})
     features = first_requests if not base_costs else np.column_stack([first_requests, unit_first])

@@ -93,6 +93,17 @@ def test_a_check_of_several_scenarios_on_a_cluster_is_the_same_json(
     assert on_cluster.stdout == local.stdout
 
 
+def test_a_comparison_of_deployments_on_a_cluster_is_the_same_json(scheduler: str) -> None:
+    # the pricings' forecasts and then every option's chunks of trials run on the cluster
+    scenario = ROOT / "scenarios" / "deployments.yaml"
+    common = ["--trials", "6000", "--json", "-"]  # three chunks of trials
+    local = run("compare", scenario, *common, "--workers", "1")
+    two = run("compare", scenario, *common, "--workers", "2")
+    on_cluster = run("compare", scenario, *common, "--scheduler", scheduler)
+    assert local.exit_code == two.exit_code == on_cluster.exit_code == 0, on_cluster.stderr
+    assert on_cluster.stdout == two.stdout == local.stdout
+
+
 def test_a_sweep_gives_its_results_and_its_first_error_in_item_order() -> None:
     def slow_first(i: int) -> int:  # the earlier items finish last
         time.sleep(0.05 * (3 - i))
