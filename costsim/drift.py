@@ -240,6 +240,19 @@ def choose_window(
     return chosen, chosen_w, note
 
 
+def window_dispersion(means: np.ndarray, counts: np.ndarray, within: float) -> float:
+    """The request-weighted variance of the observed windows' mean levels about their own
+    mean, less what the within-window variance ``within`` alone would put there (the
+    expected spread of means of ``counts`` draws); at least 0. `DriftSeries.dispersion`."""
+    if not means.size:
+        return 0.0
+    n = counts.astype(float)
+    weights = n / n.sum()
+    wmean = float(weights @ means)
+    raw = float(weights @ (means - wmean) ** 2)
+    return max(raw - within * (n.size - 1) / n.sum(), 0.0)
+
+
 def drift_windows(
     timestamp: np.ndarray,
     value: np.ndarray,
@@ -303,13 +316,7 @@ def drift_windows(
     within = float(np.sum(ss - n * means**2) / df) if df > 0 else float(np.var(yc))
     within = max(within, 1e-12)
     observed = n >= min_count
-    m_obs, n_obs = means[observed], n[observed].astype(float)
-    dispersion = 0.0
-    if n_obs.size:
-        weights = n_obs / n_obs.sum()
-        wmean = float(weights @ m_obs)
-        raw = float(weights @ (m_obs - wmean) ** 2)
-        dispersion = max(raw - within * (n_obs.size - 1) / n_obs.sum(), 0.0)
+    dispersion = window_dispersion(means[observed], n[observed], within)
     return DriftSeries(
         window_s=chosen_w,
         start=t0,

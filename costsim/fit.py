@@ -33,6 +33,7 @@ from .drift import (
     common_loadings,
     default_drift,
     fit_state_space,
+    window_dispersion,
 )
 from .errors import FitError, HeavyTailWarning, LogSchemaError, SmallSampleWarning
 from .logs import (
@@ -1153,13 +1154,7 @@ class _DriftGrid:
         within = float(np.sum(m2) / df) if df > 0 else float(s2.sum() / total_n - centre**2)
         within = max(within, 1e-12)
         observed = n >= MIN_PER_WINDOW
-        m_obs, n_obs = means[observed], n[observed].astype(float)
-        dispersion = 0.0
-        if n_obs.size:
-            weights = n_obs / n_obs.sum()
-            wmean = float(weights @ m_obs)
-            raw = float(weights @ (m_obs - wmean) ** 2)
-            dispersion = max(raw - within * (n_obs.size - 1) / n_obs.sum(), 0.0)
+        dispersion = window_dispersion(means[observed], n[observed], within)
         k = round(chosen_w / self.base_s)
         return DriftSeries(
             window_s=chosen_w,
