@@ -81,6 +81,19 @@ def test_schema_imports_the_scenario_declaration_only(loaded: dict[str, list[str
     assert not found, f"costsim schema imports {', '.join(found)}"
 
 
+def test_the_fit_and_its_worker_processes_import_neither_scipy_stats_nor_signal() -> None:
+    """`costsim.fit` is what `costsim fit` imports and what its worker processes import again
+    (their fork server): scipy.stats and scipy.signal were half of its import time."""
+    probe = (
+        "import sys, costsim.fit, costsim.modelfile, costsim.sources, costsim.dashboard; "
+        "print(sorted({m for m in sys.modules if m in ('scipy.stats', 'scipy.signal')}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 def test_the_defaults_help_shows_are_the_libraries_own() -> None:
     assert defaults.MIN_CLASS_ROWS == costsim.fit.MIN_CLASS_ROWS
     assert defaults.DRIFT_WINDOW_S == costsim.fit.DRIFT_WINDOW_S
