@@ -23,7 +23,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from _timing import best_of, verdict
+from _timing import best_of, malloc_as_the_cli, verdict
 
 from costsim.compare import run_compare
 from costsim.forecast import run_forecast
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1000 trials, one repeat")
     args = parser.parse_args()
+    print(malloc_as_the_cli())
     if args.quick:
         args.trials, args.repeats = min(args.trials, 1000), 1
     base = changed(load_scenario(SCENARIO), trials=args.trials)

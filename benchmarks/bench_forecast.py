@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from _timing import best_of, verdict
+from _timing import best_of, malloc_as_the_cli, verdict
 from scipy import stats
 
 from costsim.forecast import prepare, run_forecast, simulate
@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1000 trials, 20 reference trials")
     args = parser.parse_args()
+    print(malloc_as_the_cli())
     if args.quick:
         args.trials, args.ref_trials, args.repeats = min(args.trials, 1000), 20, 1
     base = load_scenario(SCENARIO)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import yaml
 from _models import many_classes
-from _timing import best_of, verdict
+from _timing import best_of, malloc_as_the_cli, verdict
 
 from costsim.fit import FittedModel
 from costsim.forecast import run_forecast
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one repeat, 100k not 1M trials")
     args = parser.parse_args()
+    print(malloc_as_the_cli())
     if args.quick:
         args.repeats = 1
     model = load_model(ROOT / "scenarios" / "pilot.model.json")

@@ -1037,6 +1037,9 @@ app.command("compare")(compare_command)
 def main() -> None:
     """Console-script entry point. A bug exits 70 with one line (a traceback when
     COSTSIM_DEBUG is set), so that CI never mistakes it for a broken budget (1)."""
+    from .memory import tune_malloc
+
+    tune_malloc()  # this process is costsim's own: large arrays reused, not re-mapped
     try:
         app()
     except MemoryError:
