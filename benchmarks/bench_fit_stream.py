@@ -36,6 +36,8 @@ SEED = 20261005
 
 CHILD = r"""
 import json, sys, time, warnings
+from costsim.memory import tune_malloc
+tune_malloc()  # as `costsim fit` does
 from costsim.fit import fit_source
 from costsim.modelfile import model_to_json
 from costsim.parallel import Parallel
