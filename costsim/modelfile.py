@@ -47,7 +47,7 @@ def _clean(obj: Any) -> Any:
     in one `rounded` call at the end (a model holds about a million of them, in some 20,000
     lists), each written back to its place."""
     floats: list[np.ndarray] = []  # lists of floats, each written back to its place:
-    places: list[tuple[list[float], slice, int, int]] = []  # (list, its slice, start, stop)
+    places: list[tuple[list[float], int, int]] = []  # (list, start, stop) in the flat array
     scalars: list[float] = []  # floats alone in a dict or a list, and their places
     scalar_places: list[tuple[Any, Any]] = []
     size = 0
@@ -55,7 +55,7 @@ def _clean(obj: Any) -> Any:
     def later(values: np.ndarray, into: list[float]) -> None:
         nonlocal size
         floats.append(values)
-        places.append((into, slice(None), size, size + values.size))
+        places.append((into, size, size + values.size))
         size += values.size
 
     def walk(obj: Any, container: Any, key: Any) -> Any:
@@ -92,8 +92,8 @@ def _clean(obj: Any) -> Any:
     out = walk(obj, None, None)
     if floats or scalars:
         flat = rounded(np.concatenate([*floats, np.array(scalars, dtype=float)]))
-        for container, key, a, b in places:
-            container[key] = flat[a:b]
+        for into, a, b in places:
+            into[:] = flat[a:b]
         for (container, key), value in zip(scalar_places, flat[size:], strict=True):
             container[key] = value
     return out

@@ -172,11 +172,12 @@ def _read(f: DataFile, size: int = _SAMPLE_BYTES) -> bytes:
 
 
 def _classify(path: str, label: str, filesystem: Any = None) -> DataFile:
-    magic = _head(path, False, 4, filesystem)
-    gzipped = magic[:2] == b"\x1f\x8b"
-    if magic == b"PAR1":
+    raw = _head(path, False, 4096, filesystem)  # one read (a request, on object storage)
+    gzipped = raw[:2] == b"\x1f\x8b"
+    if raw[:4] == b"PAR1":
         return DataFile(path, label, "parquet", False, filesystem)
-    head = _head(path, gzipped, 4096, filesystem).lstrip(b"\xef\xbb\xbf \t\r\n")
+    head = _head(path, True, 4096, filesystem) if gzipped else raw
+    head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not head:
         return DataFile(path, label, "empty", gzipped, filesystem)
     kind = "json" if head[:1] in (b"{", b"[") else "csv"
