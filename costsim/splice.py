@@ -18,26 +18,18 @@ from typing import Any
 
 import numpy as np
 
+from .tail import gpd_logsf
+
 BODY_POINTS = 257  # quantile-grid points of the body; part of the model file format
 _XI_ZERO = 1e-9
 
 
-def gpd_log_sf(y: np.ndarray | float, xi: float, sigma: float) -> np.ndarray:
-    """log S(y) of the GPD(xi, sigma) at exceedances y >= 0: -log1p(xi y / sigma) / xi, or
-    -y / sigma at xi = 0; -inf beyond the end of a bounded tail (xi < 0). Written out rather
-    than through ``scipy.stats.genpareto``, whose checks cost more than the arithmetic on the
-    fit's few thousand values a call (tested against it)."""
-    z = np.asarray(y, dtype=float) / sigma
-    if abs(xi) < _XI_ZERO:
-        return -z
-    arg = xi * z
-    with np.errstate(divide="ignore"):
-        return np.where(arg > -1.0, -np.log1p(np.maximum(arg, -1.0)) / xi, -np.inf)
-
-
 def gpd_cdf(y: np.ndarray | float, xi: float, sigma: float) -> np.ndarray:
-    """G(y) = 1 - S(y) of the GPD(xi, sigma), by `gpd_log_sf` (accurate where G is small)."""
-    return -np.expm1(gpd_log_sf(y, xi, sigma))
+    """G(y) = 1 - S(y) of the GPD(xi, sigma) at exceedances y >= 0 (1 beyond the end of a
+    bounded tail), from `tail.gpd_logsf` (accurate where G is small). Written out rather than
+    through ``scipy.stats.genpareto``, whose checks cost more than the arithmetic on the fit's
+    few thousand values a call (tested against it)."""
+    return np.asarray(-np.expm1(gpd_logsf(np.asarray(y, dtype=float), xi, sigma)))
 
 
 def tail_exceedance(
@@ -196,7 +188,7 @@ class SplicedDistribution:
                 integral = sigma * log_base
             else:
                 integral = sigma * -np.expm1((xi - 1.0) / xi * log_base) / (1.0 - xi)
-        s_c = float(np.exp(gpd_log_sf(c, xi, sigma)))
+        s_c = float(np.exp(gpd_logsf(np.asarray(c, dtype=float), xi, sigma)))
         mass = 1.0 - s_c
         return float((integral - c * s_c) / mass) if mass > 0 else 0.0
 
