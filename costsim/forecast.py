@@ -512,7 +512,11 @@ def simulate_runs(
     ]
     done, all_trials = 0, sum(sizes)
     for job, results in zip(
-        jobs, parallel.map(_run_chunk, jobs, (prep, tuple(runs), engine)), strict=True
+        jobs,
+        parallel.map(
+            _run_chunk, jobs, (prep, tuple(runs), engine), processes=True, meanwhile="threads"
+        ),
+        strict=True,
     ):
         rows = slice(job.start, job.start + job.n)
         for i, res in zip(job.runs, results, strict=True):

@@ -30,19 +30,35 @@ _M_TRIM_THRESHOLD = -1  # glibc's <malloc.h>
 _M_MMAP_THRESHOLD = -3
 
 
+_tuned = False  # tune_malloc did it in this process
+
+
+def malloc_tuned() -> bool:
+    """Whether `tune_malloc` tuned this process (its worker processes are tuned the same)."""
+    return _tuned
+
+
 def tune_malloc() -> bool:
-    """Keep large blocks on the heap and free heap for reuse (see the module); whether it was
-    done."""
+    """Keep large blocks on the heap and free heap for reuse (see the module), unless the
+    user said otherwise; whether it was done."""
     if sys.platform != "linux" or os.environ.get(ENV_SWITCH, "").lower() == "default":
         return False
     if any(name in os.environ for name in USER_TUNING):
         return False
+    return tune_as_asked()
+
+
+def tune_as_asked() -> bool:
+    """`tune_malloc` without looking at the environment: a worker process tuned as the process
+    that started it was (whose environment may have changed since its fork server started)."""
+    global _tuned
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library this process runs on
     except (OSError, AttributeError):  # musl and others: no mallopt
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(
+    _tuned = bool(
         mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
+    return _tuned

@@ -5,13 +5,16 @@ with its own `SeedSequence` child, a fragment of a dataset) and merges the resul
 order. So the answer is the same bytes for one worker, for every core, and on a cluster: only
 where each item is computed changes.
 
-Locally, items run on threads: numpy, pyarrow and BLAS release the GIL in their loops, and
-threads share the prepared forecast without copying it. Work made of many small numpy calls
-holds the GIL most of the time instead (the fit of a class): it asks for processes
-(``map(..., processes=True)``), which receive ``shared`` and the items pickled, as a cluster
-does. They are started only for work long enough to pay for their start-up, and items run
-here while they start. BLAS is held to one thread inside the work, so that it neither competes
-with the workers nor changes how a product is summed.
+Locally, items run on threads, or on worker processes. Threads share the prepared work
+without copying it, and numpy, pyarrow and BLAS release the GIL in their loops; but what holds
+the GIL between them is paid once per process: the fit of a class (many small numpy calls) is
+mostly that, a chunk of a forecast about a quarter, which kept two threads to about 1.4x. Such
+work asks for processes (``map(..., processes=True)``), which receive ``shared`` and the items
+pickled, as a cluster does: about 1.8x on a forecast of 200,000 trials on two cores, where
+threads gave 1.3x. The worker processes are started only for work long enough to pay for their
+start-up (items run here meanwhile), then kept for the process's later maps. BLAS is held to
+one thread inside the work, so that it neither competes with the workers nor changes how a
+product is summed.
 """
 
 from __future__ import annotations
@@ -19,16 +22,19 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import pickle
+import tempfile
 import threading
 import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import cache
-from itertools import islice
-from typing import Any, TypeVar
+from itertools import count, islice
+from typing import Any, Literal, TypeVar
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -77,24 +83,25 @@ class Parallel:
         shared: S,
         *,
         processes: bool = False,
+        meanwhile: Literal["here", "threads"] = "here",
     ) -> Iterator[R]:
         """``fn(shared, item)`` for every item, yielded in item order (as each is ready).
 
         ``fn`` must be a module-level function and ``shared`` and the items picklable when a
         scheduler is set: they travel to the cluster (``shared`` once per worker). With
-        ``processes``, local workers are processes rather than threads (for work that holds
-        the GIL), and the same holds for them (see `_process_map`); one worker still runs the
-        items here.
+        ``processes``, local workers are processes rather than threads, and the same holds for
+        them (see `_process_map`); until they are up, items run here one after another, or on
+        threads with ``meanwhile="threads"`` (work that mostly releases the GIL). One worker
+        runs the items here.
         """
         work = list(items)
         if self.scheduler is not None:
             return _dask_map(_client(self.scheduler), fn, work, shared)
         if self.workers == 1 or len(work) <= 1:
             return _pinned(lambda: (fn(shared, item) for item in work))
-        n = min(self.workers, len(work))
         if processes:
-            return _process_map(fn, work, shared, n)
-        return _pinned(lambda: _thread_map(fn, work, shared, n))
+            return _process_map(fn, work, shared, self.workers, meanwhile)
+        return _pinned(lambda: _thread_map(fn, iter(work), shared, min(self.workers, len(work))))
 
     def sweep(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         """``fn`` over the items of a sweep (the scenarios of a check), results in item order.
@@ -112,14 +119,20 @@ class Parallel:
                 for future in futures:
                     future.cancel()
 
-    def start_processes(self, module: str) -> None:
+    def start_processes(self, module: str, *, wait: bool = False) -> None:
         """Start the fork server of a later ``map(..., processes=True)`` of a function of
         ``module`` now, without waiting for it (it imports the module: a second or so), for a
-        caller that will certainly need it and has other work meanwhile. Nothing to do for one
+        caller that will certainly need it and has other work meanwhile. With ``wait``, also
+        start the worker processes and wait until each has answered: later maps run on them
+        from their first item (a program that will run many forecasts). Nothing to do for one
         worker, on a cluster, or in a worker process."""
         if self.scheduler is None and self.workers > 1 and multiprocessing.parent_process() is None:
             _fork_server(module)
             multiprocessing.forkserver.ensure_running()
+            if wait:
+                pool = _start_pool(self.workers, module)
+                for future in [pool.submit(_nothing) for _ in range(self.workers)]:
+                    future.result()
 
 
 SERIAL = Parallel()
@@ -134,22 +147,34 @@ def _pinned(results: Callable[[], Iterator[R]]) -> Iterator[R]:
         yield from results()
 
 
-def _thread_map(fn: Callable[[S, T], R], work: Sequence[T], shared: S, n: int) -> Iterator[R]:
+def _thread_map(
+    fn: Callable[[S, T], R],
+    rest: Iterator[T],
+    shared: S,
+    n: int,
+    stop: Callable[[], bool] = lambda: False,
+) -> Iterator[R]:
     """At most ``2 n`` items under way or waiting to be taken: memory stays bounded however
-    many items there are."""
+    many items there are. With ``stop``, see `_in_order`."""
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="costsim") as pool:
-        yield from _in_order(lambda item: pool.submit(fn, shared, item), work, n)
+        yield from _in_order(lambda item: pool.submit(fn, shared, item), rest, n, stop)
 
 
-def _in_order(submit: Callable[[T], Future[R]], work: Sequence[T], n: int) -> Iterator[R]:
-    """The results of ``submit`` over the items, in order, with at most ``2 n`` submitted and
-    not yet taken."""
-    rest = iter(work)
+def _in_order(
+    submit: Callable[[T], Future[R]],
+    rest: Iterator[T],
+    n: int,
+    stop: Callable[[], bool] = lambda: False,
+) -> Iterator[R]:
+    """The results of ``submit`` over the items of ``rest``, in order, with at most ``2 n``
+    submitted and not yet taken. Once ``stop()`` is true after a result is taken, no more items
+    are submitted: those under way are given, and the rest is left in ``rest``."""
     ahead = deque(submit(item) for item in islice(rest, 2 * n))
     try:
         while ahead:
             result = ahead.popleft().result()
-            ahead.extend(submit(item) for item in islice(rest, 1))
+            if not stop():
+                ahead.extend(submit(item) for item in islice(rest, 1))
             yield result
     finally:
         for future in ahead:
@@ -172,7 +197,10 @@ START_METHOD = "forkserver"
 #: about a second), during which items run here and which slows this process down
 PROCESSES_FOR_S = 3.0
 
-_job: tuple[Callable[[Any, Any], Any], Any] | None = None  # a worker process's fn and shared
+_pool: tuple[int, ProcessPoolExecutor] | None = None  # this process's workers, kept for reuse
+_pool_lock = threading.Lock()
+_maps = count()  # the maps of this process that sent a shared value to its workers
+_worker_shared: tuple[str | bytes, Any] | None = None  # in a worker: the last map's shared
 
 
 def _fork_server(module: str) -> Any:
@@ -227,51 +255,164 @@ def _nothing() -> None:
     return None
 
 
-def _process_map(fn: Callable[[S, T], R], work: Sequence[T], shared: S, n: int) -> Iterator[R]:
-    """The items in order: here until the items left look longer than `PROCESSES_FOR_S`, and on
-    while the worker processes start (`_ServerProbe`), then on ``n`` of them, ``fn`` and
-    ``shared`` sent once to each (at most ``2 n`` items under way). Which items run where
-    depends on the clock, what they give does not; where no process can be started, they all
-    run here. A worker's warnings are issued here with its result, as if it had run here."""
-    from threadpoolctl import threadpool_limits
+def _process_map(
+    fn: Callable[[S, T], R], work: Sequence[T], shared: S, n: int, meanwhile: str
+) -> Iterator[R]:
+    """The items in order on ``n`` worker processes, which this process keeps for later maps
+    (their start is paid once; ``shared`` is sent to each worker once per map, see
+    `_PoolMap`).
 
-    context = _fork_server(fn.__module__)
-    first, probe = 0, None
-    start = time.monotonic()
-    with threadpool_limits(limits=1, user_api="blas"):
-        while first < len(work) and not (probe is not None and probe.ready()):
-            result = fn(shared, work[first])
-            first += 1
-            left = (time.monotonic() - start) / first * (len(work) - first)
+    Until they are up, items run here: one after another, or on ``n`` threads with
+    ``meanwhile="threads"`` (work that mostly releases the GIL). They are started once the
+    items left look longer than `PROCESSES_FOR_S` at the pace of those done, and taken as soon
+    as they answer (`_ServerProbe`). Which items run where depends on the clock, what they give
+    does not; where no process can be started, they all run here. A worker's warnings are
+    issued here with its result, as if it had run here."""
+    rest = iter(work)
+    if _live_pool(n) is None:
+        context = _fork_server(fn.__module__)
+        probe: _ServerProbe | None = None
+        start, done = time.monotonic(), 0
+        lanes = n if meanwhile == "threads" else 1
+
+        def workers_up() -> bool:
+            nonlocal probe, done
+            done += 1
+            left = (time.monotonic() - start) / done * (len(work) - done) / lanes
             if probe is None and not _ServerProbe.failed and left > PROCESSES_FOR_S:
                 probe = _ServerProbe(context)
-            yield result
-    rest = work[first:]
-    if not rest:
-        return
-    with ProcessPoolExecutor(
-        min(n, len(rest)), mp_context=context, initializer=_start_worker, initargs=(fn, shared)
-    ) as pool:
-        for result, caught in _in_order(lambda item: pool.submit(_run_in_worker, item), rest, n):
-            for message in caught:
-                warnings.warn(message, stacklevel=2)
-            yield result
+            return probe is not None and probe.ready()
+
+        if lanes > 1:
+            yield from _pinned(lambda: _thread_map(fn, rest, shared, n, workers_up))
+        else:
+            yield from _pinned(lambda: _here(fn, rest, shared, workers_up))
+        if probe is None or not probe.ready():
+            return  # all done here
+    yield from _PoolMap(_start_pool(n, fn.__module__), fn, shared).results(rest, n)
 
 
-def _start_worker(fn: Callable[[S, T], R], shared: S) -> None:
+def _here(
+    fn: Callable[[S, T], R], rest: Iterator[T], shared: S, stop: Callable[[], bool]
+) -> Iterator[R]:
+    """The items of ``rest`` one after another, until ``stop()`` after one of them."""
+    for item in rest:
+        yield fn(shared, item)
+        if stop():
+            return
+
+
+def _live_pool(n: int) -> ProcessPoolExecutor | None:
+    with _pool_lock:
+        return _pool[1] if _pool is not None and _pool[0] == n else None
+
+
+def _start_pool(n: int, module: str) -> ProcessPoolExecutor:
+    """This process's ``n`` workers, started now if none are (those of another size shut)."""
+    global _pool
+    from .memory import malloc_tuned
+
+    with _pool_lock:
+        if _pool is not None and _pool[0] == n:
+            return _pool[1]
+        if _pool is not None:
+            _pool[1].shutdown(wait=False, cancel_futures=True)
+        pool = ProcessPoolExecutor(
+            n, mp_context=_fork_server(module), initializer=_start_worker,
+            initargs=(malloc_tuned(),),
+        )  # fmt: skip
+        _pool = (n, pool)
+        return pool
+
+
+def shutdown_workers() -> None:
+    """Stop the worker processes this process keeps (they also stop when it exits): a program
+    that is done with costsim's parallel work may free their memory."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = (_pool[1] if _pool is not None else None), None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _drop_pool(pool: ProcessPoolExecutor) -> None:
+    """Forget a pool whose worker died: the next map starts new workers."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None and _pool[1] is pool:
+            _pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _PoolMap:
+    """One map's items on the kept workers. ``shared`` is pickled once per map, to a file of
+    its own (removed when the map ends); each task carries the file's name, and a worker reads
+    it once, at its first item of the map, keeping only the last map's value. Where no file
+    can be written, every task carries the value itself."""
+
+    def __init__(self, pool: ProcessPoolExecutor, fn: Callable[[Any, Any], Any], shared: Any):
+        self.pool, self.fn = pool, fn
+        self.where = _shared_file(pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _submit(self, item: Any) -> Future[tuple[Any, list[Warning | str]]]:
+        return self.pool.submit(_run_in_worker, self.fn, self.where, item)
+
+    def results(self, rest: Iterator[Any], n: int) -> Iterator[Any]:
+        try:
+            for result, caught in _in_order(self._submit, rest, n):
+                for message in caught:
+                    warnings.warn(message, stacklevel=2)
+                yield result
+        except BrokenProcessPool:
+            _drop_pool(self.pool)
+            raise
+        finally:
+            if isinstance(self.where, str):
+                os.unlink(self.where)
+
+
+def _shared_file(blob: bytes) -> str | bytes:
+    """The name of a new file holding ``blob``, or the blob itself where none can be written."""
+    try:
+        prefix = f"costsim-shared-{os.getpid()}-{next(_maps)}-"  # never a name a worker holds
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".pickle")
+    except OSError:
+        return blob
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+    except OSError:
+        os.unlink(name)
+        return blob
+    return name
+
+
+def _start_worker(tune_malloc: bool) -> None:
     from threadpoolctl import threadpool_limits
 
-    global _job
-    _job = (fn, shared)
+    if tune_malloc:
+        from .memory import tune_as_asked
+
+        tune_as_asked()
     threadpool_limits(limits=1, user_api="blas")  # for the life of the worker
 
 
-def _run_in_worker(item: Any) -> tuple[Any, list[Warning | str]]:
-    assert _job is not None
-    fn, shared = _job
+def _run_in_worker(
+    fn: Callable[[Any, Any], Any], where: str | bytes, item: Any
+) -> tuple[Any, list[Warning | str]]:
+    """``fn`` on the item and the map's shared value (read from ``where`` at the worker's first
+    item of the map), with the warnings it issued."""
+    global _worker_shared
+    if _worker_shared is None or _worker_shared[0] != where:
+        _worker_shared = None  # the last map's value freed before this one is read
+        if isinstance(where, bytes):
+            _worker_shared = (where, pickle.loads(where))
+        else:
+            with open(where, "rb") as f:
+                _worker_shared = (where, pickle.load(f))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = fn(shared, item)
+        result = fn(_worker_shared[1], item)
     return result, [w.message for w in caught]
 
 

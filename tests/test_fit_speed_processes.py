@@ -38,6 +38,8 @@ def fork_server() -> None:
 
 @pytest.fixture(autouse=True)
 def on_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers started anew for each test (a map finds those an earlier one kept)."""
+    parallel.shutdown_workers()
     monkeypatch.setattr(parallel, "PROCESSES_FOR_S", 0.0)
 
 

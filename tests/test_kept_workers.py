@@ -1,0 +1,137 @@
+"""Worker processes kept for a process's later maps (issue 11: every core, same answer).
+
+A forecast's chunk holds the interpreter's lock for about a quarter of its time, so two threads
+gave about 1.4x; `Parallel.map(..., processes=True, meanwhile="threads")` runs the chunks on
+worker processes instead, kept once started, each map's shared value sent to each worker once
+(through a file of the map's own). These tests check that the workers are kept and reused, that
+each map's items see that map's value, that the files are removed, that a dead worker is an
+error and the next map starts new workers, and that a forecast on them is the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from costsim import parallel
+from costsim.forecast import run_forecast
+from costsim.memory import malloc_tuned, tune_as_asked
+from costsim.modelfile import load_model
+from costsim.parallel import Parallel
+from costsim.report import forecast_to_json
+from costsim.scenario import parse_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+PAUSE_S = 0.05
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fork_server() -> None:
+    """The fork server up first, as the tests of `test_fit_speed_processes` have it."""
+    Parallel(2).start_processes("costsim.forecast")
+    probe = parallel._ServerProbe(parallel._fork_server("costsim.forecast"))
+    assert probe.done.wait(60) and probe.works
+
+
+@pytest.fixture(autouse=True)
+def fresh_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    parallel.shutdown_workers()
+    monkeypatch.setattr(parallel, "PROCESSES_FOR_S", 0.0)
+
+
+# module-level: the workers import this module to find them
+
+
+def _where(shared: int, x: int) -> tuple[int, int, int]:
+    time.sleep(PAUSE_S)
+    return shared, x, os.getpid()
+
+
+def _dies(shared: int, x: int) -> int:
+    if x == 2:
+        os._exit(3)
+    time.sleep(PAUSE_S)
+    return x
+
+
+def _tuned(shared: None, x: int) -> bool:
+    time.sleep(PAUSE_S)
+    return malloc_tuned()
+
+
+def _shared_files() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("costsim-shared-*")}
+
+
+def test_workers_are_kept_and_each_map_s_items_see_its_own_shared_value() -> None:
+    before = _shared_files()
+    first = list(Parallel(2).map(_where, range(8), 1, processes=True, meanwhile="threads"))
+    assert [(s, x) for s, x, _ in first] == [(1, x) for x in range(8)]
+    kept = {pid for *_, pid in first} - {os.getpid()}
+    assert kept  # the workers took some items once up
+
+    second = list(Parallel(2).map(_where, range(6), 2, processes=True))
+    assert [(s, x) for s, x, _ in second] == [(2, x) for x in range(6)]
+    assert {pid for *_, pid in second} <= kept  # all on the kept workers, from the first item
+    third = list(Parallel(2).map(_where, range(4), 3, processes=True))
+    assert [s for s, *_ in third] == [3] * 4  # not the value a worker kept from before
+    assert _shared_files() == before  # each map's file removed
+
+
+def test_a_map_left_early_removes_its_file_and_leaves_the_workers_usable() -> None:
+    before = _shared_files()
+    list(Parallel(2).map(_where, range(4), 0, processes=True))  # workers up
+    results = Parallel(2).map(_where, range(20), 5, processes=True)
+    assert next(results)[:2] == (5, 0)
+    results.close()  # type: ignore[attr-defined]
+    assert _shared_files() == before
+    again = list(Parallel(2).map(_where, range(4), 6, processes=True))
+    assert [(s, x) for s, x, _ in again] == [(6, x) for x in range(4)]
+
+
+def test_the_shared_value_travels_with_each_item_where_no_file_can_be_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refused(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(28, "No space left on device")
+
+    list(Parallel(2).map(_where, range(4), 0, processes=True))  # workers up
+    monkeypatch.setattr(parallel.tempfile, "mkstemp", refused)
+    got = list(Parallel(2).map(_where, range(6), 7, processes=True))
+    assert [(s, x) for s, x, _ in got] == [(7, x) for x in range(6)]
+    assert all(pid != os.getpid() for *_, pid in got)
+
+
+def test_a_worker_that_dies_is_an_error_and_the_next_map_starts_new_workers() -> None:
+    list(Parallel(2).map(_where, range(4), 0, processes=True))  # workers up
+    with pytest.raises(parallel.BrokenProcessPool):
+        list(Parallel(2).map(_dies, range(6), 0, processes=True))
+    got = list(Parallel(2).map(_where, range(6), 8, processes=True))
+    assert [(s, x) for s, x, _ in got] == [(8, x) for x in range(6)]
+
+
+def test_workers_tune_malloc_as_this_process_did() -> None:
+    """Even where the fork server's environment said otherwise when it started (another test
+    may have set ``COSTSIM_MALLOC=default`` then): the workers follow this process."""
+    if not tune_as_asked():
+        pytest.skip("no glibc mallopt here")
+    list(Parallel(2).map(_where, range(4), 0, processes=True))  # workers up
+    assert list(Parallel(2).map(_tuned, range(4), None, processes=True)) == [True] * 4
+
+
+def test_a_forecast_on_kept_workers_is_the_same_bytes_as_on_one_core() -> None:
+    path = SCENARIOS / "launch_month.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["trials"] = 6000  # three chunks, the last one short
+    scenario = parse_scenario(doc, path, SCENARIOS)
+    model = load_model(SCENARIOS / "pilot.model.json")
+    one = forecast_to_json(run_forecast(scenario, model, parallel=Parallel(1)))
+    list(Parallel(2).map(_where, range(4), 0, processes=True))  # workers up: chunks go there
+    assert parallel._live_pool(2) is not None
+    two = forecast_to_json(run_forecast(scenario, model, parallel=Parallel(2)))
+    assert two == one
