@@ -583,7 +583,8 @@ def run_compare(
         for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS))
     ]
     # chunks of trials on every core or a cluster, written back in order: the same numbers
-    for (_, start, n), part in zip(items, parallel.map(_options_chunk, items, job), strict=True):
+    parts = parallel.map(_options_chunk, items, job, processes=True, meanwhile="threads")
+    for (_, start, n), part in zip(items, parts, strict=True):
         rows = slice(start, start + n)
         for p, chunk_totals in zip(plans, part.totals, strict=True):
             acc[p.name].write(rows, chunk_totals)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import run
 
 from costsim import parallel
 from costsim.forecast import run_forecast
@@ -122,6 +123,16 @@ def test_workers_tune_malloc_as_this_process_did() -> None:
         pytest.skip("no glibc mallopt here")
     list(Parallel(2).map(_where, range(4), 0, processes=True))  # workers up
     assert list(Parallel(2).map(_tuned, range(4), None, processes=True)) == [True] * 4
+
+
+def test_a_comparison_on_kept_workers_is_the_same_json_as_on_one_core() -> None:
+    """In one process, as the command line runs it: the workers are found started."""
+    common = [str(SCENARIOS / "deployments.yaml"), "--trials", "6000", "--json", "-"]
+    one = run("compare", *common, "--workers", "1")
+    list(Parallel(2).map(_where, range(4), 0, processes=True))  # workers up: chunks go there
+    two = run("compare", *common, "--workers", "2")
+    assert one.exit_code == two.exit_code == 0, two.stderr
+    assert two.stdout == one.stdout
 
 
 def test_a_forecast_on_kept_workers_is_the_same_bytes_as_on_one_core() -> None:
