@@ -555,7 +555,7 @@ def run_compare(
     and then the options on them: on every core, or on a Dask cluster. The same numbers for
     any of them."""
     check_deployments(scenario)
-    guard_memory(scenario, model)
+    guard_memory(scenario, model, parallel)
     review = review_bucket(scenario, review_after_s)
     validate_against_model(scenario, tuple(model.classes))
     classes = (*model.classes, *scenario.mix.new_classes)  # as `forecast.prepare` orders them

@@ -882,12 +882,16 @@ RUN_MEMORY = 8 * GIB  # strata, per-trial results and chunk temporaries of one f
 _CHUNK_ARRAYS = 8  # (chunk trials x classes) float arrays alive at once in `simulate`
 
 
-def memory_needed(scenario: Scenario, model: FittedModel) -> dict[str, float]:
+def memory_needed(
+    scenario: Scenario, model: FittedModel, parallel: Parallel | None = None
+) -> dict[str, float]:
     """Bytes a forecast will hold, estimated before anything is allocated: every class's unit
     cost (parameter rows x its body's points, and four numbers a row) and strata (parameter
     rows x strata x 4 moments), the per-trial class totals and request counts the result
-    keeps, the temporaries of one chunk of trials, and the engine's stacked arrays on each of
-    this machine's cores."""
+    keeps, and on each local worker (``parallel``'s; None: this machine's cores) the
+    temporaries of one chunk of trials and the engine's stacked arrays. Where chunks may run
+    on worker processes, each holds its own copy of the unit costs and strata, and this
+    process their pickled form while it sends them."""
     n_classes = len(model.classes) + len(scenario.mix.new_classes)
     rows = PARAM_ROWS
     points = max(
@@ -898,28 +902,41 @@ def memory_needed(scenario: Scenario, model: FittedModel) -> dict[str, float]:
             for q in c.quantities.values()
         ]
     )
+    if parallel is None:
+        lanes = available_cores()
+    else:
+        lanes = 1 if parallel.scheduler is not None else parallel.workers
+    units = 8.0 * n_classes * rows * (points + 4)
+    strata = 4 * 8.0 * n_classes * rows * strata_count()
     return {
-        "units": 8.0 * n_classes * rows * (points + 4),
-        "strata": 4 * 8.0 * n_classes * rows * strata_count(),
+        "units": units,
+        "strata": strata,
         "results": 2 * 8.0 * scenario.trials * n_classes,
-        "chunk": _CHUNK_ARRAYS * 8.0 * min(CHUNK_TRIALS, scenario.trials) * n_classes,
-        "engine": STACKED_ARRAYS * 8.0 * STACKED * available_cores(),
+        "chunk": _CHUNK_ARRAYS * 8.0 * min(CHUNK_TRIALS, scenario.trials) * n_classes * lanes,
+        "engine": STACKED_ARRAYS * 8.0 * STACKED * lanes,
+        "workers": (units + strata) * (lanes + 1) if lanes > 1 else 0.0,
     }
 
 
-def guard_memory(scenario: Scenario, model: FittedModel) -> None:
+def guard_memory(scenario: Scenario, model: FittedModel, parallel: Parallel | None = None) -> None:
     """Refuse, before allocating, a forecast that would hold more than `RUN_MEMORY`."""
-    parts = memory_needed(scenario, model)
+    parts = memory_needed(scenario, model, parallel)
     total = sum(parts.values())
     if total > RUN_MEMORY:
         n_classes = len(model.classes) + len(scenario.mix.new_classes)
+        copies = (
+            f", and {parts['workers'] / GIB:.1f} GiB of their copies for the worker processes"
+            if parts["workers"]
+            else ""
+        )
         raise ForecastError(
             f"this forecast would hold about {total / GIB:.1f} GiB ({n_classes:,} classes: "
-            f"{(parts['units'] + parts['strata']) / GIB:.1f} GiB of unit costs and strata; "
-            f"{scenario.trials:,} trials: "
+            f"{(parts['units'] + parts['strata']) / GIB:.1f} GiB of unit costs and strata"
+            f"{copies}; {scenario.trials:,} trials: "
             f"{parts['results'] / GIB:.1f} GiB of per-class totals), more than the "
             f"{RUN_MEMORY / GIB:.0f} GiB costsim allows itself: lower --trials (or `trials:`), "
-            "or merge small classes into one before fitting"
+            + ("use fewer --workers, " if parts["workers"] else "")
+            + "or merge small classes into one before fitting"
         )
 
 
@@ -937,7 +954,7 @@ def run_forecast(
     """The whole forecast of a scenario (``daily``: also the cost of each day, for the fan
     chart of the HTML report). ``parallel``: where its chunks of trials run; the same numbers
     wherever they do."""
-    guard_memory(scenario, model)
+    guard_memory(scenario, model, parallel)
     prep = prepare(scenario, model, progress, parallel)
     n_bridge = min(BRIDGE_TRIALS, scenario.trials)
     sensitive, variants = _cap_variants(prep) if bridge else ((), ())

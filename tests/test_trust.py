@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import costsim.cli as cli
 import costsim.forecast as forecast_mod
 from costsim.cli import app
+from costsim.modelfile import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PILOT = ROOT / "scenarios" / "pilot.parquet"
@@ -177,6 +178,31 @@ def test_a_forecast_too_large_for_memory_is_refused_with_the_knob(
     monkeypatch.setattr(forecast_mod, "RUN_MEMORY", 1e6)
     one_error(
         run("forecast", _scenario(tmp_path)), "6 classes", "lower --trials", "merge small classes"
+    )
+
+
+def test_the_worker_processes_copies_count_and_fewer_workers_is_the_knob(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from costsim.parallel import Parallel
+    from costsim.scenario import load_scenario
+
+    scenario_path = _scenario(tmp_path)
+    sc = load_scenario(scenario_path)
+    assert sc.model_path is not None
+    model = load_model(sc.model_path)
+    one = forecast_mod.memory_needed(sc, model, Parallel(1))
+    two = forecast_mod.memory_needed(sc, model, Parallel(2))
+    assert one["workers"] == 0.0  # no worker processes: no copies
+    assert two["workers"] == 3 * (two["units"] + two["strata"])  # two copies, one pickled
+    assert two["chunk"] == 2 * one["chunk"]  # a chunk under way on each worker
+    between = (sum(one.values()) + sum(two.values())) / 2
+    monkeypatch.setattr(forecast_mod, "RUN_MEMORY", between)
+    assert run("forecast", scenario_path, "--workers", "1", "--no-bridge").exit_code == 0
+    one_error(
+        run("forecast", scenario_path, "--workers", "2", "--no-bridge"),
+        "copies for the worker processes",
+        "use fewer --workers",
     )
 
 
