@@ -283,8 +283,26 @@ def _directory(
     return _Source(src, fmt, tuple(files), base, filesystem)
 
 
-def _locate_uri(src: str) -> _Source:
-    """A file or directory on a pyarrow filesystem (object storage, ``file://`` ...)."""
+@dataclass(frozen=True)
+class UriListing:
+    """What is at a URI on a pyarrow filesystem: one file (``files`` empty), or a directory's
+    files below ``root`` as (their path's parts below it, their path on ``fs``), sorted, without
+    hidden or underscore-prefixed entries (``_SUCCESS``, ``_metadata``, ``.crc``: not data)."""
+
+    fs: pa_fs.FileSystem
+    root: str
+    info: pa_fs.FileInfo
+    files: list[tuple[list[str], str]]
+
+    @property
+    def is_file(self) -> bool:
+        return bool(self.info.type == pa_fs.FileType.File)
+
+
+def list_uri(src: str) -> UriListing:
+    """The file, or the directory's files, at a URI (``s3://``, ``gs://``, ``file://`` ...):
+    one request, and one listing for a directory. Missing is ``pilot log not found``, and
+    the filesystem's own errors are one line."""
     try:
         fs, root = pa_fs.FileSystem.from_uri(src)
         info = fs.get_file_info(root)
@@ -293,34 +311,43 @@ def _locate_uri(src: str) -> _Source:
     if info.type == pa_fs.FileType.NotFound:
         raise _error(f"pilot log not found: {src}")
     if info.type == pa_fs.FileType.File:
-        fmt = _format_of(info.base_name)
-        if fmt is None:
-            raise _error(
-                f"{src}: not a Parquet or CSV file "
-                "(expected .parquet, .pq, .csv or a directory of them)"
-            )
-        if info.size == 0:
-            raise _error(f"pilot log {src} has no rows")
-        return _Source(src, fmt, (root,), None, fs)
+        return UriListing(fs, root, info, [])
     root = root.rstrip("/")
     try:
         listing = fs.get_file_info(pa_fs.FileSelector(root, recursive=True))
     except _ARROW_ERRORS as exc:
         raise _error(f"cannot read directory {src}: {_first_line(exc)}") from None
+    files = []
+    for entry in listing:
+        parts = entry.path[len(root) + 1 :].split("/")
+        if entry.type == pa_fs.FileType.File and not any(p.startswith((".", "_")) for p in parts):
+            files.append((parts, entry.path))
+    return UriListing(fs, root, info, sorted(files))
+
+
+def _locate_uri(src: str) -> _Source:
+    """A file or directory of costsim's own table on a pyarrow filesystem."""
+    at = list_uri(src)
+    if at.is_file:
+        fmt = _format_of(at.info.base_name)
+        if fmt is None:
+            raise _error(
+                f"{src}: not a Parquet or CSV file "
+                "(expected .parquet, .pq, .csv or a directory of them)"
+            )
+        if at.info.size == 0:
+            raise _error(f"pilot log {src} has no rows")
+        return _Source(src, fmt, (at.root,), None, at.fs)
 
     def parts(file: str) -> list[str]:
-        return file[len(root) + 1 :].split("/")
+        return file[len(at.root) + 1 :].split("/")
 
     found: dict[str, list[str]] = {"Parquet": [], "CSV": []}
-    for entry in listing:
-        if entry.type != pa_fs.FileType.File:
-            continue
-        names = parts(entry.path)
+    for names, path in at.files:
         fmt = _format_of(names[-1])
-        # Hidden and underscore-prefixed entries (_SUCCESS, _metadata, .crc) are not data.
-        if fmt is not None and not any(n.startswith((".", "_")) for n in names):
-            found[fmt].append(entry.path)
-    return _directory(src, found, parts, root, fs)
+        if fmt is not None:
+            found[fmt].append(path)
+    return _directory(src, found, parts, at.root, at.fs)
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from synth import SplicedTruth, drifting_costs, make_log
 
-from costsim import parallel
 from costsim.errors import FitError
 from costsim.fit import FitOptions, fit_model
 from costsim.logs import PilotLog
@@ -29,18 +29,11 @@ PAUSE_S = 0.05  # each item of the map tests: longer than a worker's start from 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fork_server() -> None:
-    """The fork server up first with the fit's module, as `fit_source` starts it."""
-    Parallel(2).start_processes("costsim.fit")
-    probe = parallel._ServerProbe(parallel._fork_server("costsim.fit"))
-    assert probe.done.wait(60) and probe.works
+def server_up(fork_server: Callable[[str], None]) -> None:
+    fork_server("costsim.fit")
 
 
-@pytest.fixture(autouse=True)
-def on_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Workers started anew for each test (a map finds those an earlier one kept)."""
-    parallel.shutdown_workers()
-    monkeypatch.setattr(parallel, "PROCESSES_FOR_S", 0.0)
+pytestmark = pytest.mark.usefixtures("fresh_workers")
 
 
 # module-level: the workers import this module to find them

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,17 +33,11 @@ PAUSE_S = 0.05
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fork_server() -> None:
-    """The fork server up first, as the tests of `test_fit_speed_processes` have it."""
-    Parallel(2).start_processes("costsim.forecast")
-    probe = parallel._ServerProbe(parallel._fork_server("costsim.forecast"))
-    assert probe.done.wait(60) and probe.works
+def server_up(fork_server: Callable[[str], None]) -> None:
+    fork_server("costsim.forecast")
 
 
-@pytest.fixture(autouse=True)
-def fresh_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    parallel.shutdown_workers()
-    monkeypatch.setattr(parallel, "PROCESSES_FOR_S", 0.0)
+pytestmark = pytest.mark.usefixtures("fresh_workers")
 
 
 # module-level: the workers import this module to find them

@@ -224,6 +224,24 @@ def test_directory_of_parquet_files_in_sorted_order(tmp_path: Path) -> None:
     assert classes_of(log) == ["a", "b", "b"]
 
 
+def test_a_directory_at_a_uri_is_read_as_the_same_directory_here(tmp_path: Path) -> None:
+    # the listing an export at a URI shares (`list_uri`): same order, same entries skipped
+    directory = tmp_path / "logs"
+    write_parquet(directory / "b" / "part-1.parquet", {"query_class": ["b"], "cost_usd": [3.0]})
+    write_parquet(directory / "a" / "part-0.parquet", {"query_class": ["a"], "cost_usd": [1.0]})
+    write_parquet(directory / "_tmp" / "part-9.parquet", {"query_class": ["z"], "cost_usd": [9.0]})
+    write_text(directory / "_SUCCESS", "")
+    write_text(directory / "a" / ".part-0.parquet.crc", "junk")
+    here = read_pilot(directory)
+    there = read_pilot(directory.resolve().as_uri())
+    np.testing.assert_array_equal(there.cost, [1.0, 3.0])
+    np.testing.assert_array_equal(there.cost, here.cost)
+    assert classes_of(there) == classes_of(here) == ["a", "b"]
+    missing = (tmp_path / "nowhere").resolve().as_uri()
+    with pytest.raises(LogSchemaError, match="pilot log not found"):
+        read_pilot(missing)
+
+
 def test_directory_row_numbers_continue_across_files(tmp_path: Path) -> None:
     directory = tmp_path / "logs"
     write_parquet(directory / "a.parquet", {"query_class": ["x", "x"], "cost_usd": [1.0, 2.0]})

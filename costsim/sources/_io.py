@@ -28,11 +28,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-import pyarrow.fs as pa_fs
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from costsim.logs import is_uri
+from costsim.logs import is_uri, list_uri
 from costsim.sources._fields import error, flatten, records_table
 
 _SAMPLE_BYTES = 1 << 20
@@ -95,28 +94,16 @@ def _data_files(files: list[DataFile], src: str) -> list[DataFile]:
 def _locate_uri(src: str) -> list[DataFile]:
     """The files at a URI, as `locate` finds them in a local directory (same order and
     skipping), each classified from its first bytes where it is."""
+    at = list_uri(src)
+    base = src.rstrip("/")
     try:
-        fs, root = pa_fs.FileSystem.from_uri(src)
-        info = fs.get_file_info(root)
-        if info.type == pa_fs.FileType.NotFound:
-            raise error(f"pilot log not found: {src}")
-        if info.type == pa_fs.FileType.File:
-            return [_classify(root, src, fs)]
-        root = root.rstrip("/")
-        listing = fs.get_file_info(pa_fs.FileSelector(root, recursive=True))
-        found: list[tuple[list[str], str]] = []
-        for entry in listing:
-            parts = entry.path[len(root) + 1 :].split("/")
-            if (
-                entry.type == pa_fs.FileType.File
-                and not any(p.startswith((".", "_")) for p in parts)
-                and not any(p in _SKIP_DIRS for p in parts[:-1])
-                and "." in parts[-1]
-            ):
-                found.append((parts, entry.path))
-        found.sort()
-        base = src.rstrip("/")
-        files = [_classify(path, "/".join([base, *parts]), fs) for parts, path in found]
+        if at.is_file:
+            return [_classify(at.root, src, at.fs)]
+        files = [
+            _classify(path, "/".join([base, *parts]), at.fs)
+            for parts, path in at.files
+            if not any(p in _SKIP_DIRS for p in parts[:-1]) and "." in parts[-1]
+        ]
     except (pa.ArrowException, OSError) as exc:
         text = str(exc).strip()
         raise error(f"cannot open {src}: {text.splitlines()[0] if text else exc}") from None
