@@ -26,8 +26,8 @@ WorkersOption = Annotated[
     typer.Option(
         "--workers",
         metavar="N",
-        help="Threads (or Dask tasks) to run on; results are identical for any N "
-        "[default: all cores].",
+        help="Local workers (threads, or processes for long work) to run on; results are "
+        "identical for any N [default: all cores].",
     ),
 ]
 SchedulerOption = Annotated[
