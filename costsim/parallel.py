@@ -126,7 +126,12 @@ class Parallel:
         start the worker processes and wait until each has answered: later maps run on them
         from their first item (a program that will run many forecasts). Nothing to do for one
         worker, on a cluster, or in a worker process."""
-        if self.scheduler is None and self.workers > 1 and multiprocessing.parent_process() is None:
+        if (
+            self.scheduler is None
+            and self.workers > 1
+            and multiprocessing.parent_process() is None
+            and _processes_possible()
+        ):
             _fork_server(module)
             multiprocessing.forkserver.ensure_running()
             if wait:
@@ -203,6 +208,12 @@ _maps = count()  # the maps of this process that sent a shared value to its work
 _worker_shared: tuple[str | bytes, Any] | None = None  # in a worker: the last map's shared
 
 
+def _processes_possible() -> bool:
+    """Whether this system starts processes from a fork server (not on Windows: there, the
+    items run on threads or here)."""
+    return START_METHOD in multiprocessing.get_all_start_methods()
+
+
 def _fork_server(module: str) -> Any:
     """The context of worker processes, its fork server to import ``module`` when it starts
     (a server already running does not: its workers then import it themselves)."""
@@ -270,17 +281,17 @@ def _process_map(
     issued here with its result, as if it had run here."""
     rest = iter(work)
     if _live_pool(n) is None:
-        context = _fork_server(fn.__module__)
         probe: _ServerProbe | None = None
         start, done = time.monotonic(), 0
         lanes = n if meanwhile == "threads" else 1
+        possible = _processes_possible()
 
         def workers_up() -> bool:
             nonlocal probe, done
             done += 1
             left = (time.monotonic() - start) / done * (len(work) - done) / lanes
-            if probe is None and not _ServerProbe.failed and left > PROCESSES_FOR_S:
-                probe = _ServerProbe(context)
+            if probe is None and possible and not _ServerProbe.failed and left > PROCESSES_FOR_S:
+                probe = _ServerProbe(_fork_server(fn.__module__))
             return probe is not None and probe.ready()
 
         if lanes > 1:

@@ -103,6 +103,19 @@ def test_the_shared_value_travels_with_each_item_where_no_file_can_be_written(
     assert all(pid != os.getpid() for *_, pid in got)
 
 
+def test_where_no_fork_server_can_start_the_items_run_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Windows has no fork server: threads, or this process, and the same results
+    monkeypatch.setattr(parallel.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    Parallel(2).start_processes("costsim.forecast", wait=True)  # nothing to start
+    assert parallel._live_pool(2) is None
+    for meanwhile in ("here", "threads"):
+        got = list(Parallel(2).map(_where, range(6), 4, processes=True, meanwhile=meanwhile))  # type: ignore[arg-type]
+        assert [(s, x, pid) for s, x, pid in got] == [(4, x, os.getpid()) for x in range(6)]
+    assert parallel._live_pool(2) is None
+
+
 def test_a_worker_that_dies_is_an_error_and_the_next_map_starts_new_workers() -> None:
     list(Parallel(2).map(_where, range(4), 0, processes=True))  # workers up
     with pytest.raises(parallel.BrokenProcessPool):
