@@ -18,6 +18,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .cli_options import SchedulerOption, WorkersOption
+from .cli_shared import (
+    _fail,
+    _plot_budget,
+    _scenario_inputs,
+    _scenario_model,
+    _seed_option,
+    _stdout,
+    _trials_option,
+    parallel_from,
+    user_errors,
+)
 from .errors import CostsimError
 from .outputs import Output, check_outputs, write_outputs
 
@@ -76,7 +87,6 @@ def _gather_specs(
         parse_stat_amount,
         parse_tolerance,
     )
-    from .cli import _fail
     from .scenario import read_yaml
 
     cfg = None
@@ -148,7 +158,6 @@ def _run_check(
         trials_needed,
         validate_limits,
     )
-    from .cli import _trials_option
     from .forecast import CHUNK_TRIALS, run_forecast
 
     if seed is not None:
@@ -333,21 +342,9 @@ def check(
     scheduler: SchedulerOption = None,
 ) -> None:
     """See ``CHECK_HELP`` (the command's help)."""
-    # imported here: `costsim.cli` imports this module to register it
     from .check import exit_code, parse_tolerance
     from .check_report import check_to_dict, check_to_junit, check_to_markdown, render_check
     from .check_report import lines as check_lines
-    from .cli import (
-        _fail,
-        _plot_budget,
-        _scenario_inputs,
-        _scenario_model,
-        _seed_option,
-        _stdout,
-        _trials_option,
-        parallel_from,
-        user_errors,
-    )
     from .modelfile import dumps
     from .report import require_matplotlib
     from .scenario import load_scenario
@@ -434,7 +431,6 @@ def check(
 
 def _append(path: str, text: str) -> None:
     """Append to a file others write too (the CI job summary): no rename, one write."""
-    from .cli import _fail
 
     try:
         with open(path, "a", encoding="utf-8") as fh:

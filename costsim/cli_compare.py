@@ -21,6 +21,17 @@ from .cli_options import (
     TrialsOption,
     WorkersOption,
 )
+from .cli_shared import (
+    _scenario_inputs,
+    _scenario_model,
+    _show_report,
+    _stdout,
+    parallel_from,
+    parse_duration_option,
+    progress_bar,
+    scenario_with,
+    user_errors,
+)
 
 
 def compare(
@@ -51,18 +62,6 @@ def compare(
 
     Example: costsim compare scenarios/deployments.yaml --json compare.json
     """
-    # imported here: `costsim.cli` imports this module to register it
-    from .cli import (
-        _scenario_inputs,
-        _scenario_model,
-        _show_report,
-        _stdout,
-        parallel_from,
-        parse_duration_option,
-        progress_bar,
-        scenario_with,
-        user_errors,
-    )
     from .compare import check_deployments, run_compare
     from .compare_report import compare_to_dict, compare_to_markdown, render_compare
     from .modelfile import dumps

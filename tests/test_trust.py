@@ -15,6 +15,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 import costsim.cli as cli
+import costsim.cli_shared as cli_shared
 import costsim.forecast as forecast_mod
 from costsim.cli import app
 from costsim.modelfile import load_model
@@ -288,14 +289,16 @@ def test_progress_is_shown_on_a_terminal_only(
     plain = run("forecast", scenario, "-q", "--no-bridge")
     assert plain.exit_code == 0 and plain.stderr == ""  # a CI log gets no bar
     screen = io.StringIO()
-    monkeypatch.setattr(cli, "stderr", Console(file=screen, force_terminal=True, width=100))
-    monkeypatch.setattr(cli, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(cli_shared, "stderr", Console(file=screen, force_terminal=True, width=100))
+    monkeypatch.setattr(cli_shared, "PROGRESS_AFTER_S", 0.0)
     result = run("forecast", scenario, "-q", "--no-bridge")
     assert result.exit_code == 0, result.stderr
     shown = screen.getvalue()
     assert "preparing classes" in shown and "simulating trials" in shown
     fit_screen = io.StringIO()
-    monkeypatch.setattr(cli, "stderr", Console(file=fit_screen, force_terminal=True, width=100))
+    monkeypatch.setattr(
+        cli_shared, "stderr", Console(file=fit_screen, force_terminal=True, width=100)
+    )
     fitted = run("fit", PILOT, "-o", tmp_path / "m.json", "-q")
     assert fitted.exit_code == 0
     assert "reading rows" in fit_screen.getvalue() and "fitting classes" in fit_screen.getvalue()
