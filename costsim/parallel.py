@@ -23,6 +23,7 @@ import multiprocessing
 import multiprocessing.forkserver
 import os
 import pickle
+import sys
 import tempfile
 import threading
 import time
@@ -146,10 +147,25 @@ SWEEP_AT_ONCE = 8  # items of a sweep on a cluster at once
 
 def _pinned(results: Callable[[], Iterator[R]]) -> Iterator[R]:
     """Results with BLAS held to one thread while they are computed."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         yield from results()
+
+
+_blas: tuple[int, Any] | None = None  # (modules imported when it was made, the controller)
+
+
+def one_blas_thread() -> Any:
+    """``threadpool_limits(limits=1, user_api="blas")``, without finding the loaded BLAS
+    libraries again each time (about 2 ms, for every map and every task on a cluster): they are
+    found again once modules were imported since, as a library comes with the module that
+    loads it."""
+    global _blas
+    from threadpoolctl import ThreadpoolController
+
+    loaded = len(sys.modules)
+    if _blas is None or _blas[0] != loaded:
+        _blas = (loaded, ThreadpoolController())
+    return _blas[1].limit(limits=1, user_api="blas")
 
 
 def _thread_map(
@@ -405,7 +421,7 @@ def _start_worker(tune_malloc: bool) -> None:
         from .memory import tune_as_asked
 
         tune_as_asked()
-    threadpool_limits(limits=1, user_api="blas")  # for the life of the worker
+    threadpool_limits(limits=1, user_api="blas")  # for the life of the worker (found once)
 
 
 def _run_in_worker(
@@ -452,9 +468,7 @@ def _client(address: str) -> Any:
 
 
 def _on_worker(fn: Callable[[S, T], R], shared: S, item: T) -> R:
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         return fn(shared, item)
 
 

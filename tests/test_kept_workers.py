@@ -11,6 +11,7 @@ error and the next map starts new workers, and that a forecast on them is the sa
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -154,3 +155,28 @@ def test_a_forecast_on_kept_workers_is_the_same_bytes_as_on_one_core() -> None:
     assert parallel._live_pool(2) is not None
     two = forecast_to_json(run_forecast(scenario, model, parallel=Parallel(2)))
     assert two == one
+
+
+def test_blas_is_held_to_one_thread_and_its_libraries_found_again_after_imports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import types
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before  # numpy's BLAS at least
+    with parallel.one_blas_thread():
+        assert blas_threads() == [1] * len(before)
+        first = parallel._blas
+    assert blas_threads() == before  # restored
+    with parallel.one_blas_thread():
+        assert parallel._blas is first  # nothing imported since: not searched again
+    monkeypatch.setitem(sys.modules, "costsim_test_new_module", types.ModuleType("m"))
+    with parallel.one_blas_thread():
+        assert blas_threads() == [1] * len(before)
+        assert parallel._blas is not first  # searched again
+    assert blas_threads() == before
