@@ -54,6 +54,7 @@ from .forecast import (
     Prepared,
     _refuse_overflow,
     chunk_traffic,
+    expected_seconds,
     guard_memory,
     prepare,
     quantiles_of,
@@ -560,6 +561,9 @@ def run_compare(
     validate_against_model(scenario, tuple(model.classes))
     classes = (*model.classes, *scenario.mix.new_classes)  # as `forecast.prepare` orders them
     apis, pools, pricings = _options(scenario, classes)
+    # the pricings' forecasts, then the options' chunks: a long comparison's worker processes
+    # start now (their fork server imports this module, and with it the forecast's)
+    parallel.start_processes_for(__name__, expected_seconds(scenario, model) * (len(pricings) + 1))
     runs: list[Prepared] = []
     base_costs: list[np.ndarray] = []
     for pricing in pricings:

@@ -702,6 +702,20 @@ def _reference_class(
 
 
 REFERENCE_S_PER_REQUEST = 150e-9  # measured on the 2-core development machine
+#: the strata engine's seconds per trial, class and hour of the horizon on one core: 3-7 ns on
+#: the 2-core development machine (bench_scale.py), more where retries are many; a resolution
+#: finer than an hour costs little more (its buckets within an hour are not recomputed)
+STRATA_S_PER_TRIAL_CLASS_HOUR = 4e-9
+
+
+def expected_seconds(scenario: Scenario, model: FittedModel, engine: str = "strata") -> float:
+    """Roughly how long a forecast's trials take on one core, before anything is prepared:
+    for starting worker processes early (`run_forecast`), never for a result."""
+    if engine == "reference":
+        return reference_seconds(scenario)
+    n_classes = len(model.classes) + len(scenario.mix.new_classes)
+    buckets = scenario.horizon_s / max(scenario.resolution_s, 3600.0)  # at most hourly
+    return STRATA_S_PER_TRIAL_CLASS_HOUR * scenario.trials * n_classes * buckets
 
 
 def reference_seconds(scenario: Scenario) -> float:
@@ -955,6 +969,8 @@ def run_forecast(
     chart of the HTML report). ``parallel``: where its chunks of trials run; the same numbers
     wherever they do."""
     guard_memory(scenario, model, parallel)
+    # a long forecast's worker processes: their fork server imports this module meanwhile
+    parallel.start_processes_for(__name__, expected_seconds(scenario, model, engine))
     prep = prepare(scenario, model, progress, parallel)
     n_bridge = min(BRIDGE_TRIALS, scenario.trials)
     sensitive, variants = _cap_variants(prep) if bridge else ((), ())

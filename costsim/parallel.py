@@ -140,6 +140,13 @@ class Parallel:
                 for future in [pool.submit(_nothing) for _ in range(self.workers)]:
                     future.result()
 
+    def start_processes_for(self, module: str, seconds: float) -> None:
+        """`start_processes` for work expected to take ``seconds`` on one core, where its maps
+        would start worker processes anyway (longer than `PROCESSES_FOR_S`): the fork server
+        imports ``module`` while the caller gets the work ready."""
+        if seconds > PROCESSES_FOR_S:
+            self.start_processes(module)
+
 
 SERIAL = Parallel()
 SWEEP_AT_ONCE = 8  # items of a sweep on a cluster at once

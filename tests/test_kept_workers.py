@@ -157,6 +157,42 @@ def test_a_forecast_on_kept_workers_is_the_same_bytes_as_on_one_core() -> None:
     assert two == one
 
 
+def test_a_forecast_expected_to_be_long_starts_the_fork_server_before_it_prepares(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server imports costsim.forecast (a second or so) while the classes are prepared and
+    the first chunks run on threads; a short forecast does not start it."""
+    from costsim import forecast
+
+    path = SCENARIOS / "launch_month.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["trials"] = 2000
+    scenario = parse_scenario(doc, path, SCENARIOS)
+    model = load_model(SCENARIOS / "pilot.model.json")
+    monkeypatch.setattr(parallel, "PROCESSES_FOR_S", 3.0)  # as outside the tests
+    events: list[str] = []
+    real_prepare = forecast.prepare
+    monkeypatch.setattr(
+        Parallel, "start_processes", lambda self, module, **_: events.append(f"start {module}")
+    )
+    monkeypatch.setattr(
+        forecast, "prepare", lambda *a, **k: events.append("prepare") or real_prepare(*a, **k)
+    )
+    expected = forecast.expected_seconds(scenario, model)
+    assert 0 < expected < parallel.PROCESSES_FOR_S  # 2,000 trials: well under a second
+    run_forecast(scenario, model, parallel=Parallel(2), bridge=False)
+    assert events == ["prepare"]
+    # the same forecast with a pace that makes it long: the server first
+    pace = forecast.STRATA_S_PER_TRIAL_CLASS_HOUR * 2 * parallel.PROCESSES_FOR_S / expected
+    monkeypatch.setattr(forecast, "STRATA_S_PER_TRIAL_CLASS_HOUR", pace)
+    assert forecast.expected_seconds(scenario, model) == pytest.approx(2 * parallel.PROCESSES_FOR_S)
+    events.clear()
+    run_forecast(scenario, model, parallel=Parallel(2), bridge=False)
+    assert events == ["start costsim.forecast", "prepare"]
+    reference = forecast.expected_seconds(scenario, model, engine="reference")
+    assert reference == forecast.reference_seconds(scenario)
+
+
 def test_blas_is_held_to_one_thread_and_its_libraries_found_again_after_imports(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
