@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
@@ -15,6 +15,23 @@ def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
         result = fn()
         best = min(best, time.perf_counter() - t0)
     return best, result
+
+
+def best_of_alternating(
+    fns: Sequence[Callable[[], object]], repeats: int, warm_up: bool = True
+) -> list[tuple[float, object]]:
+    """`best_of` of several functions, their calls taking turns (a, b, a, b, ...): a ratio of
+    their times then compares calls made under the same state of a shared machine, not one
+    function's block of calls against another's a minute later. ``warm_up``: one call of each
+    first, untimed."""
+    results: list[object] = [fn() for fn in fns] if warm_up else [None] * len(fns)
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            results[i] = fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return list(zip(best, results, strict=True))
 
 
 def malloc_as_the_cli() -> str:
