@@ -148,8 +148,11 @@ class Forecast:
         return tuple(k for k, se in self.quantile_se.items() if not math.isfinite(se))
 
 
-def quantile_with_error(x: np.ndarray, q: float) -> tuple[float, float, float, float]:
-    """Sample quantile with a distribution-free 95% interval from order statistics.
+def quantile_with_error(
+    x: np.ndarray, q: float, *, ordered: bool = False
+) -> tuple[float, float, float, float]:
+    """Sample quantile with a distribution-free 95% interval from order statistics
+    (``ordered``: ``x`` is sorted already).
 
     The number of draws below the true quantile is Binomial(T, q), so the order statistics at
     ranks T*q -+ 1.96 * sqrt(T*q*(1-q)) bound it with about 95% confidence; the standard error
@@ -157,7 +160,7 @@ def quantile_with_error(x: np.ndarray, q: float) -> tuple[float, float, float, f
     trials), the sample cannot bound the quantile on that side: the interval is open there
     (+-inf) and the error infinite — the quantile is *unresolved*, not given a too-narrow error.
     """
-    xs = np.sort(x)
+    xs = x if ordered else np.sort(x)
     n = xs.size
     est = float(np.quantile(xs, q))
     half = _Z95 * np.sqrt(n * q * (1 - q))
@@ -733,13 +736,16 @@ def model_hash(model_text: str) -> str:
 
 
 def quantiles_of(
-    totals: np.ndarray,
+    totals: np.ndarray, ordered: np.ndarray | None = None
 ) -> tuple[dict[str, float], dict[str, float], dict[str, tuple[float, float]]]:
+    """The report's quantiles and mean, their errors and 95% intervals (``ordered``: the
+    totals sorted, where the caller has them; sorted once here otherwise)."""
     qs: dict[str, float] = {}
     se: dict[str, float] = {}
     ci: dict[str, tuple[float, float]] = {}
+    xs = np.sort(totals) if ordered is None else ordered
     for key, q in QUANTILES.items():
-        est, err, lo, hi = quantile_with_error(totals, q)
+        est, err, lo, hi = quantile_with_error(xs, q, ordered=True)
         qs[key], se[key], ci[key] = est, err, (lo, hi)
     mean = float(totals.mean())
     sd_mean = float(totals.std(ddof=1) / np.sqrt(totals.size)) if totals.size > 1 else 0.0
@@ -987,9 +993,10 @@ def run_forecast(
     class_totals, class_requests = main.totals, main.requests
     _refuse_overflow(class_totals, tuple(pc.name for pc in prep.classes))
     totals = class_totals.sum(axis=1)
-    qs, se, ci = quantiles_of(totals)
+    ordered = np.sort(totals)  # once, for every quantile (a million trials: 60 ms a sort)
+    qs, se, ci = quantiles_of(totals, ordered)
     naive = prep.pilot_mean_cost * prep.plan.projected_requests
-    _p95, _, lo95, hi95 = quantile_with_error(totals, 0.95)
+    lo95, hi95 = ci["p95"]
     window = (totals >= lo95) & (totals <= hi95)
     mean_total = float(totals.mean())
     req_total = class_requests.sum(axis=1)
@@ -1045,7 +1052,7 @@ def run_forecast(
         bridge=bridge_steps,
         concentration=_concentration(prep, conc_rng),
         notes=prep.notes + _unresolved_note(se, int(totals.size)) + _cap_note(sensitivity),
-        percentiles=np.quantile(totals, np.linspace(0.0, 1.0, 101)),
+        percentiles=np.quantile(ordered, np.linspace(0.0, 1.0, 101)),
         scenario_document=dict(scenario.raw),
         cap_sensitivity=sensitivity,
         daily=main.daily,
