@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from costsim.fit import FittedModel
+from costsim.model.fit import FittedModel
 
 
 def many_classes(model: FittedModel, n: int) -> FittedModel:

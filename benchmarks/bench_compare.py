@@ -25,10 +25,10 @@ from typing import Any
 
 from _timing import best_of, malloc_as_the_cli, verdict
 
-from costsim.compare import run_compare
-from costsim.forecast import run_forecast
-from costsim.modelfile import load_model
+from costsim.model.file import load_model
 from costsim.scenario import Scenario, load_scenario
+from costsim.simulate.compare import run_compare
+from costsim.simulate.forecast import run_forecast
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "deployments.yaml"

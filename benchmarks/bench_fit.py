@@ -31,8 +31,8 @@ OUT = ROOT / "benchmarks" / "out"
 CHILD = r"""
 import hashlib, json, resource, sys, time, warnings
 from costsim.logs import read_pilot
-from costsim.fit import fit_model, fit_source
-from costsim.modelfile import model_to_json
+from costsim.model.fit import fit_model, fit_source
+from costsim.model.file import model_to_json
 from costsim.parallel import Parallel
 warnings.simplefilter("ignore")
 mode, path, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])

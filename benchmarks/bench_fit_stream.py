@@ -9,7 +9,7 @@ hive-partitioned Parquet dataset, ``day=YYYY-MM-DD/part-NNNNN.parquet``, one gen
 about 1M rows at a time: it is never held in memory. The dataset is cached under
 ``benchmarks/out/`` (a ``_SUCCESS`` marker says it is complete) and reused.
 
-Then, for each ``--workers`` value, `costsim.fit.fit_source` runs in a fresh child process
+Then, for each ``--workers`` value, `costsim.model.fit.fit_source` runs in a fresh child process
 under ``/usr/bin/time -v`` and writes its model file. Printed: wall time, peak RSS (target:
 at most 2 GiB whatever the rows), rows/s and rows/s per core, and whether the model files of
 every worker count are byte-identical (they must be).
@@ -38,8 +38,8 @@ CHILD = r"""
 import json, sys, time, warnings
 from costsim.memory import tune_malloc
 tune_malloc()  # as `costsim fit` does
-from costsim.fit import fit_source
-from costsim.modelfile import model_to_json
+from costsim.model.fit import fit_source
+from costsim.model.file import model_to_json
 from costsim.parallel import Parallel
 warnings.simplefilter("ignore")
 path, workers, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]

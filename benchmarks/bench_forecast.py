@@ -22,9 +22,9 @@ import numpy as np
 from _timing import best_of, malloc_as_the_cli, verdict
 from scipy import stats
 
-from costsim.forecast import prepare, run_forecast, simulate
-from costsim.modelfile import load_model
+from costsim.model.file import load_model
 from costsim.scenario import Scenario, load_scenario
+from costsim.simulate.forecast import prepare, run_forecast, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "launch_month.yaml"

@@ -36,13 +36,13 @@ import yaml
 from _models import many_classes
 from _timing import best_of, best_of_alternating, malloc_as_the_cli, verdict
 
-from costsim.fit import FittedModel
-from costsim.forecast import expected_seconds, run_forecast
 from costsim.logs import read_pilot
-from costsim.modelfile import load_model
+from costsim.model.file import load_model
+from costsim.model.fit import FittedModel
 from costsim.parallel import Parallel, available_cores
-from costsim.report import forecast_to_json
+from costsim.report.forecast import forecast_to_json
 from costsim.scenario import Scenario, parse_scenario
+from costsim.simulate.forecast import expected_seconds, run_forecast
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "launch_month.yaml"
@@ -88,7 +88,7 @@ def main() -> None:
         f"timing     best of {args.repeats} after one warm-up; {cores} cores; one worker's and "
         "every core's runs take turns"
     )
-    every.start_processes("costsim.forecast", wait=True)
+    every.start_processes("costsim.simulate.forecast", wait=True)
     print(
         f"workers    {cores} worker processes started first and kept, as after a program's "
         "first long run (a first short run on the command line uses threads)"

@@ -62,9 +62,9 @@ WORDS = (
 CHILD = r"""
 import json, resource, sys, time, warnings
 warnings.simplefilter("ignore")
-from costsim.fit import fit_model
+from costsim.model.fit import fit_model
 from costsim.logs import ColumnMap, read_export, read_pilot
-from costsim.modelfile import model_to_json
+from costsim.model.file import model_to_json
 from costsim.sources import read_source
 mode, path = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()

@@ -14,8 +14,8 @@ model's six repeated under new names, each repeat taking its share of the traffi
    engine.
 
 Each against the frozen reference kernels of ``tests/test_fast_kernels.py`` (the same numbers;
-the tests check it), swapped into ``costsim.forecast`` for 1 and 3: the traffic layer's. (The
-engine's strata and sums were redesigned since, with other numbers; ``bench_scale.py`` times
+the tests check it), swapped into ``costsim.simulate.forecast`` for 1 and 3: the traffic layer's.
+(The engine's strata and sums were redesigned since, with other numbers; ``bench_scale.py`` times
 the whole forecast.) Timings are CPU seconds of
 this process (``time.process_time``), BLAS on one thread: other work on the machine moves
 them less than wall-clock time. Best of ``--repeats`` after one warm-up; the reference, slow at
@@ -39,18 +39,18 @@ import numpy as np
 from _models import many_classes
 from bench_forecast import SCENARIO, scenario_at
 
-from costsim import forecast
-from costsim.fit import FittedModel
-from costsim.forecast import chunk_traffic, prepare, simulate
-from costsim.modelfile import load_model
-from costsim.reliability import multipliers
+from costsim.model.file import load_model
+from costsim.model.fit import FittedModel
 from costsim.scenario import Scenario, load_scenario
-from costsim.traffic import ALL_DRIVERS
+from costsim.simulate import forecast
+from costsim.simulate.forecast import chunk_traffic, prepare, simulate
+from costsim.simulate.reliability import multipliers
+from costsim.simulate.traffic import ALL_DRIVERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import test_fast_kernels as frozen
 
-REFERENCE = {  # what costsim.forecast calls, and the frozen kernel it was
+REFERENCE = {  # what costsim.simulate.forecast calls, and the frozen kernel it was
     "multipliers": frozen.ref_multipliers,
     "with_norms": frozen.ref_with_norms,
     "draw_traffic": frozen.ref_draw_traffic,
@@ -70,7 +70,7 @@ def best_cpu(fn: Callable[[], object], repeats: int) -> float:
 
 @contextlib.contextmanager
 def reference_kernels() -> Iterator[None]:
-    """costsim.forecast running on the frozen kernels."""
+    """costsim.simulate.forecast running on the frozen kernels."""
     saved = {name: getattr(forecast, name) for name in REFERENCE}
     for name, fn in REFERENCE.items():
         setattr(forecast, name, fn)

@@ -34,12 +34,12 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .errors import CostsimError, CostsimWarning
-from .fit import FitOptions, fit_model
-from .forecast import run_forecast
 from .logs import PilotLog
+from .model.fit import FitOptions, fit_model
 from .parallel import SERIAL, Parallel
 from .progress import Progress
 from .scenario import MIN_RESOLUTION_S, parse_scenario
+from .simulate.forecast import run_forecast
 
 DEFAULT_TRIALS = 2000
 DEFAULT_RESOLUTION_S = 3600.0  # each window is cut into buckets of at most an hour

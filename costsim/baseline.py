@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from .errors import CostsimError
-from .forecast import FORECAST_SCHEMA_VERSION, QUANTILES
 from .formats import Choice, Num, Nums, Open, integer, raise_problems, validated
-from .modelfile import read_json
+from .model.file import read_json
+from .simulate.forecast import FORECAST_SCHEMA_VERSION, QUANTILES
 
 KIND = "costsim.forecast"
 PERCENTILES = 101  # P0, P1, ..., P100 of the totals

@@ -21,16 +21,16 @@ import numpy as np
 
 from .baseline import BaselineError, load_baseline  # noqa: F401 (load_baseline re-exported)
 from .errors import CostsimError
-from .fit import FittedModel
-from .forecast import (
+from .model.fit import FittedModel
+from .parallel import SERIAL, Parallel
+from .scenario import Scenario, parse_scenario
+from .simulate.forecast import (
     QUANTILES,
     Forecast,
     model_hash,
     quantile_with_error,
     run_forecast,
 )
-from .parallel import SERIAL, Parallel
-from .scenario import Scenario, parse_scenario
 
 STATS = (*QUANTILES, "mean")
 PASS, WARN, FAIL, REGRESSION, INFO = "PASS", "WARN", "FAIL", "REGRESSION", "INFO"

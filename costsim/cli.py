@@ -62,8 +62,8 @@ from .cli_shared import (
 from .outputs import STDOUT, Output, check_outputs, write_outputs
 
 if TYPE_CHECKING:
-    from .forecast import Forecast
     from .scenario import Scenario
+    from .simulate.forecast import Forecast
 
 
 class _OneLineErrors(TyperGroup):
@@ -187,8 +187,8 @@ def forecast(
 
     Example: costsim forecast scenarios/launch_month.yaml --json forecast.json
     """
-    from .forecast import run_forecast
-    from .report import PLOT_FORMATS, SAMPLE_SUFFIXES, require_matplotlib
+    from .report.forecast import PLOT_FORMATS, SAMPLE_SUFFIXES, require_matplotlib
+    from .simulate.forecast import run_forecast
 
     with user_errors():
         sc = scenario_with(scenario, trials, seed)
@@ -225,13 +225,13 @@ def forecast(
             )
             comparison = None
             if sc.deployments:  # the totals are the routed plan's (or the first option's)
-                from .compare import plan_name, run_compare, served_as
+                from .simulate.compare import plan_name, run_compare, served_as
 
                 comparison = run_compare(sc, model, progress=bar, parallel=parallel)
                 fc = served_as(fc, comparison, plan_name(sc))
         write_outputs(outputs, _forecast_contents(fc, sc, outputs, comparison))
     if _show_report(outputs, quiet):
-        from .report import render_forecast
+        from .report.forecast import render_forecast
 
         render_forecast(fc, _stdout())
 
@@ -240,8 +240,8 @@ def _forecast_contents(
     fc: Forecast, sc: Scenario, outputs: list[Output], comparison: Any = None
 ) -> dict[str, Any]:
     """Every requested output of a forecast, rendered before anything is written."""
-    from .modelfile import dumps
-    from .report import (
+    from .model.file import dumps
+    from .report.forecast import (
         forecast_to_dict,
         forecast_to_markdown,
         plot_bytes,
@@ -253,7 +253,7 @@ def _forecast_contents(
     contents: dict[str, Any] = {}
     for out in outputs:
         if out.option == "--html":
-            from .html_report import forecast_html
+            from .report.html import forecast_html
 
             contents[out.option] = forecast_html(fc, budget=_plot_budget(sc), comparison=comparison)
         if out.option == "--json":
@@ -290,7 +290,7 @@ def prices(
     """
     from datetime import UTC, datetime
 
-    from .prices import describe
+    from .simulate.prices import describe
 
     when = None
     if at is not None:
@@ -347,7 +347,7 @@ def init(
 
     Example: costsim init pilot.model.json -o scenario.yaml
     """
-    from .modelfile import load_model
+    from .model.file import load_model
     from .scenario import init_scenario_text
 
     with user_errors():

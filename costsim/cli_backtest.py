@@ -113,9 +113,9 @@ def backtest(
     Example: costsim backtest scenarios/pilot.parquet --split 0.5 --rolling 3
     """
     from .backtest import parse_split, run_backtest
-    from .backtest_report import backtest_to_dict, backtest_to_markdown, render_backtest
     from .logs import read_pilot
-    from .modelfile import dumps
+    from .model.file import dumps
+    from .report.backtest import backtest_to_dict, backtest_to_markdown, render_backtest
 
     n_trials = _trials_option(trials)
     _seed_option(seed)

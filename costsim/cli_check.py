@@ -34,9 +34,9 @@ from .outputs import Output, check_outputs, write_outputs
 
 if TYPE_CHECKING:
     from .check import CheckResult, CheckSpec
-    from .forecast import Forecast
     from .parallel import Parallel
     from .scenario import Scenario
+    from .simulate.forecast import Forecast
 
 DEFAULT_CONFIG = "costsim.yaml"
 AUTO_TRIALS_CAP = 500_000
@@ -158,7 +158,7 @@ def _run_check(
         trials_needed,
         validate_limits,
     )
-    from .forecast import CHUNK_TRIALS, run_forecast
+    from .simulate.forecast import CHUNK_TRIALS, run_forecast
 
     if seed is not None:
         sc = replace(sc, seed=seed)
@@ -177,7 +177,7 @@ def _run_check(
     if deployment is not None and not sc.deployments:
         raise CostsimError(f"--deployment: {spec.scenario} has no `deployments:`")
     if sc.deployments:
-        from .compare import plan_name
+        from .simulate.compare import plan_name
 
         plan_name(sc, deployment)  # an unknown option is refused before any work
     if sc.deployments and baseline is not None:
@@ -217,7 +217,7 @@ def _run_check(
         else None
     )
     if fc is not None and sc.deployments:
-        from .compare import plan_name, run_compare, served_as
+        from .simulate.compare import plan_name, run_compare, served_as
 
         fc = served_as(fc, run_compare(sc, model, parallel=parallel), plan_name(sc, deployment))
     regression_fc, baseline_totals = None, None
@@ -343,10 +343,10 @@ def check(
 ) -> None:
     """See ``CHECK_HELP`` (the command's help)."""
     from .check import exit_code, parse_tolerance
-    from .check_report import check_to_dict, check_to_junit, check_to_markdown, render_check
-    from .check_report import lines as check_lines
-    from .modelfile import dumps
-    from .report import require_matplotlib
+    from .model.file import dumps
+    from .report.check import check_to_dict, check_to_junit, check_to_markdown, render_check
+    from .report.check import lines as check_lines
+    from .report.forecast import require_matplotlib
     from .scenario import load_scenario
 
     if trials is not None and trials != "auto":
@@ -410,7 +410,7 @@ def check(
             "--json": dumps(check_to_dict(results)) + "\n",
         }
         if html is not None:
-            from .html_report import forecast_html
+            from .report.html import forecast_html
 
             contents["--html"] = forecast_html(
                 runs[0][1], budget=_plot_budget(loaded[0]), check=results

@@ -62,10 +62,10 @@ def compare(
 
     Example: costsim compare scenarios/deployments.yaml --json compare.json
     """
-    from .compare import check_deployments, run_compare
-    from .compare_report import compare_to_dict, compare_to_markdown, render_compare
-    from .modelfile import dumps
+    from .model.file import dumps
     from .outputs import Output, check_outputs, write_outputs
+    from .report.compare import compare_to_dict, compare_to_markdown, render_compare
+    from .simulate.compare import check_deployments, run_compare
 
     review_s = (
         parse_duration_option(review_after, "--review-after") if review_after is not None else None

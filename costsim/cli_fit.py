@@ -156,10 +156,10 @@ def fit(
     """
     import pyarrow as pa
 
-    from .dashboard import fit_summary_to_dict, render_fit, summarize_fit
-    from .fit import FitOptions, fit_export, fit_source
     from .logs import is_table_name, is_uri, read_export, read_pilot
-    from .modelfile import checked_model_json, dumps
+    from .model.file import checked_model_json, dumps
+    from .model.fit import FitOptions, fit_export, fit_source
+    from .report.dashboard import fit_summary_to_dict, render_fit, summarize_fit
     from .sources import export_titles, read_source
 
     if min_class_rows < 2:
@@ -181,7 +181,7 @@ def fit(
             [*([] if is_uri(pilot) else [pilot]), *([class_map] if class_map is not None else [])],
         )
         if html is not None:
-            from .report import require_matplotlib
+            from .report.forecast import require_matplotlib
 
             require_matplotlib()
         # built now, so that a bad --workers or --scheduler is refused before the log is read
@@ -245,8 +245,8 @@ def fit(
             "--json": dumps(fit_summary_to_dict(summary)) + "\n",
         }
         if html is not None:
-            from .diagnostics import fit_diagnostics
-            from .html_report import fit_html
+            from .report.diagnostics import fit_diagnostics
+            from .report.html import fit_html
 
             # the pictures need the rows: the log read whole (a one-line error, exit 2, when it
             # would not fit in memory)

@@ -107,7 +107,7 @@ def parse_duration_option(text: str, option: str) -> float:
 
 
 def parse_caps(items: list[str], max_tokens: int | None) -> dict[str, float]:
-    from .fit import QUANTITIES
+    from .model.fit import QUANTITIES
 
     caps: dict[str, float] = {}
     if max_tokens is not None:
@@ -281,8 +281,8 @@ def _scenario_inputs(sc: Scenario) -> list[Path]:
 
 def _scenario_model(sc: Scenario) -> tuple[Any, str]:
     """The scenario's model (loaded, or fitted from `pilot:`) and its text, for its hash."""
-    from .fit import fit_source
-    from .modelfile import load_model, model_to_json
+    from .model.file import load_model, model_to_json
+    from .model.fit import fit_source
 
     if sc.model_path is not None:
         return load_model(sc.model_path), sc.model_path.read_text(encoding="utf-8")
@@ -294,7 +294,7 @@ def _scenario_model(sc: Scenario) -> tuple[Any, str]:
 
 
 def _announce_reference(sc: Scenario) -> None:
-    from .forecast import reference_seconds
+    from .simulate.forecast import reference_seconds
 
     seconds = reference_seconds(sc)
     stderr.print(

@@ -8,9 +8,9 @@ here, plain Python; the modules that use them import them from here, and
 
 from __future__ import annotations
 
-# costsim.fit: the fewest rows a class needs to be fitted on its own
+# costsim.model.fit: the fewest rows a class needs to be fitted on its own
 MIN_CLASS_ROWS = 10
-# costsim.fit: the window over which unit-cost drift is measured (seconds)
+# costsim.model.fit: the window over which unit-cost drift is measured (seconds)
 DRIFT_WINDOW_S = 3600.0
 # costsim.scenario.format: the largest seed (a signed 64-bit integer: every report format and
 # reader keeps it exact)

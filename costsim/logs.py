@@ -10,7 +10,7 @@ Every record batch (column projection) is converted to numpy and validated at on
 line, a log that would not fit); `open_log` plans a log for streaming instead: it is cut into
 `ScanItem`s of whole Parquet row groups, each knowing the position of its first row from the
 files' metadata, and an `ItemReader` gives an item's chunks, so that items can be read on any
-worker (`costsim.summaries`). Row numbers in messages are 1-based positions in the whole log
+worker (`costsim.model.summaries`). Row numbers in messages are 1-based positions in the whole log
 (files of a directory in sorted path order, rows in file order), however it is read.
 """
 
@@ -1226,7 +1226,7 @@ def read_pilot(
     or otherwise impossible values are reported with their 1-based row numbers; with
     ``drop_invalid`` they are dropped and listed in ``PilotLog.dropped`` instead. A column
     name set to ``""`` is not read. Input files are never modified. A log that would not fit in
-    the memory available is refused with a `LogSchemaError` before it is read (`costsim.fit`'s
+    the memory available is refused with a `LogSchemaError` before it is read (`costsim.model.fit`'s
     `fit_source` streams logs of any size).
     """
     cmap = columns if columns is not None else ColumnMap()

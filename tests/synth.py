@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from costsim.engine import UnitCost
 from costsim.errors import HeavyTailWarning
-from costsim.fit import FitOptions, fit_model
 from costsim.logs import PilotLog
+from costsim.model.fit import FitOptions, fit_model
+from costsim.simulate.engine import UnitCost
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from synth import make_log
 from typer.testing import CliRunner
 
 from costsim.backtest import BacktestError, interval_score, parse_split, run_backtest
-from costsim.backtest_report import backtest_to_dict, backtest_to_markdown
 from costsim.cli import app
+from costsim.report.backtest import backtest_to_dict, backtest_to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 PILOT = ROOT / "scenarios" / "pilot.parquet"

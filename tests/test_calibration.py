@@ -14,9 +14,9 @@ import numpy as np
 from synth import make_log
 
 from costsim.errors import CostsimWarning
-from costsim.fit import fit_model
-from costsim.forecast import run_forecast
+from costsim.model.fit import fit_model
 from costsim.scenario import parse_scenario
+from costsim.simulate.forecast import run_forecast
 
 PILOT_H, HELD_OUT_H, PER_HOUR = 7 * 24, 48, 300
 PHI, TAU, NOISE_SD = 0.95, 0.15, 0.8  # hourly AR(1) of the log unit cost; per-request noise

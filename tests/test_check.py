@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from costsim.check import Tolerance, evaluate, exit_code
 from costsim.cli import app
-from costsim.forecast import run_forecast
-from costsim.modelfile import load_model
+from costsim.model.file import load_model
 from costsim.scenario import parse_scenario
+from costsim.simulate.forecast import run_forecast
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "scenarios" / "pilot.model.json"
@@ -116,7 +116,7 @@ def test_no_flakes_and_true_change_always_caught() -> None:
 
 
 def _as_baseline(fc) -> dict:
-    from costsim.report import forecast_to_dict
+    from costsim.report.forecast import forecast_to_dict
 
     return json.loads(json.dumps(forecast_to_dict(fc)))
 

@@ -22,7 +22,7 @@ from costsim.check import (
     ClassChange,
     Verdict,
 )
-from costsim.check_report import (
+from costsim.report.check import (
     check_to_dict,
     check_to_junit,
     check_to_markdown,

@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from cli_helpers import run
 
-from costsim.fit import fit_source
-from costsim.forecast import run_forecast
-from costsim.modelfile import load_model, model_to_json
+from costsim.model.file import load_model, model_to_json
+from costsim.model.fit import fit_source
 from costsim.parallel import SERIAL, Parallel, ParallelError
-from costsim.report import forecast_to_json
+from costsim.report.forecast import forecast_to_json
 from costsim.scenario import load_scenario
+from costsim.simulate.forecast import run_forecast
 
 distributed = pytest.importorskip("distributed")
 

@@ -1,4 +1,4 @@
-"""`costsim compare` and `costsim.compare`: deployment options on common random numbers."""
+"""`costsim compare` and `costsim.simulate.compare`: deployment options on common random numbers."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
-from costsim.compare import ROUTED, bucket_requests, run_compare
-from costsim.compare_report import compare_to_dict, compare_to_markdown
-from costsim.forecast import chunk_traffic, prepare, run_forecast
-from costsim.modelfile import load_model
+from costsim.model.file import load_model
+from costsim.report.compare import compare_to_dict, compare_to_markdown
 from costsim.scenario import load_scenario
+from costsim.simulate.compare import ROUTED, bucket_requests, run_compare
+from costsim.simulate.forecast import chunk_traffic, prepare, run_forecast
 from tests.cli_helpers import one_error, run
 
 ROOT = Path(__file__).resolve().parents[1]

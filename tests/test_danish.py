@@ -41,8 +41,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from costsim import tail
-from costsim.splice import BODY_POINTS, SplicedDistribution
+from costsim.model import tail
+from costsim.model.splice import BODY_POINTS, SplicedDistribution
 
 DATA = Path(__file__).parent / "data" / "danish.csv"
 U = 10.0

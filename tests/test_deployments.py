@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costsim.deployments import (
+from costsim.errors import ScenarioError
+from costsim.simulate.deployments import (
     autoscale,
     batch_price_factor,
     compare,
@@ -19,7 +20,6 @@ from costsim.deployments import (
     provisioned,
     rate_limit,
 )
-from costsim.errors import ScenarioError
 
 HOUR = 3600.0
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from scipy import signal, stats
 
-from costsim.drift import (
+from costsim.model.drift import (
     MIN_WINDOWS,
     DriftFit,
     DriftSeries,

@@ -32,8 +32,9 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from costsim import drift
-from costsim.drift import (
+from costsim.errors import FitError
+from costsim.model import drift
+from costsim.model.drift import (
     KINDS,
     MIN_WINDOWS,
     UNIT_ROOT_LR,
@@ -46,7 +47,6 @@ from costsim.drift import (
     fit_state_space,
     log_likelihood,
 )
-from costsim.errors import FitError
 
 HOUR = 3600.0
 NOISE_VAR = 0.64  # per-request variance of log unit cost about the level
@@ -387,7 +387,7 @@ def ref_pair_loglik(
 def ref_filtered_level(
     mean: np.ndarray, variance: np.ndarray, observed: np.ndarray, fit: DriftFit
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The HTML report's former copy of the filter (costsim.diagnostics._filtered_level)."""
+    """The HTML report's former copy of the filter (costsim.report.diagnostics._filtered_level)."""
     t_len = mean.size
     mu_c = fit.mu - fit.reference
     if not fit.estimated or fit.kind == "none":

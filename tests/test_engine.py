@@ -7,9 +7,9 @@ import pytest
 from scipy import stats
 from synth import fitted_unit
 
-from costsim.engine import UnitCost, aggregate, build_strata, reference_sum
-from costsim.forecast import quantile_with_error
-from costsim.splice import SplicedDistribution
+from costsim.model.splice import SplicedDistribution
+from costsim.simulate.engine import UnitCost, aggregate, build_strata, reference_sum
+from costsim.simulate.forecast import quantile_with_error
 
 TRIALS = 2000
 LAMBDA = 1e5
@@ -105,8 +105,8 @@ def test_common_random_numbers_scale_exactly() -> None:
 def test_gpd_cdf_and_survival_match_scipy(xi: float, sigma: float) -> None:
     """The GPD's G and S written out (`splice.gpd_cdf`, `tail.gpd_logsf`) are scipy's, also
     beyond the end of a bounded tail and where G is tiny."""
-    from costsim.splice import gpd_cdf
-    from costsim.tail import gpd_logsf
+    from costsim.model.splice import gpd_cdf
+    from costsim.model.tail import gpd_logsf
 
     rng = np.random.default_rng([7, int(1000 * xi) + 1000, int(np.log10(sigma)) + 5])
     y = np.concatenate([rng.exponential(3 * sigma, 2000), [0.0, 1e-12 * sigma, 1e-6 * sigma]])
@@ -118,7 +118,7 @@ def test_gpd_cdf_and_survival_match_scipy(xi: float, sigma: float) -> None:
 
 
 def test_gpd_ppf_matches_scipy() -> None:
-    from costsim.splice import tail_exceedance
+    from costsim.model.splice import tail_exceedance
 
     r = np.linspace(0, 0.999999, 201)
     for xi in (-0.3, 0.0, 0.4, 1.2):

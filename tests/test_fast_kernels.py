@@ -21,14 +21,16 @@ import pytest
 import yaml
 from scipy import special
 
-from costsim import reliability
-from costsim.engine import (
+from costsim.model.file import load_model
+from costsim.model.fit import FittedModel
+from costsim.model.splice import tail_exceedance
+from costsim.scenario import Scenario, parse_scenario
+from costsim.simulate import reliability
+from costsim.simulate.engine import (
     UnitCost,
 )
-from costsim.fit import FittedModel
-from costsim.inversion import poisson_inverse
-from costsim.modelfile import load_model
-from costsim.reliability import (
+from costsim.simulate.inversion import poisson_inverse
+from costsim.simulate.reliability import (
     ClassReliability,
     class_reliability,
     cold_changed,
@@ -36,10 +38,8 @@ from costsim.reliability import (
     retries_changed,
     with_norms,
 )
-from costsim.repricing import quantity_rows
-from costsim.scenario import Scenario, parse_scenario
-from costsim.splice import tail_exceedance
-from costsim.traffic import (
+from costsim.simulate.repricing import quantity_rows
+from costsim.simulate.traffic import (
     GROUP_TOLERANCE,
     MAX_BLOCK,
     Drivers,
@@ -58,7 +58,7 @@ from costsim.traffic import (
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "launch_month.yaml"
 
 # ---------------------------------------------------------------------------------------------
-# Frozen reference: costsim.reliability and costsim.traffic as they were
+# Frozen reference: costsim.simulate.reliability and costsim.simulate.traffic as they were
 # ---------------------------------------------------------------------------------------------
 
 REF_BLOCK_CELLS = 2_000_000
@@ -229,7 +229,7 @@ def ref_draw_traffic(
 
 
 # ---------------------------------------------------------------------------------------------
-# Frozen reference: costsim.engine as it was
+# Frozen reference: costsim.simulate.engine as it was
 # ---------------------------------------------------------------------------------------------
 
 _REF_POISSON_EXACT_BELOW = 40.0
@@ -651,7 +651,7 @@ def test_trials_without_a_spike_have_no_segments() -> None:
 
 
 def test_a_class_without_traffic_costs_nothing_under_load_dependent_reliability() -> None:
-    from costsim.forecast import prepare, simulate
+    from costsim.simulate.forecast import prepare, simulate
 
     root = Path(__file__).resolve().parents[1] / "scenarios"
     doc = {

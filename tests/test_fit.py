@@ -9,10 +9,10 @@ import pytest
 from scipy import stats
 from synth import SplicedTruth, drifting_costs, make_log
 
-from costsim.drift import fit_drift
 from costsim.errors import FitError, HeavyTailWarning, SmallSampleWarning
-from costsim.fit import FitOptions, fit_model
-from costsim.modelfile import load_model, model_to_json, save_model
+from costsim.model.drift import fit_drift
+from costsim.model.file import load_model, model_to_json, save_model
+from costsim.model.fit import FitOptions, fit_model
 
 N = 20_000
 NO_CAP = FitOptions(default_cap_factor=None)
@@ -169,7 +169,7 @@ def test_atoms_keep_their_exact_mass() -> None:
 def test_an_atom_at_the_top_is_a_hard_limit_not_a_tail() -> None:
     """Outputs cut at max_tokens: many rows sit exactly at the largest value. Fitting a GPD
     through that point mass would invent values beyond it; the fit keeps it as an atom."""
-    from costsim.fit import fit_values
+    from costsim.model.fit import fit_values
 
     rng = np.random.default_rng(7)
     mu, s, cap, n = 6.5, 0.9, 4096.0, 20_000

@@ -31,10 +31,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from costsim import tail
-from costsim.fit import average_ranks
-from costsim.summaries import LOW_ROWS, TOP_ROWS, ClassSummary, LogSummary, SummarySpec
-from costsim.tail import (
+from costsim.model import tail
+from costsim.model.fit import average_ranks
+from costsim.model.summaries import LOW_ROWS, TOP_ROWS, ClassSummary, LogSummary, SummarySpec
+from costsim.model.tail import (
     _BLOCK_VALUES,
     _SCORE_TABLE,
     _SIGMA_TOL,

@@ -20,9 +20,9 @@ import pytest
 from synth import SplicedTruth, drifting_costs, make_log
 
 from costsim.errors import FitError
-from costsim.fit import FitOptions, fit_model
 from costsim.logs import PilotLog
-from costsim.modelfile import model_to_json
+from costsim.model.file import model_to_json
+from costsim.model.fit import FitOptions, fit_model
 from costsim.parallel import Parallel
 
 PAUSE_S = 0.05  # each item of the map tests: longer than a worker's start from a warm server
@@ -30,7 +30,7 @@ PAUSE_S = 0.05  # each item of the map tests: longer than a worker's start from 
 
 @pytest.fixture(scope="module", autouse=True)
 def server_up(fork_server: Callable[[str], None]) -> None:
-    fork_server("costsim.fit")
+    fork_server("costsim.model.fit")
 
 
 pytestmark = pytest.mark.usefixtures("fresh_workers")

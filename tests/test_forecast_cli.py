@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 
 from costsim.cli import app
 from costsim.errors import CostsimWarning
-from costsim.fit import fit_model
-from costsim.forecast import run_forecast
 from costsim.logs import read_pilot
-from costsim.modelfile import load_model, model_to_json
+from costsim.model.file import load_model, model_to_json
+from costsim.model.fit import fit_model
 from costsim.scenario import load_scenario
+from costsim.simulate.forecast import run_forecast
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"

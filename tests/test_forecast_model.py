@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from costsim.forecast import prepare, run_forecast, simulate
-from costsim.modelfile import load_model
-from costsim.reliability import attempts
+from costsim.model.file import load_model
 from costsim.scenario import parse_scenario
+from costsim.simulate.forecast import prepare, run_forecast, simulate
+from costsim.simulate.reliability import attempts
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "scenarios" / "pilot.model.json"
 

@@ -20,12 +20,12 @@ import pytest
 from scipy import stats
 from synth import SplicedTruth, make_log
 
-from costsim.engine import tail_means
-from costsim.fit import FitOptions, FittedModel, fit_model
-from costsim.forecast import run_forecast
 from costsim.logs import PilotLog
+from costsim.model.fit import FitOptions, FittedModel, fit_model
+from costsim.model.tail import fit_gpd_mle, pwm_estimate
 from costsim.scenario import parse_scenario
-from costsim.tail import fit_gpd_mle, pwm_estimate
+from costsim.simulate.engine import tail_means
+from costsim.simulate.forecast import run_forecast
 
 pytestmark = pytest.mark.slow
 Z90 = 1.6448536269514722

@@ -22,13 +22,13 @@ import pytest
 from synth import SplicedTruth, drifting_costs, make_log
 
 from costsim.check import Exceedance, Limit, evaluate
-from costsim.dashboard import summarize_fit
-from costsim.diagnostics import class_contributions, daily_fan, fit_diagnostics
 from costsim.errors import CostsimError
-from costsim.fit import fit_model
-from costsim.forecast import Forecast, run_forecast
-from costsim.modelfile import load_model
+from costsim.model.file import load_model
+from costsim.model.fit import fit_model
+from costsim.report.dashboard import summarize_fit
+from costsim.report.diagnostics import class_contributions, daily_fan, fit_diagnostics
 from costsim.scenario import load_scenario
+from costsim.simulate.forecast import Forecast, run_forecast
 
 HAS_MPL = importlib.util.find_spec("matplotlib") is not None
 needs_mpl = pytest.mark.skipif(not HAS_MPL, reason="matplotlib not installed")
@@ -157,7 +157,7 @@ def pilot() -> Any:
 @pytest.fixture(scope="module")
 def fit_reports(pilot: Any) -> tuple[bytes, bytes]:
     pytest.importorskip("matplotlib")
-    from costsim.html_report import fit_html
+    from costsim.report.html import fit_html
 
     log, model = pilot
     first = fit_html(summarize_fit(model), fit_diagnostics(log, model))
@@ -188,7 +188,7 @@ def forecast() -> Forecast:
 
 @pytest.fixture(scope="module")
 def comparison() -> Any:
-    from costsim.compare import run_compare
+    from costsim.simulate.compare import run_compare
 
     scenario = load_scenario(SCENARIOS / "deployments.yaml")
     assert scenario.model_path is not None
@@ -198,7 +198,7 @@ def comparison() -> Any:
 @pytest.fixture(scope="module")
 def forecast_reports(forecast: Forecast, comparison: Any) -> tuple[bytes, bytes]:
     pytest.importorskip("matplotlib")
-    from costsim.html_report import forecast_html
+    from costsim.report.html import forecast_html
 
     fc = _with_daily(forecast)
     check = evaluate(fc, [Limit("p95", 180_000.0, 150_000.0)], [Exceedance(200_000.0, 0.05)])
@@ -320,7 +320,7 @@ def test_forecast_report_is_byte_identical(forecast_reports: tuple[bytes, bytes]
 def test_forecast_report_tables_show_the_forecast_numbers(
     forecast: Forecast, forecast_reports: tuple[bytes, bytes]
 ) -> None:
-    from costsim.dashboard import _usd
+    from costsim.report.dashboard import _usd
 
     text = forecast_reports[0].decode("utf-8")
     for key in ("p50", "p95"):
@@ -333,7 +333,7 @@ def test_forecast_report_tables_show_the_forecast_numbers(
 
 @needs_mpl
 def test_daily_figure_is_omitted_with_a_reason_without_daily_costs(forecast: Forecast) -> None:
-    from costsim.html_report import forecast_html
+    from costsim.report.html import forecast_html
 
     bare = dataclasses.replace(forecast)
     for name in ("daily", "daily_naive"):
@@ -373,7 +373,7 @@ def test_daily_fan_and_contributions(forecast: Forecast) -> None:
 def test_html_without_matplotlib_says_how_to_install(
     monkeypatch: pytest.MonkeyPatch, pilot: Any, forecast: Forecast
 ) -> None:
-    from costsim.html_report import fit_html, forecast_html
+    from costsim.report.html import fit_html, forecast_html
 
     for module in ("matplotlib", "matplotlib.backends.backend_agg", "matplotlib.figure"):
         monkeypatch.setitem(sys.modules, module, None)

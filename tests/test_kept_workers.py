@@ -22,12 +22,12 @@ import yaml
 from cli_helpers import run
 
 from costsim import parallel
-from costsim.forecast import run_forecast
 from costsim.memory import malloc_tuned, tune_as_asked
-from costsim.modelfile import load_model
+from costsim.model.file import load_model
 from costsim.parallel import Parallel
-from costsim.report import forecast_to_json
+from costsim.report.forecast import forecast_to_json
 from costsim.scenario import parse_scenario
+from costsim.simulate.forecast import run_forecast
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 PAUSE_S = 0.05
@@ -35,7 +35,7 @@ PAUSE_S = 0.05
 
 @pytest.fixture(scope="module", autouse=True)
 def server_up(fork_server: Callable[[str], None]) -> None:
-    fork_server("costsim.forecast")
+    fork_server("costsim.simulate.forecast")
 
 
 pytestmark = pytest.mark.usefixtures("fresh_workers")
@@ -109,7 +109,7 @@ def test_where_no_fork_server_can_start_the_items_run_here(
 ) -> None:
     # Windows has no fork server: threads, or this process, and the same results
     monkeypatch.setattr(parallel.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
-    Parallel(2).start_processes("costsim.forecast", wait=True)  # nothing to start
+    Parallel(2).start_processes("costsim.simulate.forecast", wait=True)  # nothing to start
     assert parallel._live_pool(2) is None
     for meanwhile in ("here", "threads"):
         got = list(Parallel(2).map(_where, range(6), 4, processes=True, meanwhile=meanwhile))  # type: ignore[arg-type]
@@ -160,9 +160,10 @@ def test_a_forecast_on_kept_workers_is_the_same_bytes_as_on_one_core() -> None:
 def test_a_forecast_expected_to_be_long_starts_the_fork_server_before_it_prepares(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The server imports costsim.forecast (a second or so) while the classes are prepared and
+    """The server imports costsim.simulate.forecast (a second or so) while the classes are prepared
+    and
     the first chunks run on threads; a short forecast does not start it."""
-    from costsim import forecast
+    from costsim.simulate import forecast
 
     path = SCENARIOS / "launch_month.yaml"
     doc = yaml.safe_load(path.read_text())
@@ -188,7 +189,7 @@ def test_a_forecast_expected_to_be_long_starts_the_fork_server_before_it_prepare
     assert forecast.expected_seconds(scenario, model) == pytest.approx(2 * parallel.PROCESSES_FOR_S)
     events.clear()
     run_forecast(scenario, model, parallel=Parallel(2), bridge=False)
-    assert events == ["start costsim.forecast", "prepare"]
+    assert events == ["start costsim.simulate.forecast", "prepare"]
     reference = forecast.expected_seconds(scenario, model, engine="reference")
     assert reference == forecast.reference_seconds(scenario)
 

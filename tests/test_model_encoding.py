@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from costsim.modelfile import SIGNIFICANT, _clean, dumps, rounded
+from costsim.model.file import SIGNIFICANT, _clean, dumps, rounded
 
 SEED = 20261127
 

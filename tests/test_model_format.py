@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 
 from costsim.cli import app
 from costsim.errors import ModelFileError
-from costsim.fit import QUANTITIES, FitOptions, fit_model
-from costsim.model_format import XI_RANGE, ModelDoc
-from costsim.modelfile import model_from_dict, model_to_dict, model_to_json
+from costsim.model.file import model_from_dict, model_to_dict, model_to_json
+from costsim.model.fit import QUANTITIES, FitOptions, fit_model
+from costsim.model.format import XI_RANGE, ModelDoc
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "scenarios" / "pilot.model.json"

@@ -16,8 +16,8 @@ from genai_prices import Usage, calc_price
 from genai_prices.data import providers as bundled_providers
 from genai_prices.data_snapshot import DataSnapshot, set_custom_snapshot
 
-from costsim import prices
 from costsim.errors import CostsimError, PriceError
+from costsim.simulate import prices
 
 
 def _epoch(*args: int) -> float:
@@ -270,7 +270,7 @@ def test_bundled_data_even_if_auto_update_replaced_the_snapshot() -> None:
 
 def test_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("costsim.prices tried to use the network")
+        raise AssertionError("costsim.simulate.prices tried to use the network")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
@@ -285,7 +285,8 @@ def test_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_no_network_from_import_on() -> None:
-    """A fresh interpreter with sockets refused before costsim.prices (and genai-prices) load."""
+    """A fresh interpreter with sockets refused before costsim.simulate.prices (and genai-prices)
+    load."""
     script = textwrap.dedent(
         """
         import socket
@@ -295,7 +296,7 @@ def test_no_network_from_import_on() -> None:
 
         socket.socket.connect = refuse
         socket.create_connection = refuse
-        from costsim import prices
+        from costsim.simulate import prices
         print(prices.price_calls(["openai:gpt-4o"], [1e6], [1e6], [5e5], [float("nan")])[0])
         """
     )

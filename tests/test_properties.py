@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costsim.engine import UnitCost, aggregate, build_strata
-from costsim.splice import SplicedDistribution
+from costsim.model.splice import SplicedDistribution
+from costsim.simulate.engine import UnitCost, aggregate, build_strata
 
 xis = st.floats(-0.4, 1.4).filter(lambda x: abs(x) > 1e-6 or x == 0.0)
 sigmas = st.floats(0.01, 100.0)

@@ -15,15 +15,7 @@ from rich.console import Console
 
 from costsim import __version__
 from costsim.errors import CostsimError
-from costsim.forecast import (
-    FORECAST_SCHEMA_VERSION,
-    QUANTILES,
-    BridgeStep,
-    ClassForecast,
-    Forecast,
-    quantile_with_error,
-)
-from costsim.report import (
+from costsim.report.forecast import (
     forecast_to_dict,
     forecast_to_json,
     forecast_to_markdown,
@@ -31,6 +23,14 @@ from costsim.report import (
     render_forecast,
     write_plot,
     write_samples,
+)
+from costsim.simulate.forecast import (
+    FORECAST_SCHEMA_VERSION,
+    QUANTILES,
+    BridgeStep,
+    ClassForecast,
+    Forecast,
+    quantile_with_error,
 )
 
 CONTRACT_KEYS = [

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from costsim.modelfile import load_model
-from costsim.repricing import reprice
+from costsim.model.file import load_model
 from costsim.scenario import Price
+from costsim.simulate.repricing import reprice
 
 MODEL = Path(__file__).resolve().parents[1] / "scenarios" / "pilot.model.json"
 # the price sheet scenarios/make_pilot.py bills the bundled pilot with
@@ -41,10 +41,10 @@ def test_a_catalog_model_prices_like_its_own_sheet_written_out() -> None:
     from pathlib import Path
 
     from costsim.errors import ScenarioError
-    from costsim.forecast import run_forecast
-    from costsim.modelfile import load_model
-    from costsim.prices import per_mtok
+    from costsim.model.file import load_model
     from costsim.scenario import parse_scenario
+    from costsim.simulate.forecast import run_forecast
+    from costsim.simulate.prices import per_mtok
 
     model = load_model(Path(__file__).parent.parent / "scenarios" / "pilot.model.json")
     from datetime import UTC, datetime

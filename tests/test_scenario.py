@@ -22,9 +22,9 @@ from synth import make_log
 
 from costsim import scenario as sc
 from costsim.errors import CostsimWarning, ScenarioError
-from costsim.fit import fit_model
 from costsim.logs import read_pilot
-from costsim.modelfile import load_model, save_model
+from costsim.model.file import load_model, save_model
+from costsim.model.fit import fit_model
 from costsim.scenario import (
     Budget,
     BudgetLimit,

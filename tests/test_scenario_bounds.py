@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from costsim import scenario as sc
-from costsim import traffic as tf
 from costsim.errors import ScenarioError
 from costsim.scenario import (
     Scenario,
@@ -29,6 +28,7 @@ from costsim.scenario import (
     parse_scenario,
     validate_against_model,
 )
+from costsim.simulate import traffic as tf
 
 DAY = 86400.0
 CLASSES = ("agent", "lookup", "rag")

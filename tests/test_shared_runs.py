@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import yaml
 
-from costsim.engine import aggregate, build_strata
-from costsim.forecast import CHUNK_TRIALS, Prepared, Run, prepare, simulate_runs
-from costsim.modelfile import load_model
+from costsim.model.file import load_model
 from costsim.parallel import Parallel
-from costsim.repricing import quantity_rows
 from costsim.scenario import parse_scenario
-from costsim.traffic import Drivers
+from costsim.simulate.engine import aggregate, build_strata
+from costsim.simulate.forecast import CHUNK_TRIALS, Prepared, Run, prepare, simulate_runs
+from costsim.simulate.repricing import quantity_rows
+from costsim.simulate.traffic import Drivers
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 MODEL = load_model(SCENARIOS / "pilot.model.json")

@@ -23,7 +23,7 @@ from costsim.sources import SourceTable, read_source
 FIX = Path(__file__).parent / "fixtures" / "sources"
 
 
-def pricer(models, inp, out, cached, ts):  # deterministic stand-in for costsim.prices
+def pricer(models, inp, out, cached, ts):  # deterministic stand-in for costsim.simulate.prices
     return 1e-6 * np.asarray(inp, dtype=float) + 2e-6 * np.asarray(out, dtype=float)
 
 

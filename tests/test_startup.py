@@ -16,8 +16,8 @@ from cli_helpers import one_error, run
 from typer.main import get_command
 
 import costsim.backtest
-import costsim.fit
 import costsim.logs
+import costsim.model.fit
 from costsim import defaults
 from costsim.cli import app
 
@@ -82,10 +82,11 @@ def test_schema_imports_the_scenario_declaration_only(loaded: dict[str, list[str
 
 
 def test_the_fit_and_its_worker_processes_import_neither_scipy_stats_nor_signal() -> None:
-    """`costsim.fit` is what `costsim fit` imports and what its worker processes import again
+    """`costsim.model.fit` is what `costsim fit` imports and what its worker processes import again
     (their fork server): scipy.stats and scipy.signal were half of its import time."""
     probe = (
-        "import sys, costsim.fit, costsim.modelfile, costsim.sources, costsim.dashboard; "
+        "import sys, costsim.model.fit, costsim.model.file, costsim.sources, "
+        "costsim.report.dashboard; "
         "print(sorted({m for m in sys.modules if m in ('scipy.stats', 'scipy.signal')}))"
     )
     done = subprocess.run(
@@ -95,8 +96,8 @@ def test_the_fit_and_its_worker_processes_import_neither_scipy_stats_nor_signal(
 
 
 def test_the_defaults_help_shows_are_the_libraries_own() -> None:
-    assert defaults.MIN_CLASS_ROWS == costsim.fit.MIN_CLASS_ROWS
-    assert defaults.DRIFT_WINDOW_S == costsim.fit.DRIFT_WINDOW_S
+    assert defaults.MIN_CLASS_ROWS == costsim.model.fit.MIN_CLASS_ROWS
+    assert defaults.DRIFT_WINDOW_S == costsim.model.fit.DRIFT_WINDOW_S
     assert defaults.BACKTEST_TRIALS == costsim.backtest.DEFAULT_TRIALS
     assert costsim.logs.ColumnMap(**defaults.COLUMNS) == costsim.logs.ColumnMap()
 

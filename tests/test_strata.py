@@ -21,8 +21,9 @@ import pytest
 from scipy import special, stats
 from synth import fitted_unit
 
-from costsim import engine
-from costsim.engine import (
+from costsim.model.file import load_model
+from costsim.simulate import engine
+from costsim.simulate.engine import (
     BULK_EXPECTED,
     UnitCost,
     _Columns,
@@ -33,10 +34,9 @@ from costsim.engine import (
     reference_sum,
     strata_count,
 )
-from costsim.forecast import quantile_with_error
-from costsim.inversion import GammaQuantiles
-from costsim.modelfile import load_model
-from costsim.repricing import quantity_rows
+from costsim.simulate.forecast import quantile_with_error
+from costsim.simulate.inversion import GammaQuantiles
+from costsim.simulate.repricing import quantity_rows
 
 MODEL = load_model(Path(__file__).resolve().parents[1] / "scenarios" / "pilot.model.json")
 
@@ -228,8 +228,8 @@ def test_exact_draws_of_all_classes_at_once_are_each_class_s_quantiles() -> None
 
 def test_the_memory_estimate_covers_the_prepared_unit_costs_and_strata() -> None:
     # what `guard_memory` counts before allocating, against the arrays `prepare` then holds
-    from costsim.forecast import memory_needed, prepare
     from costsim.scenario import load_scenario
+    from costsim.simulate.forecast import memory_needed, prepare
 
     scenario = load_scenario(
         Path(__file__).resolve().parents[1] / "scenarios" / "launch_month.yaml"

@@ -18,14 +18,14 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from costsim import logs, summaries
-from costsim.drift import drift_windows
+from costsim import logs
 from costsim.errors import CostsimWarning, FitError, LogSchemaError
-from costsim.fit import drift_series, fit_model, fit_source
 from costsim.logs import read_pilot
-from costsim.modelfile import model_to_json
-from costsim.parallel import Parallel
-from costsim.summaries import (
+from costsim.model import summaries
+from costsim.model.drift import drift_windows
+from costsim.model.file import model_to_json
+from costsim.model.fit import drift_series, fit_model, fit_source
+from costsim.model.summaries import (
     LOGS,
     VALUES,
     Grid,
@@ -35,6 +35,7 @@ from costsim.summaries import (
     role_fields,
     summarize_item,
 )
+from costsim.parallel import Parallel
 
 T0 = 1_790_000_000.0  # 2026-09-21
 

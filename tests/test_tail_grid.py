@@ -28,8 +28,8 @@ import pytest
 from scipy import optimize, stats
 from synth import SplicedTruth
 
-from costsim import tail
-from costsim.tail import K_MAX, ThresholdCandidate
+from costsim.model import tail
+from costsim.model.tail import K_MAX, ThresholdCandidate
 
 SEED = 20261127
 SIZES = (200, 240, 1000, 5000, 15000)  # 200-260 rows: the fewest a class fits its own tail from

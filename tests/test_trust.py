@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 import costsim.cli as cli
 import costsim.cli_shared as cli_shared
-import costsim.forecast as forecast_mod
+import costsim.simulate.forecast as forecast_mod
 from costsim.cli import app
-from costsim.modelfile import load_model
+from costsim.model.file import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PILOT = ROOT / "scenarios" / "pilot.parquet"

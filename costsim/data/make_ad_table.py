@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from costsim.tail import anderson_darling, fit_gpd_mle
+from costsim.model.tail import anderson_darling, fit_gpd_mle
 
 XI_GRID = (-0.4, -0.2, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5)
 LEVELS = tuple(np.round(np.concatenate([np.arange(0.02, 0.99, 0.02), [0.99, 0.995, 0.999]]), 3))

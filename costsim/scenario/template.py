@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .format import Reliability, ScenarioDoc, Spikes, Traffic, Volume
 
 if TYPE_CHECKING:
-    from ..fit import FittedModel
+    from ..model.fit import FittedModel
 
 
 def _note(section: Any, key: str) -> str:

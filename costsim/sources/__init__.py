@@ -245,12 +245,12 @@ def read_source(
     there is copied to a temporary directory and read from it. ``format``: one of
     `FORMAT_NAMES`; ``"auto"`` tells it from the content. Returns ``None`` for costsim's plain
     table (``format="table"``, or auto-detected; left where it is), to be read with
-    `costsim.logs.read_pilot` or streamed by `costsim.fit.fit_source`. ``class_from``: dotted
+    `costsim.logs.read_pilot` or streamed by `costsim.model.fit.fit_source`. ``class_from``: dotted
     path (``metadata.route``) or tag prefix (``tag:route=``); each format has a default.
     ``class_map``: YAML file of regex -> class. ``unit``: ``"trace"`` (default where the format
     has trace ids) or ``"call"``. ``pricer``: prices calls that have no cost, ``(models, input,
-    output, cached, timestamps) -> USD``; default `costsim.prices.price_calls` when that module
-    exists.
+    output, cached, timestamps) -> USD``; default `costsim.simulate.prices.price_calls` when that
+    module exists.
     """
     src = str(path)
     if format not in FORMAT_NAMES:

@@ -35,7 +35,7 @@ def price_missing(calls: Calls, pricer: Pricer | None) -> tuple[np.ndarray, list
     if todo.any():
         if pricer is None:
             try:
-                pricer = importlib.import_module("costsim.prices").price_calls
+                pricer = importlib.import_module("costsim.simulate.prices").price_calls
             except ImportError:
                 pricer = None
         if pricer is None:

@@ -44,7 +44,7 @@ import numpy as np
 from scipy import optimize
 from scipy.linalg import lapack
 
-from .errors import FitError
+from ..errors import FitError
 
 __all__ = [
     "DEFAULT_LEVEL_SD",

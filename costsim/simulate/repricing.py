@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 import numpy as np
 from scipy import special
 
+from ..errors import PriceError, ScenarioError
+from ..model.fit import ClassFit, fit_values
+from ..scenario import Price, Scenario
 from .engine import UnitCost
-from .errors import PriceError, ScenarioError
-from .fit import ClassFit, fit_values
-from .scenario import Price, Scenario
 
 REPRICE_MIN_SAMPLE = 20_000
 REPRICE_MAX_SAMPLE = 2_000_000  # bounded memory whatever a model file says of a class's size
@@ -29,7 +29,8 @@ COPULA_COMMON = 4096  # common normal draws on which each row's copula correlati
 def effective_price(scenario: Scenario, name: str, at: float | None = None) -> Price | None:
     """A class's price sheet: its own keys, then `pricing.default`'s; where a key is still
     missing and a catalog `model` is named (its own first), the catalog's price in force at
-    ``at`` (epoch seconds; None = today) fills it (`costsim.prices`, bundled, no network)."""
+    ``at`` (epoch seconds; None = today) fills it (`costsim.simulate.prices`, bundled, no
+    network)."""
     pricing = scenario.pricing
     if pricing is None:
         return None

@@ -21,8 +21,8 @@ from functools import cached_property
 
 import numpy as np
 
-from .errors import ScenarioError
-from .scenario import MAX_REQUESTS, MAX_SPIKES_PER_TRIAL, Scenario, format_duration
+from ..errors import ScenarioError
+from ..scenario import MAX_REQUESTS, MAX_SPIKES_PER_TRIAL, Scenario, format_duration
 
 MONDAY = datetime(2024, 1, 1, tzinfo=UTC).timestamp()  # a Monday, 00:00 UTC
 MONTH_S = 30 * 86400.0

@@ -2,7 +2,7 @@
 
 `compare.run_compare` computes every figure once; the functions here only turn a `Comparison`
 into a dictionary, a table or text. `compare_to_dict` is the stable JSON contract
-(``kind: costsim.compare``, ``schema_version: 1``).
+(``kind: costsim.simulate.compare``, ``schema_version: 1``).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from . import __version__
-from .compare import Comparison, OptionResult
+from .. import __version__
+from ..model.file import _clean
+from ..scenario import format_duration
+from ..simulate.compare import Comparison, OptionResult
+from ..simulate.deployments import OptionStats
 from .dashboard import _num, _pct, _print_table, _usd
-from .deployments import OptionStats
-from .modelfile import _clean
-from .report import _md, _md_table
-from .scenario import format_duration
+from .forecast import _md, _md_table
 
 KIND = "costsim.compare"
 SCHEMA_VERSION = 1

@@ -37,6 +37,19 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ScenarioError
+from ..model.fit import FittedModel
+from ..parallel import SERIAL, Parallel
+from ..progress import Progress
+from ..scenario import (
+    THROTTLE,
+    ApiOption,
+    Pricing,
+    ProvisionedOption,
+    Scenario,
+    format_duration,
+    validate_against_model,
+)
 from .deployments import (
     CompareStats,
     Flexibility,
@@ -46,8 +59,6 @@ from .deployments import (
     provisioned,
     rate_limit,
 )
-from .errors import ScenarioError
-from .fit import FittedModel
 from .forecast import (
     CHUNK_TRIALS,
     Forecast,
@@ -60,17 +71,6 @@ from .forecast import (
     quantiles_of,
     scenario_hash,
     simulate,
-)
-from .parallel import SERIAL, Parallel
-from .progress import Progress
-from .scenario import (
-    THROTTLE,
-    ApiOption,
-    Pricing,
-    ProvisionedOption,
-    Scenario,
-    format_duration,
-    validate_against_model,
 )
 from .traffic import ALL_DRIVERS, TrafficPlan, TrialTraffic
 

@@ -18,10 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from .check import FAIL, INFO, PASS, REGRESSION, WARN, CheckResult, ClassChange, Verdict, usd
-from .check import exit_code as _exit_code
+from ..check import FAIL, INFO, PASS, REGRESSION, WARN, CheckResult, ClassChange, Verdict, usd
+from ..check import exit_code as _exit_code
+from ..model.file import _clean
 from .dashboard import _pct, _print_table
-from .modelfile import _clean
 
 KIND = "costsim.check"
 SCHEMA_VERSION = 1

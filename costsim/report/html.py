@@ -1,8 +1,8 @@
 """One-file HTML reports (issue 12): the fit's diagnostics and the forecast, with pictures.
 
 Renderers only: `fit_html` draws a `FitSummary` (the dashboard's numbers) and a
-`FitDiagnostics` (`costsim.diagnostics`); `forecast_html` draws a `Forecast`, and optionally a
-check's verdicts and a comparison of deployment options. Every number shown comes from those
+`FitDiagnostics` (`costsim.report.diagnostics`); `forecast_html` draws a `Forecast`, and optionally
+a check's verdicts and a comparison of deployment options. Every number shown comes from those
 objects; the only work here is binning a histogram and formatting.
 
 The file stands alone: each picture is an inline SVG (its text set in the reader's own
@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__
-from .check_report import _cells as _verdict_cells
+from .. import __version__
+from ..errors import CostsimError
+from ..simulate.forecast import Forecast
+from .check import _cells as _verdict_cells
 from .dashboard import FitSummary, _drift_text, _pct, _usd
 from .diagnostics import (
     ClassDiagnostics,
@@ -40,9 +42,7 @@ from .diagnostics import (
     class_contributions,
     daily_fan,
 )
-from .errors import CostsimError
-from .forecast import Forecast
-from .report import (
+from .forecast import (
     _BRIDGE_COLUMNS,
     _QUANTILE_COLUMNS,
     _bridge_rows,
@@ -59,8 +59,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .check import CheckResult
-    from .compare import Comparison
+    from ..check import CheckResult
+    from ..simulate.compare import Comparison
 
 __all__ = [
     "HTML_MISSING",

@@ -19,8 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .drift import horizon_shift
+from .. import __version__
+from ..errors import ForecastError, ScenarioError
+from ..model.drift import horizon_shift
+from ..model.fit import ClassFit, FittedModel
+from ..model.splice import BODY_POINTS
+from ..parallel import SERIAL, Parallel, available_cores
+from ..progress import Progress
+from ..scenario import Scenario, validate_against_model
 from .engine import (
     PARAM_ROWS,
     STACKED,
@@ -32,11 +38,7 @@ from .engine import (
     reference_sum,
     strata_count,
 )
-from .errors import ForecastError, ScenarioError
-from .fit import ClassFit, FittedModel
 from .inversion import GammaQuantiles
-from .parallel import SERIAL, Parallel, available_cores
-from .progress import Progress
 from .reliability import (
     BLOCK_CELLS,
     ClassReliability,
@@ -47,8 +49,6 @@ from .reliability import (
     with_norms,
 )
 from .repricing import effective_price, quantity_rows, reprice
-from .scenario import Scenario, validate_against_model
-from .splice import BODY_POINTS
 from .traffic import (
     ALL_DRIVERS,
     Drivers,
@@ -330,8 +330,9 @@ def drift_shift(
     cf: ClassFit, plan: TrafficPlan, j: int, scenario: Scenario, model: FittedModel
 ) -> tuple[float, float]:
     """Log-normal law (mean, var) of a class's unit-cost level over the horizon relative to the
-    pilot's (`costsim.drift.horizon_shift`): from where the pilot ends, the horizon starting at
-    the scenario's `start` (right after the pilot when it gives none), weighted by its traffic."""
+    pilot's (`costsim.model.drift.horizon_shift`): from where the pilot ends, the horizon
+    starting at the scenario's `start` (right after the pilot when it gives none), weighted by
+    its traffic."""
     d = cf.drift
     base = plan.base_no_events[:, j]
     if base.sum() <= 0:
@@ -345,7 +346,7 @@ def drift_shift(
 def _multipliers(
     prep: Prepared, traffic: TrialTraffic, drivers: Drivers, z_drift: np.ndarray, rows: np.ndarray
 ) -> np.ndarray:
-    """Per-trial, per-class cost multipliers: retries x cold starts (`costsim.reliability`,
+    """Per-trial, per-class cost multipliers: retries x cold starts (`costsim.simulate.reliability`,
     on the trial's parameter rows) x drift."""
     mult = multipliers(
         prep.plan, prep.scenario.reliability, prep.reliability, traffic, drivers, rows

@@ -14,9 +14,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import AfterValidator, Field, model_validator
 
-from .drift import KINDS as DRIFT_KINDS
-from .fit import QUANTITIES
-from .formats import (
+from ..formats import (
     Choice,
     Closed,
     Flag,
@@ -28,7 +26,9 @@ from .formats import (
     show,
     validated,
 )
-from .formats import sums_to_one as _sums_to_one
+from ..formats import sums_to_one as _sums_to_one
+from .drift import KINDS as DRIFT_KINDS
+from .fit import QUANTITIES
 
 __all__ = ["KIND", "SCHEMA_VERSION", "ClassDoc", "ModelDoc", "QuantityDoc", "validated"]
 
@@ -245,7 +245,7 @@ class RatesDoc(Closed):
 
 
 class DriftDoc(Closed):
-    """`costsim.drift.DriftFit`: the unit cost's drift as a state-space model."""
+    """`costsim.model.drift.DriftFit`: the unit cost's drift as a state-space model."""
 
     kind: Annotated[str, Choice(DRIFT_KINDS)]
     estimated: Flag

@@ -20,11 +20,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from ..errors import CostsimError
+from ..model.file import _clean, dumps
+from ..outputs import write_atomic
+from ..simulate.forecast import QUANTILES, Forecast, forecast_version
 from .dashboard import _num, _pct, _print_table, _usd
-from .errors import CostsimError
-from .forecast import QUANTILES, Forecast, forecast_version
-from .modelfile import _clean, dumps
-from .outputs import write_atomic
 
 KIND = "costsim.forecast"
 CURRENCY = "USD"

@@ -14,7 +14,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from .fit import FittedModel
+from ..model.fit import FittedModel
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class ClassRow:
     tail_xi_ci: tuple[float, float] | None
     tail_verdict: str
     tail_source: str
-    drift_kind: str  # none, ar1, random_walk (costsim.drift)
+    drift_kind: str  # none, ar1, random_walk (costsim.model.drift)
     drift_step_sd: float  # sd of the log level's change from one window to the next
     drift_window_s: float
     drift_common: float  # share of the drift common to all classes

@@ -5,7 +5,7 @@ class, the survival curve of the unit cost with the spliced fit over it, the tai
 a band from the parameter draws, the tail shape across the threshold candidates, and the drift
 windows with the filtered level; for the whole pilot, the share of requests against the share of
 cost per class and the concentration curve. `daily_fan` and `class_contributions` do the same
-for a `Forecast`. `costsim.html_report` only draws these objects.
+for a `Forecast`. `costsim.report.html` only draws these objects.
 
 Everything is deterministic: the same log and model give the same numbers. Work is bounded: the
 survival curve counts rows against a fixed grid (one pass), the QQ points and candidates come
@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from .drift import DriftFit, filtered_levels
-from .fit import ClassFit, FittedModel, QuantityFit, drift_series, quantity_values
-from .forecast import Forecast, quantile_with_error
-from .logs import PilotLog
-from .tail import CI_LEVEL, K_MAX, profile_draws
+from ..logs import PilotLog
+from ..model.drift import DriftFit, filtered_levels
+from ..model.fit import ClassFit, FittedModel, QuantityFit, drift_series, quantity_values
+from ..model.tail import CI_LEVEL, K_MAX, profile_draws
+from ..simulate.forecast import Forecast, quantile_with_error
 
 __all__ = [
     "BAND_LEVEL",
@@ -393,7 +393,7 @@ def _unit_measure(log: PilotLog, rows: np.ndarray) -> tuple[np.ndarray | None, s
 
 def _drift_track(log: PilotLog, rows: np.ndarray, fit: DriftFit) -> tuple[DriftTrack | None, str]:
     """The drift windows on the fitted window length and the filtered level of the fitted
-    state-space model (see `costsim.drift`), window by window."""
+    state-space model (see `costsim.model.drift`), window by window."""
     if log.timestamp is None:
         return None, "the log has no timestamps: no drift windows"
     value, measure = _unit_measure(log, rows)

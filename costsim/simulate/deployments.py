@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import ndimage
 
-from .errors import ForecastError, ScenarioError
+from ..errors import ForecastError, ScenarioError
 
 __all__ = [
     "CompareStats",

@@ -12,10 +12,11 @@ The load- and rise-dependent effects are averages over buckets, but none is take
 bucket: below its cap, a request's billed attempts are a polynomial in its failure probability,
 so their average is a sum of load moments; cold starts below theirs are linear in the rises of
 the traffic. Both sums are taken per group of buckets whose base intensities share a direction
-(`costsim.traffic.BucketGroups`: the hours of the day), corrected over the runs of buckets a
-spike covers (`costsim.traffic.Spikes.segments`): the work grows with trials x groups and with
-spikes, not with buckets. Trials where a cap binds are done bucket by bucket. Either way the
-numbers are the bucket-by-bucket ones up to rounding (``tests/test_fast_kernels.py``).
+(`costsim.simulate.traffic.BucketGroups`: the hours of the day), corrected over the runs of
+buckets a spike covers (`costsim.simulate.traffic.Spikes.segments`): the work grows with trials x
+groups and with spikes, not with buckets. Trials where a cap binds are done bucket by bucket.
+Either way the numbers are the bucket-by-bucket ones up to rounding
+(``tests/test_fast_kernels.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import sparse
 
-from .fit import ClassFit
+from ..model.fit import ClassFit
 from .traffic import BucketGroups, Drivers, Spikes, SpikeSegments, TrafficPlan, TrialTraffic
 
 BLOCK_CELLS = 2_000_000  # trials x buckets held at once by the load-dependent effects
@@ -437,7 +438,7 @@ def _weighted(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _GroupLoad:
-    """The load of a block of trials, per group of buckets (`costsim.traffic.BucketGroups`)
+    """The load of a block of trials, per group of buckets (`costsim.simulate.traffic.BucketGroups`)
     and per spiked piece: a run of buckets of one block under one spike multiplier S.
 
     An unspiked bucket b of group g carries the load trial_scale_t scale_b group_load[t, g], a

@@ -37,7 +37,7 @@ at most ``SAMPLE_BUDGET`` rows. A work item returns its part's summary, trimmed,
 the `Bounds` of what was merged before it, so that it returns little once the sample is full.
 
 The work items (`summarize_item`) read their part of a log through `costsim.logs`; the rest
-is pure. `costsim.fit` turns a `LogSummary` into a model.
+is pure. `costsim.model.fit` turns a `LogSummary` into a model.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .errors import FitError
-from .logs import Chunk, Issues, ItemReader, LogSource, PilotLog, ScanItem, _Timestamps
+from ..errors import FitError
+from ..logs import Chunk, Issues, ItemReader, LogSource, PilotLog, ScanItem, _Timestamps
 from .tail import K_MAX
 
 QUANTITIES = (

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from ..model.splice import SplicedDistribution, tail_exceedance, tail_exceedance_sf
 from .inversion import poisson_inverse
-from .splice import SplicedDistribution, tail_exceedance, tail_exceedance_sf
 
 BODY_EDGES_Q = np.linspace(0.0, 0.9, 10)  # body strata: 10% each up to the 90% quantile
 TAIL_STEP = 0.5  # then survival probability halves every stratum ...

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from .. import __version__
+from ..errors import CostsimError, ModelFileError
+from ..outputs import write_atomic
 from .drift import DriftFit
-from .errors import CostsimError, ModelFileError
 from .fit import ClassFit, FitOptions, FittedModel, QuantityFit, Rates, Traffic
-from .model_format import KIND, SCHEMA_VERSION, ClassDoc, ModelDoc, QuantityDoc, validated
-from .outputs import write_atomic
+from .format import KIND, SCHEMA_VERSION, ClassDoc, ModelDoc, QuantityDoc, validated
 from .splice import SplicedDistribution
 
 SIGNIFICANT = 10

@@ -1,7 +1,7 @@
 """Fitting a per-class cost model to a pilot log (DESIGN section 2).
 
 `fit_source` streams a log (any size, bounded memory, any number of workers) and `fit_model`
-takes a validated `PilotLog` in memory; both summarise the rows (`costsim.summaries`) and
+takes a validated `PilotLog` in memory; both summarise the rows (`costsim.model.summaries`) and
 `fit_summary` turns the summary into a `FittedModel`: per class, a spliced distribution
 (empirical body + GPD tail) for each measured quantity, the rank dependence between them, the
 rates (errors, retries, cold starts), the drift of the unit cost between time windows, and the
@@ -24,19 +24,8 @@ import numpy as np
 import pyarrow.parquet as pq
 from scipy import special
 
-from .drift import (
-    MIN_PER_WINDOW,
-    WINDOW_LADDER_S,
-    DriftFit,
-    DriftSeries,
-    choose_window,
-    common_loadings,
-    default_drift,
-    fit_state_space,
-    window_dispersion,
-)
-from .errors import FitError, HeavyTailWarning, LogSchemaError, SmallSampleWarning
-from .logs import (
+from ..errors import FitError, HeavyTailWarning, LogSchemaError, SmallSampleWarning
+from ..logs import (
     ColumnMap,
     DroppedRows,
     Issues,
@@ -48,8 +37,19 @@ from .logs import (
     invalid_rows,
     open_log,
 )
-from .parallel import SERIAL, Parallel
-from .progress import Progress
+from ..parallel import SERIAL, Parallel
+from ..progress import Progress
+from .drift import (
+    MIN_PER_WINDOW,
+    WINDOW_LADDER_S,
+    DriftFit,
+    DriftSeries,
+    choose_window,
+    common_loadings,
+    default_drift,
+    fit_state_space,
+    window_dispersion,
+)
 from .splice import BODY_POINTS, SplicedDistribution
 from .summaries import (
     LOG_FIELDS,
@@ -308,7 +308,7 @@ def fit_source(
     hive-partitioned or not, a CSV file or directory, local or behind a pyarrow filesystem URI)
     with the same columns, checks and messages (1-based row numbers of the whole log). The log
     is cut into items of whole row groups (`costsim.logs.ITEM_ROWS`), each read in record
-    batches with column projection and summarised (`costsim.summaries`); ``parallel`` runs the
+    batches with column projection and summarised (`costsim.model.summaries`); ``parallel`` runs the
     items on threads or a Dask cluster and their summaries merge exactly, then the classes' fits
     on worker processes or the cluster (`fit_summary`), so the model is the same, to the byte,
     for any number of workers, any cut of the log into files and row groups, and equal to
@@ -440,7 +440,8 @@ def drift_series(
 ) -> DriftSeries | None:
     """The drift windows of ``rows`` of a log (a class's) on the grid the fit puts them on:
     windows of ``window_s`` (a window length the fit chose) aligned on the epoch, y floored as
-    the fit floors it. For pictures (`costsim.diagnostics`); None without timestamps or without
+    the fit floors it. For pictures (`costsim.report.diagnostics`); None without timestamps or
+    without
     a positive unit cost."""
     options = options or FitOptions()
     spec = replace(
@@ -506,7 +507,7 @@ def fit_summary(
     below_floor: Mapping[str, Windows] | None = None,
     parallel: Parallel = SERIAL,
 ) -> FittedModel:
-    """Fit the per-class model to a log's summary (`costsim.summaries`); ``below_floor``
+    """Fit the per-class model to a log's summary (`costsim.model.summaries`); ``below_floor``
     holds the second pass's sums for the classes `floors_to_sum` names.
 
     Each class is one job (`_fit_class`, its own random stream), run by ``parallel`` in
@@ -1064,12 +1065,12 @@ _YSums = tuple[np.ndarray, np.ndarray, np.ndarray]  # per base window: rows, sum
 class _DriftGrid:
     """Drift windows from a summary's per-base-window sums.
 
-    The same estimate as `costsim.drift.drift_windows` and `fit_drift` on the class's rows,
+    The same estimate as `costsim.model.drift.drift_windows` and `fit_drift` on the class's rows,
     with windows aligned on the epoch (a window of w seconds holds the arrivals t with
     floor(t / w) equal; an hour is a clock hour): a window of w = k base windows sums k base
     windows, so every length the drift tries comes from one pass over the rows.
     y = log(max(unit cost, floor)), the floor a thousandth of the median positive unit cost
-    (`costsim.summaries.drift_floor`); the rows below it are the smallest kept, or were summed
+    (`costsim.model.summaries.drift_floor`); the rows below it are the smallest kept, or were summed
     by a second pass (``below``).
     """
 
@@ -1127,7 +1128,7 @@ class _DriftGrid:
         window_s: float,
         adapt: bool,
     ) -> DriftSeries:
-        """`costsim.drift.drift_windows` on the base windows' sums."""
+        """`costsim.model.drift.drift_windows` on the base windows' sums."""
         n_b, s1_b, s2_b = sums
         candidates = [window_s, *(w for w in self.ladder if w > window_s)] if adapt else [window_s]
 
@@ -1140,7 +1141,7 @@ class _DriftGrid:
 
         (size, idx, n), chosen_w, note = choose_window(grid, candidates, adapt)
         # With y summed per window (S1, S2 over n rows), the centred means and the pooled
-        # within-window variance of costsim.drift.drift_windows:
+        # within-window variance of costsim.model.drift.drift_windows:
         #   m_t = S1_t / n_t - ybar,  s2 = sum_t (S2_t - S1_t^2 / n_t) / (N - #windows)
         total_n = float(n_b.sum())
         centre = float(s1_b.sum()) / total_n

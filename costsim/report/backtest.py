@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from . import __version__
-from .backtest import QUANTILES, Backtest, BacktestOrigin, duration_text, iso
+from .. import __version__
+from ..backtest import QUANTILES, Backtest, BacktestOrigin, duration_text, iso
+from ..model.file import _clean
 from .dashboard import _pct, _print_table, _usd
-from .modelfile import _clean
-from .report import _md, _md_table
+from .forecast import _md, _md_table
 
 KIND = "costsim.backtest"
 SCHEMA_VERSION = 1
