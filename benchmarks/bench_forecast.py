@@ -24,7 +24,9 @@ from scipy import stats
 
 from costsim.model.file import load_model
 from costsim.scenario import Scenario, load_scenario
-from costsim.simulate.forecast import prepare, run_forecast, simulate
+from costsim.simulate.chunks import simulate
+from costsim.simulate.forecast import run_forecast
+from costsim.simulate.prepare import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "launch_month.yaml"

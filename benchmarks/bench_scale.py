@@ -12,7 +12,7 @@ rising with load, cold starts on sudden rises) with retries set as in bench_fore
    them is the forecast without the bridge, shown with it as well);
 2. the speed-up of ``--workers 2`` over ``--workers 1`` (target 1.7x; their runs take turns,
    so that both see the shared machine alike) and that the forecast JSON is the same bytes;
-   beside the one-worker time, ``forecast.expected_seconds``: the estimate of its trials (the
+   beside the one-worker time, ``chunks.expected_seconds``: the estimate of its trials (the
    bridge left out) by which a forecast starts its worker processes early;
 3. the speed-up over the plain numpy per-request bootstrap a user would write, at 1e5, 1e6 and
    1e7 requests a trial: ``costs[rng.integers(0, n, size=requests)].sum()`` per trial, timed on
@@ -42,7 +42,8 @@ from costsim.model.fit import FittedModel
 from costsim.parallel import Parallel, available_cores
 from costsim.report.forecast import forecast_to_json
 from costsim.scenario import Scenario, parse_scenario
-from costsim.simulate.forecast import expected_seconds, run_forecast
+from costsim.simulate.chunks import expected_seconds
+from costsim.simulate.forecast import run_forecast
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "launch_month.yaml"

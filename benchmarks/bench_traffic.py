@@ -43,7 +43,8 @@ from costsim.model.file import load_model
 from costsim.model.fit import FittedModel
 from costsim.scenario import Scenario, load_scenario
 from costsim.simulate import forecast
-from costsim.simulate.forecast import chunk_traffic, prepare, simulate
+from costsim.simulate.chunks import chunk_traffic, simulate
+from costsim.simulate.prepare import prepare
 from costsim.simulate.reliability import multipliers
 from costsim.simulate.traffic import ALL_DRIVERS
 

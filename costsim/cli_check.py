@@ -158,7 +158,8 @@ def _run_check(
         trials_needed,
         validate_limits,
     )
-    from .simulate.forecast import CHUNK_TRIALS, run_forecast
+    from .simulate.chunks import CHUNK_TRIALS
+    from .simulate.forecast import run_forecast
 
     if seed is not None:
         sc = replace(sc, seed=seed)

@@ -294,7 +294,7 @@ def _scenario_model(sc: Scenario) -> tuple[Any, str]:
 
 
 def _announce_reference(sc: Scenario) -> None:
-    from .simulate.forecast import reference_seconds
+    from .simulate.chunks import reference_seconds
 
     seconds = reference_seconds(sc)
     stderr.print(

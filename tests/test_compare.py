@@ -13,8 +13,10 @@ import yaml
 from costsim.model.file import load_model
 from costsim.report.compare import compare_to_dict, compare_to_markdown
 from costsim.scenario import load_scenario
+from costsim.simulate.chunks import chunk_traffic
 from costsim.simulate.compare import ROUTED, bucket_requests, run_compare
-from costsim.simulate.forecast import chunk_traffic, prepare, run_forecast
+from costsim.simulate.forecast import run_forecast
+from costsim.simulate.prepare import prepare
 from tests.cli_helpers import one_error, run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -651,7 +651,8 @@ def test_trials_without_a_spike_have_no_segments() -> None:
 
 
 def test_a_class_without_traffic_costs_nothing_under_load_dependent_reliability() -> None:
-    from costsim.simulate.forecast import prepare, simulate
+    from costsim.simulate.chunks import simulate
+    from costsim.simulate.prepare import prepare
 
     root = Path(__file__).resolve().parents[1] / "scenarios"
     doc = {

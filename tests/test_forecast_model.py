@@ -9,7 +9,9 @@ import pytest
 
 from costsim.model.file import load_model
 from costsim.scenario import parse_scenario
-from costsim.simulate.forecast import prepare, run_forecast, simulate
+from costsim.simulate.chunks import simulate
+from costsim.simulate.forecast import run_forecast
+from costsim.simulate.prepare import prepare
 from costsim.simulate.reliability import attempts
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "scenarios" / "pilot.model.json"

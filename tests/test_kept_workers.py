@@ -163,7 +163,7 @@ def test_a_forecast_expected_to_be_long_starts_the_fork_server_before_it_prepare
     """The server imports costsim.simulate.forecast (a second or so) while the classes are prepared
     and
     the first chunks run on threads; a short forecast does not start it."""
-    from costsim.simulate import forecast
+    from costsim.simulate import chunks, forecast
 
     path = SCENARIOS / "launch_month.yaml"
     doc = yaml.safe_load(path.read_text())
@@ -179,19 +179,19 @@ def test_a_forecast_expected_to_be_long_starts_the_fork_server_before_it_prepare
     monkeypatch.setattr(
         forecast, "prepare", lambda *a, **k: events.append("prepare") or real_prepare(*a, **k)
     )
-    expected = forecast.expected_seconds(scenario, model)
+    expected = chunks.expected_seconds(scenario, model)
     assert 0 < expected < parallel.PROCESSES_FOR_S  # 2,000 trials: well under a second
     run_forecast(scenario, model, parallel=Parallel(2), bridge=False)
     assert events == ["prepare"]
     # the same forecast with a pace that makes it long: the server first
-    pace = forecast.STRATA_S_PER_TRIAL_CLASS_HOUR * 2 * parallel.PROCESSES_FOR_S / expected
-    monkeypatch.setattr(forecast, "STRATA_S_PER_TRIAL_CLASS_HOUR", pace)
-    assert forecast.expected_seconds(scenario, model) == pytest.approx(2 * parallel.PROCESSES_FOR_S)
+    pace = chunks.STRATA_S_PER_TRIAL_CLASS_HOUR * 2 * parallel.PROCESSES_FOR_S / expected
+    monkeypatch.setattr(chunks, "STRATA_S_PER_TRIAL_CLASS_HOUR", pace)
+    assert chunks.expected_seconds(scenario, model) == pytest.approx(2 * parallel.PROCESSES_FOR_S)
     events.clear()
     run_forecast(scenario, model, parallel=Parallel(2), bridge=False)
     assert events == ["start costsim.simulate.forecast", "prepare"]
-    reference = forecast.expected_seconds(scenario, model, engine="reference")
-    assert reference == forecast.reference_seconds(scenario)
+    reference = chunks.expected_seconds(scenario, model, engine="reference")
+    assert reference == chunks.reference_seconds(scenario)
 
 
 def test_blas_is_held_to_one_thread_and_its_libraries_found_again_after_imports(

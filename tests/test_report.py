@@ -24,10 +24,10 @@ from costsim.report.forecast import (
     write_plot,
     write_samples,
 )
+from costsim.simulate.bridge import BridgeStep
 from costsim.simulate.forecast import (
     FORECAST_SCHEMA_VERSION,
     QUANTILES,
-    BridgeStep,
     ClassForecast,
     Forecast,
     quantile_with_error,

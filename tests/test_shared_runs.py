@@ -17,8 +17,9 @@ import yaml
 from costsim.model.file import load_model
 from costsim.parallel import Parallel
 from costsim.scenario import parse_scenario
+from costsim.simulate.chunks import CHUNK_TRIALS, Run, simulate_runs
 from costsim.simulate.engine import aggregate, build_strata
-from costsim.simulate.forecast import CHUNK_TRIALS, Prepared, Run, prepare, simulate_runs
+from costsim.simulate.prepare import Prepared, prepare
 from costsim.simulate.repricing import quantity_rows
 from costsim.simulate.traffic import Drivers
 

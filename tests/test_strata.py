@@ -229,7 +229,8 @@ def test_exact_draws_of_all_classes_at_once_are_each_class_s_quantiles() -> None
 def test_the_memory_estimate_covers_the_prepared_unit_costs_and_strata() -> None:
     # what `guard_memory` counts before allocating, against the arrays `prepare` then holds
     from costsim.scenario import load_scenario
-    from costsim.simulate.forecast import memory_needed, prepare
+    from costsim.simulate.forecast import memory_needed
+    from costsim.simulate.prepare import prepare
 
     scenario = load_scenario(
         Path(__file__).resolve().parents[1] / "scenarios" / "launch_month.yaml"

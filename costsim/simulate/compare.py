@@ -6,8 +6,8 @@ routed option) as one more entry named ``routed`` — on the same random numbers
 option sees the same volume, mix, spikes, unit-cost drift and tail draws (common random
 numbers), so the differences between options are the options', not noise's.
 
-- An **api** option's class totals come from the forecast's own engine (`forecast.prepare` and
-  `forecast.simulate`) under the option's pricing (none = the pilot's billed cost): with neither
+- An **api** option's class totals come from the forecast's own engine (`prepare.prepare` and
+  `chunks.simulate`) under the option's pricing (none = the pilot's billed cost): with neither
   a batch discount nor a rate limit, an api option *is* today's forecast, trial by trial. Batch
   classes cost (1 - discount) of that. A rate limit (`deployments.rate_limit`) runs on the
   requests the option receives per bucket; each delayed request makes one extra attempt, billed
@@ -50,6 +50,7 @@ from ..scenario import (
     format_duration,
     validate_against_model,
 )
+from .chunks import CHUNK_TRIALS, chunk_traffic, expected_seconds, simulate
 from .deployments import (
     CompareStats,
     Flexibility,
@@ -59,19 +60,8 @@ from .deployments import (
     provisioned,
     rate_limit,
 )
-from .forecast import (
-    CHUNK_TRIALS,
-    Forecast,
-    Prepared,
-    _refuse_overflow,
-    chunk_traffic,
-    expected_seconds,
-    guard_memory,
-    prepare,
-    quantiles_of,
-    scenario_hash,
-    simulate,
-)
+from .forecast import Forecast, _refuse_overflow, guard_memory, quantiles_of, scenario_hash
+from .prepare import Prepared, prepare
 from .traffic import ALL_DRIVERS, TrafficPlan, TrialTraffic
 
 ROUTED = "routed"  # the name of the routed plan's entry
@@ -559,7 +549,7 @@ def run_compare(
     guard_memory(scenario, model, parallel)
     review = review_bucket(scenario, review_after_s)
     validate_against_model(scenario, tuple(model.classes))
-    classes = (*model.classes, *scenario.mix.new_classes)  # as `forecast.prepare` orders them
+    classes = (*model.classes, *scenario.mix.new_classes)  # as `prepare.prepare` orders them
     apis, pools, pricings = _options(scenario, classes)
     # the pricings' forecasts, then the options' chunks: a long comparison's worker processes
     # start now (their fork server imports this module, and with it the forecast's)

@@ -1,0 +1,194 @@
+"""A forecast's preparation (DESIGN section 4): each production class's per-request cost as
+parameter rows (re-priced from tokens where the scenario has a price sheet, scaled for a class
+borrowed from another), its strata, retry and cold-start rows and the drift of its level over
+the horizon, and the deterministic traffic plan. What every chunk of trials shares, computed
+once per forecast (`prepare`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import ScenarioError
+from ..model.drift import horizon_shift
+from ..model.fit import ClassFit, FittedModel
+from ..parallel import SERIAL, Parallel
+from ..progress import Progress
+from ..scenario import Scenario, validate_against_model
+from .engine import Strata, UnitCost, build_strata
+from .inversion import GammaQuantiles
+from .reliability import ClassReliability, class_reliability, with_norms
+from .repricing import effective_price, quantity_rows, reprice
+from .traffic import TrafficPlan, build_plan, start_epoch, window_weights
+
+# ---------------------------------------------------------------------------------------------
+# Preparation: production classes and their unit costs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProductionClass:
+    name: str
+    source: ClassFit
+    unit: UnitCost
+    pilot_mean: float  # empirical mean cost per request (re-priced, scaled)
+    repriced: bool
+    borrowed_from: str | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    scenario: Scenario
+    model: FittedModel
+    classes: tuple[ProductionClass, ...]
+    plan: TrafficPlan
+    pilot_mean_cost: float
+    notes: tuple[str, ...]
+    strata: tuple[Strata, ...]
+    reliability: tuple[ClassReliability, ...]  # per class: retry and cold-start rows
+    reference_intensity: tuple[float, ...]  # per class: where its exact draws begin
+    drift_shifts: tuple[tuple[float, float], ...]  # per class: (mean, var) of its log level
+    drift_common: np.ndarray  # per class: share of its drift common to all classes
+    mix_gammas: tuple[GammaQuantiles | None, ...]  # per class: Gamma(share * concentration)
+
+
+def prepare(
+    scenario: Scenario,
+    model: FittedModel,
+    progress: Progress | None = None,
+    parallel: Parallel = SERIAL,
+) -> Prepared:
+    """Production classes, their unit costs and the deterministic traffic plan (the classes
+    prepared on ``parallel``'s local threads, each from its own streams)."""
+    validate_against_model(scenario, tuple(model.classes))
+    notes: list[str] = []
+    names = list(model.classes)
+    sources: dict[str, tuple[ClassFit, float, str | None]] = {
+        n: (model.classes[n], 1.0, None) for n in names
+    }
+    for new, spec in scenario.mix.new_classes.items():
+        sources[new] = (model.classes[spec.like], spec.cost_scale, spec.like)
+        names.append(new)
+    pilot_share = np.array([model.classes[n].share if n in model.classes else 0.0 for n in names])
+    if scenario.mix.shares is None:
+        mix = pilot_share
+    elif scenario.mix.relative:  # weights on the pilot shares (a new class: on its `like`'s)
+        base = np.array([model.classes[sources[n][2] or n].share for n in names])
+        weights = np.array([scenario.mix.shares.get(n, 1.0) for n in names])
+        mix = base * weights / np.sum(base * weights)
+    else:
+        mix = np.array([scenario.mix.shares.get(n, 0.0) for n in names])
+        mix = mix / mix.sum()
+    # catalog prices in force when the horizon starts (else when the pilot ended): a forecast
+    # does not change with the day it is run
+    price_date = start_epoch(scenario)
+    if price_date is None:
+        price_date = model.traffic.end
+    plan = build_plan(
+        scenario,
+        tuple(names),
+        mix,
+        {n: sources[n][0].hourly_profile for n in names},
+        model.traffic.hourly_profile,
+        model.traffic.weekday_profile,
+    )
+    jobs = [
+        _ClassJob(j, name, *sources[name], price_date) for j, name in enumerate(names)
+    ]  # fmt: skip
+    local = Parallel(parallel.workers)  # a class's preparation is quick: this machine's threads
+    prepared = []
+    for done, one in enumerate(local.map(_prepare_class, jobs, (scenario, model, plan)), 1):
+        prepared.append(one)
+        if progress is not None:
+            progress("preparing classes", done, len(jobs))
+    classes = [one[0] for one in prepared]
+    if all(c.cost_total is not None for c in model.classes.values()):
+        pilot_mean = (
+            sum(c.cost_total or 0.0 for c in model.classes.values()) / model.traffic.requests
+        )
+    else:
+        pilot_mean = float(np.dot(pilot_share, [c.pilot_mean for c in classes]))
+        notes.append("the pilot log had no cost column: the naive estimate uses re-priced tokens")
+    strata = tuple(one[1] for one in prepared)
+    policies = tuple(one[2] for one in prepared)
+    shifts = tuple(one[3] for one in prepared)
+    reference = tuple(reference_intensity(plan, j) for j in range(len(classes)))
+    common = np.array([pc.source.drift_common for pc in classes])
+    gammas = tuple(one[4] for one in prepared)
+    return Prepared(
+        scenario, model, tuple(classes), plan, pilot_mean, tuple(notes), strata, policies,
+        reference, shifts, common, gammas,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _ClassJob:
+    j: int
+    name: str
+    source: ClassFit
+    scale: float
+    like: str | None
+    price_date: float | None
+
+
+def _prepare_class(
+    shared: tuple[Scenario, FittedModel, TrafficPlan], job: _ClassJob
+) -> tuple[ProductionClass, Strata, ClassReliability, tuple[float, float], GammaQuantiles | None]:
+    """One production class: its unit cost (re-priced from tokens where the scenario prices
+    them), strata, reliability rows, drift over the horizon and the Gamma quantiles of its
+    uncertain mix share, from the class's own streams."""
+    scenario, model, plan = shared
+    cf, scale = job.source, job.scale
+    # the j-th children of the preparation's and the reliability's streams
+    class_ss = np.random.SeedSequence(scenario.seed, spawn_key=(2**31, job.j))
+    rel_ss = np.random.SeedSequence(scenario.seed, spawn_key=(2**31 + 5, job.j))
+    price = effective_price(scenario, job.name, job.price_date)
+    if price is not None:
+        unit, mean = reprice(cf, price, np.random.default_rng(class_ss))
+        unit = replace(unit, scale=scale)
+        mean *= scale
+    else:
+        if "cost_usd" not in cf.quantities:
+            raise ScenarioError(
+                f"pricing: the model has no cost column for class '{cf.name}'; give a price "
+                "sheet (pricing.default or pricing.classes) to price its tokens"
+            )
+        unit = replace(quantity_rows(cf, "cost_usd", np.random.default_rng(class_ss)), scale=scale)
+        mean = cf.quantities["cost_usd"].summary["mean"] * scale
+    pc = ProductionClass(job.name, cf, unit, mean, price is not None, job.like)
+    rel = scenario.reliability
+    policy = with_norms(class_reliability(cf, rel, unit.n_params, rel_ss), plan, rel, job.j)
+    shift = drift_shift(cf, plan, job.j, scenario, model)
+    alpha = plan.mix[job.j] * (scenario.mix.concentration or 0.0)
+    gammas = GammaQuantiles.of(alpha) if alpha > 1e-12 else None
+    return pc, build_strata(unit, reference_intensity(plan, job.j)), policy, shift, gammas
+
+
+def reference_intensity(plan: TrafficPlan, j: int) -> float:
+    """Where a class's exact draws begin: twice the expected requests of a trial, fixed per
+    class so that every run of the forecast shares its draws."""
+    return 2.0 * float(plan.base[:, j].sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# Drift: the unit-cost level over the horizon
+# ---------------------------------------------------------------------------------------------
+
+
+def drift_shift(
+    cf: ClassFit, plan: TrafficPlan, j: int, scenario: Scenario, model: FittedModel
+) -> tuple[float, float]:
+    """Log-normal law (mean, var) of a class's unit-cost level over the horizon relative to the
+    pilot's (`costsim.model.drift.horizon_shift`): from where the pilot ends, the horizon
+    starting at the scenario's `start` (right after the pilot when it gives none), weighted by
+    its traffic."""
+    d = cf.drift
+    base = plan.base_no_events[:, j]
+    if base.sum() <= 0:
+        return 0.0, 0.0
+    weights = window_weights(base / base.sum(), scenario.resolution_s, d.window_s)
+    start, end = start_epoch(scenario), model.traffic.end
+    gap = 0 if start is None or end is None else max(0, int((start - end) // d.window_s))
+    return horizon_shift(d, weights, gap)
