@@ -54,8 +54,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the frozen reference imports tests/sy
 
 from _timing import verdict  # noqa: E402
 
-from costsim import tail  # noqa: E402
 from costsim.logs import read_pilot  # noqa: E402
+from costsim.model import tail  # noqa: E402
 from costsim.model.fit import fit_model  # noqa: E402
 from costsim.parallel import Parallel  # noqa: E402
 
