@@ -43,11 +43,6 @@ def _multipliers(
     return mult
 
 
-# ---------------------------------------------------------------------------------------------
-# Running
-# ---------------------------------------------------------------------------------------------
-
-
 def _common_stream(seed: int, chunk: int) -> np.random.Generator:
     """The chunk's stream of the drift factor shared by all classes (its own spawn key, so that
     the per-class streams are the same whether or not classes share drift)."""

@@ -23,10 +23,6 @@ from .reliability import ClassReliability, class_reliability, with_norms
 from .repricing import effective_price, quantity_rows, reprice
 from .traffic import TrafficPlan, build_plan, start_epoch, window_weights
 
-# ---------------------------------------------------------------------------------------------
-# Preparation: production classes and their unit costs
-# ---------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class ProductionClass:
