@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 
 def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     """One warm-up call, then the best wall time (perf_counter) of ``repeats`` calls."""
@@ -47,3 +49,47 @@ def malloc_as_the_cli() -> str:
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine itself: fixed workloads that involve no costsim code
+# ---------------------------------------------------------------------------------------------
+
+_A = np.random.default_rng(0).random(2_000_000)  # 16 MB
+
+
+def python_loop() -> None:
+    """The interpreter alone (what a fit's many small calls mostly are)."""
+    sum(range(1_000_000))
+
+
+def numpy_memory() -> None:
+    """Memory-bound numpy: a + 1 over 16 MB arrays, 20 times (what most of a forecast is)."""
+    out = np.empty_like(_A)
+    for _ in range(20):
+        np.add(_A, 1.0, out=out)
+
+
+def numpy_compute() -> None:
+    """Compute-bound numpy: exp(sin(a)) over 2M values, 3 times."""
+    out = np.empty_like(_A)
+    for _ in range(3):
+        np.exp(np.sin(_A, out=out), out=out)
+
+
+REFERENCE_WORKLOADS = {
+    "Python loop": python_loop,
+    "numpy memory": numpy_memory,
+    "numpy compute": numpy_compute,
+}
+
+
+def machine_speed(repeats: int = 5) -> str:
+    """One core's time on `REFERENCE_WORKLOADS` (best of ``repeats``), as a line for the
+    report. The development machine differs from session to session (the same code has run
+    1.5-2x slower on one than on another): these figures, taken in the same run, say how fast
+    this one was, so that times from different runs can be compared."""
+    times = [best_of(job, repeats)[0] for job in REFERENCE_WORKLOADS.values()]
+    return "machine    one core: " + ", ".join(
+        f"{label} {t * 1e3:.1f} ms" for label, t in zip(REFERENCE_WORKLOADS, times, strict=True)
+    )

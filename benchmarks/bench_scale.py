@@ -20,6 +20,9 @@ rising with load, cold starts on sudden rises) with retries set as in bench_fore
 4. the machine's own ceiling: the speed-up of every core over one on plain numpy work that
    holds no lock, memory-bound and compute-bound (what two workers can give at best here).
 
+First, one core's time on fixed workloads with no costsim code in them (`_timing.machine_speed`):
+the development machine differs from session to session, and these say how fast this one was.
+
 Timings are wall-clock ``time.perf_counter``, best of ``--repeats`` after one warm-up, in this
 process. The machine has 2 cores: run it with the other core idle.
 """
@@ -34,7 +37,15 @@ from typing import Any
 import numpy as np
 import yaml
 from _models import many_classes
-from _timing import best_of, best_of_alternating, malloc_as_the_cli, verdict
+from _timing import (
+    best_of,
+    best_of_alternating,
+    machine_speed,
+    malloc_as_the_cli,
+    numpy_compute,
+    numpy_memory,
+    verdict,
+)
 
 from costsim.logs import read_pilot
 from costsim.model.file import load_model
@@ -77,6 +88,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one repeat, 100k not 1M trials")
     args = parser.parse_args()
     print(malloc_as_the_cli())
+    print(machine_speed())
     if args.quick:
         args.repeats = 1
     model = load_model(ROOT / "scenarios" / "pilot.model.json")
@@ -164,21 +176,9 @@ def machine_ceiling(workers: int, repeats: int) -> list[tuple[str, float]]:
     a memory-bound sum (what most of a forecast is) and a compute-bound sin/exp. Where the
     first is well below ``workers``, the machine's memory bandwidth, not costsim, limits the
     forecast's speed-up."""
-    a = np.random.default_rng(0).random(2_000_000)
-
-    def memory() -> None:
-        out = np.empty_like(a)
-        for _ in range(20):
-            np.add(a, 1.0, out=out)
-
-    def compute() -> None:
-        out = np.empty_like(a)
-        for _ in range(3):
-            np.exp(np.sin(a, out=out), out=out)
-
     jobs = {
-        "memory-bound (a + 1 over 16 MB arrays)": memory,
-        "compute-bound (exp(sin(a)))": compute,
+        "memory-bound (a + 1 over 16 MB arrays)": numpy_memory,
+        "compute-bound (exp(sin(a)))": numpy_compute,
     }
     out = []
     for label, job in jobs.items():
