@@ -105,7 +105,7 @@ def test_a_log_cut_into_files_row_groups_items_and_workers_is_the_same_model(
 ) -> None:
     path, text = whole
     parts = write_parts(tmp_path / "parts", table, [1000, 1001, 4500], row_group=700)
-    monkeypatch.setattr(logs, "ITEM_ROWS", 1500)  # several items, some spanning files
+    monkeypatch.setattr(logs.stream, "ITEM_ROWS", 1500)  # several items, some spanning files
     assert len(logs.open_log(parts).items) > 4
     expected = json.loads(text)
     expected.pop("source")
@@ -194,7 +194,7 @@ def test_a_class_larger_than_its_sample_has_body_quantiles_within_the_stated_err
     path = tmp_path / "p.parquet"
     pq.write_table(table, path)
     parts = write_parts(tmp_path / "parts", table, [3000, 6000], row_group=512)
-    monkeypatch.setattr(logs, "ITEM_ROWS", 1024)
+    monkeypatch.setattr(logs.stream, "ITEM_ROWS", 1024)
     model = fit_source(path).model
     assert model_json(fit_source(parts, parallel=Parallel(2)).model) == model_json(model)
     chat = np.sort(np.asarray(table["latency_ms"])[np.asarray(table["query_class"]) == "chat"])
@@ -258,7 +258,7 @@ def test_a_bad_row_in_the_third_file_is_named_by_its_row_in_the_log(
     cost[5000] = -1.0  # the third file's rows are 3001..6000 (1-based)
     bad = table.set_column(1, "cost_usd", pa.array(cost))
     parts = write_parts(tmp_path / "parts", bad, [2000, 3000, 6000], row_group=500)
-    monkeypatch.setattr(logs, "ITEM_ROWS", 1000)
+    monkeypatch.setattr(logs.stream, "ITEM_ROWS", 1000)
     with pytest.raises(LogSchemaError, match=r"1 invalid row: cost_usd negative \(1 row: 5001\)"):
         fit_source(parts, parallel=Parallel(2))
     fitted = fit_source(parts, drop_invalid=True, parallel=Parallel(2))
@@ -287,7 +287,7 @@ def test_memory_bounds_give_one_clear_error(
 ) -> None:
     path = tmp_path / "p.parquet"
     pq.write_table(make_table(2000), path)
-    monkeypatch.setattr(logs, "_memory_available", lambda: 10_000)
+    monkeypatch.setattr(logs.read, "_memory_available", lambda: 10_000)
     with pytest.raises(LogSchemaError, match=r"need about .* GiB to read into memory.* streams"):
         read_pilot(path)
     assert fit_source(path).model.traffic.requests == 2000  # streaming needs no such room
@@ -317,7 +317,7 @@ def test_a_local_dask_cluster_gives_the_same_bytes(
     processes would be sent pickled and unpickled by hand."""
     distributed = pytest.importorskip("distributed")
     parts = write_parts(tmp_path / "parts", table, [3000, 6000], row_group=1000)
-    monkeypatch.setattr(logs, "ITEM_ROWS", 2000)  # five items for two workers
+    monkeypatch.setattr(logs.stream, "ITEM_ROWS", 2000)  # five items for two workers
     log = logs.open_log(parts)
     job = StreamJob(log, SummarySpec.of(role_fields(log), 0, 3600.0), drop_invalid=False)
     for item in log.items[:2]:

@@ -31,12 +31,12 @@ from ..logs import (
     Issues,
     LogSource,
     PilotLog,
-    _Timestamps,
     empty_columns,
     export_table,
     invalid_rows,
     open_log,
 )
+from ..logs.convert import _Timestamps
 from ..parallel import SERIAL, Parallel
 from ..progress import Progress
 from .drift import (
@@ -307,7 +307,7 @@ def fit_source(
     ``path`` is what `costsim.logs.read_pilot` reads (a Parquet file or dataset directory,
     hive-partitioned or not, a CSV file or directory, local or behind a pyarrow filesystem URI)
     with the same columns, checks and messages (1-based row numbers of the whole log). The log
-    is cut into items of whole row groups (`costsim.logs.ITEM_ROWS`), each read in record
+    is cut into items of whole row groups (`costsim.logs.stream.ITEM_ROWS`), each read in record
     batches with column projection and summarised (`costsim.model.summaries`); ``parallel`` runs the
     items on threads or a Dask cluster and their summaries merge exactly, then the classes' fits
     on worker processes or the cluster (`fit_summary`), so the model is the same, to the byte,

@@ -50,7 +50,8 @@ from fractions import Fraction
 import numpy as np
 
 from ..errors import FitError
-from ..logs import Chunk, Issues, ItemReader, LogSource, PilotLog, ScanItem, _Timestamps
+from ..logs import Chunk, Issues, ItemReader, LogSource, PilotLog, ScanItem
+from ..logs.convert import _Timestamps
 from .tail import K_MAX
 
 QUANTITIES = (
