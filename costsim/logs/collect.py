@@ -36,9 +36,6 @@ from .table import (
     _Role,
 )
 
-# --------------------------------------------------------------------------------------------
-# Converting and collecting batches.
-
 
 @dataclass
 class _Issue:

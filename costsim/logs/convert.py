@@ -23,9 +23,6 @@ from .table import (
     MAX_VALUE,
 )
 
-# --------------------------------------------------------------------------------------------
-# Converters: one arrow array in, a numpy array and the problems found out.
-
 # (reason, mask of offending rows, a few offending values for the message)
 _Problem = tuple[str, np.ndarray, list[str]]
 

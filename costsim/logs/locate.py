@@ -17,9 +17,6 @@ from costsim.errors import LogSchemaError
 
 from .table import _CSV_SUFFIXES, _PARQUET_SUFFIXES
 
-# --------------------------------------------------------------------------------------------
-# Locating the files.
-
 
 @dataclass(frozen=True)
 class _Source:

@@ -30,9 +30,6 @@ from .table import (
     _Role,
 )
 
-# --------------------------------------------------------------------------------------------
-# Planning the read: which columns exist, with which types, in which files.
-
 
 def _is_string_view(t: pa.DataType) -> bool:
     check = getattr(pa.types, "is_string_view", None)  # pyarrow >= 16

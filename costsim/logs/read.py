@@ -68,6 +68,7 @@ def _check_memory(src: str, rows: int, plan: _Plan) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# The log read whole.
 
 
 def read_pilot(
@@ -200,6 +201,10 @@ def _read_whole(
         notes=tuple(notes),
         calls=outputs.get("calls"),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# A tool's export: the table its reader made, validated as a pilot log.
 
 
 def export_table(source: Any) -> tuple[pa.Table, ColumnMap]:

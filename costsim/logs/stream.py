@@ -19,9 +19,6 @@ from .locate import _ARROW_ERRORS, _error, _first_line, _locate, _Source
 from .plan import _Plan, _plan, _scan
 from .table import _BATCH_ROWS, _CLASS, ColumnMap, _Role
 
-# --------------------------------------------------------------------------------------------
-# Streaming: a log cut into items of whole row groups, each read on its own.
-
 #: rows an item of a streamed log holds at least (whole Parquet row groups, small files packed
 #: together; a CSV log is one item). The cut does not change any result, only how work spreads.
 ITEM_ROWS = 1 << 20

@@ -69,9 +69,6 @@ class PilotLog:
         return int(self.class_index.shape[0])
 
 
-# --------------------------------------------------------------------------------------------
-# Roles: what each ColumnMap field means and how its values are converted.
-
 _CLASS, _NUMBER, _COUNT, _TIME, _STATUS, _FLAG = (
     "class",
     "number",
