@@ -191,15 +191,25 @@ def _word(value: object) -> str | None:
 _MISSING, _UNKNOWN = -2, -1
 
 
-def _convert_status(arr: pa.Array) -> tuple[np.ndarray, list[_Problem]]:
+def _words(
+    arr: pa.Array, true: frozenset[str], false: frozenset[str], reason: str
+) -> tuple[np.ndarray, list[_Problem]]:
+    """A column of words: True where a word is in ``true``, False in ``false``; any other word
+    is a problem (``reason``), a null is missing."""
+
     def mapping(value: object) -> int:
         word = _word(value)
         if word is None:
             return _MISSING
-        return 0 if word in _OK_WORDS else 1 if word in _ERROR_WORDS else _UNKNOWN
+        return 1 if word in true else 0 if word in false else _UNKNOWN
 
     codes, unknown = _lookup(arr, mapping, _MISSING)
-    return codes == 1, _code_problems(codes, unknown, "not ok/error")
+    return codes == 1, _code_problems(codes, unknown, reason)
+
+
+def _convert_status(arr: pa.Array) -> tuple[np.ndarray, list[_Problem]]:
+    """True where a request failed."""
+    return _words(arr, _ERROR_WORDS, _OK_WORDS, "not ok/error")
 
 
 def _convert_flag(arr: pa.Array) -> tuple[np.ndarray, list[_Problem]]:
@@ -217,15 +227,7 @@ def _convert_flag(arr: pa.Array) -> tuple[np.ndarray, list[_Problem]]:
         if bad.any():
             problems.append(("not a boolean", bad, [_fmt_number(numbers[bad][0])]))
         return numbers == 1, problems
-
-    def mapping(value: object) -> int:
-        word = _word(value)
-        if word is None:
-            return _MISSING
-        return 1 if word in _TRUE_WORDS else 0 if word in _FALSE_WORDS else _UNKNOWN
-
-    codes, unknown = _lookup(arr, mapping, _MISSING)
-    return codes == 1, _code_problems(codes, unknown, "not a boolean")
+    return _words(arr, _TRUE_WORDS, _FALSE_WORDS, "not a boolean")
 
 
 def _code_problems(codes: np.ndarray, unknown_values: list[str], reason: str) -> list[_Problem]:
