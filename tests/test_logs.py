@@ -561,6 +561,16 @@ def test_cold_start_not_boolean(tmp_path: Path) -> None:
     assert "cold_start not a boolean (1 row: 2, e.g. 2)" in read_error(path)
 
 
+def test_cold_start_word_not_boolean(tmp_path: Path) -> None:
+    path = write_parquet(
+        tmp_path / "p.parquet",
+        {"query_class": ["a"] * 3, "cost_usd": [1.0] * 3, "cold_start": ["yes", "maybe", None]},
+    )
+    message = read_error(path)
+    assert "cold_start not a boolean (1 row: 2, e.g. 'maybe')" in message
+    assert "cold_start missing (1 row: 3)" in message
+
+
 def test_retries_must_be_whole_numbers(tmp_path: Path) -> None:
     path = write_parquet(
         tmp_path / "p.parquet",
