@@ -21,6 +21,7 @@ problems), `collect` (a batch converted and validated; problems gathered into on
 """
 
 from .collect import Chunk, Issues, empty_columns, invalid_rows
+from .convert import Timestamps
 from .locate import UriListing, is_table_name, is_uri, list_uri
 from .read import export_table, read_export, read_pilot
 from .stream import ITEM_ROWS, ItemReader, LogSource, ScanItem, open_log
@@ -37,6 +38,7 @@ __all__ = [
     "LogSource",
     "PilotLog",
     "ScanItem",
+    "Timestamps",
     "UriListing",
     "empty_columns",
     "export_table",

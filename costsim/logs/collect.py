@@ -11,13 +11,13 @@ import numpy as np
 import pyarrow as pa
 
 from .convert import (
+    Timestamps,
     _ClassCodes,
     _convert_count,
     _convert_flag,
     _convert_number,
     _convert_status,
     _Problem,
-    _Timestamps,
 )
 from .locate import _error
 from .plan import _Plan
@@ -121,7 +121,7 @@ class _Reader:
     def __init__(self, plan: _Plan) -> None:
         self.roles = plan.roles
         self.classes = _ClassCodes()
-        self.times = _Timestamps()
+        self.times = Timestamps()
         self.converters: dict[str, Callable[[pa.Array], tuple[np.ndarray, list[_Problem]]]] = {
             _CLASS: self.classes.convert,
             _NUMBER: _convert_number,

@@ -267,7 +267,7 @@ class _ClassCodes:
         return list(self.codes)  # dicts keep insertion order: label of code i is the i-th
 
 
-class _Timestamps:
+class Timestamps:
     """Arrival times to epoch seconds.
 
     Numbers are epoch seconds, or milliseconds, microseconds or nanoseconds since the epoch when
@@ -311,7 +311,7 @@ class _Timestamps:
                     self.units[unit] = self.units.get(unit, 0) + count
         return values / divisor
 
-    def merge(self, other: _Timestamps) -> None:
+    def merge(self, other: Timestamps) -> None:
         self.naive = self.naive or other.naive
         for unit, count in other.units.items():
             self.units[unit] = self.units.get(unit, 0) + count

@@ -14,7 +14,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .collect import Chunk, _Reader, empty_columns
-from .convert import _Timestamps
+from .convert import Timestamps
 from .locate import _ARROW_ERRORS, _error, _first_line, _locate, _Source
 from .plan import _Plan, _plan, _scan
 from .table import _BATCH_ROWS, _CLASS, ColumnMap, _Role
@@ -164,7 +164,7 @@ class ItemReader:
         self.reader = _Reader(log.plan)
 
     @property
-    def times(self) -> _Timestamps:
+    def times(self) -> Timestamps:
         return self.reader.times
 
     def __iter__(self) -> Iterator[Chunk]:

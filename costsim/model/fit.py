@@ -27,12 +27,12 @@ from ..logs import (
     Issues,
     LogSource,
     PilotLog,
+    Timestamps,
     empty_columns,
     export_table,
     invalid_rows,
     open_log,
 )
-from ..logs.convert import _Timestamps
 from ..parallel import SERIAL, Parallel
 from ..progress import Progress
 from .drift import (
@@ -266,7 +266,7 @@ def _fit_source(
         spec = _spec(role_fields(log), options)
         summary = LogSummary(spec)
         issues = Issues()
-        times = _Timestamps()
+        times = Timestamps()
         rows = invalid = 0
         for result in _in_order(
             parallel,

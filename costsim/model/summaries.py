@@ -50,8 +50,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..errors import FitError
-from ..logs import Chunk, Issues, ItemReader, LogSource, PilotLog, ScanItem
-from ..logs.convert import _Timestamps
+from ..logs import Chunk, Issues, ItemReader, LogSource, PilotLog, ScanItem, Timestamps
 from .tail import K_MAX
 
 QUANTITIES = (
@@ -986,7 +985,7 @@ class ItemResult:
     rows: int
     invalid: int
     issues: Issues
-    times: _Timestamps
+    times: Timestamps
 
 
 @dataclass(frozen=True)
