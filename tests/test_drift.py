@@ -23,9 +23,6 @@ from costsim.model.drift import (
     MIN_WINDOWS,
     DriftFit,
     DriftSeries,
-    _Data,
-    _filter,
-    _pair_loglik,
     common_loadings,
     drift_windows,
     fit_drift,
@@ -33,6 +30,8 @@ from costsim.model.drift import (
     horizon_shift,
     log_likelihood,
 )
+from costsim.model.drift.kalman import _Data, _filter
+from costsim.model.drift.shared import _pair_loglik
 
 HOUR = 3600.0
 PILOT_H = 14 * 24

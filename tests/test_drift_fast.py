@@ -33,7 +33,6 @@ import pytest
 from scipy import optimize
 
 from costsim.errors import FitError
-from costsim.model import drift
 from costsim.model.drift import (
     KINDS,
     MIN_WINDOWS,
@@ -41,11 +40,14 @@ from costsim.model.drift import (
     DriftFit,
     DriftKind,
     DriftSeries,
+    batch,
     default_drift,
     drift_windows,
     filtered_levels,
     fit_state_space,
+    kalman,
     log_likelihood,
+    shared,
 )
 
 HOUR = 3600.0
@@ -529,7 +531,7 @@ def _assert_maximum(series: DriftSeries, fit: DriftFit) -> None:
     """No neighbour 1e-3 away on (log q, logit phi), inside the fit's bounds, is more likely."""
     if fit.kind == "none":
         return
-    data = drift._Data.of(series)
+    data = kalman._Data.of(series)
     lo = math.log(1e-8 * data.vbar), _LOGIT_PHI_BOUNDS[0]
     hi = math.log(100.0 * max(data.mvar, data.vbar)), _LOGIT_PHI_BOUNDS[1]
     logit = math.log(fit.phi / (1.0 - fit.phi)) if fit.kind == "ar1" else 0.0
@@ -600,17 +602,17 @@ PIECES = [
 @pytest.mark.parametrize("case", PIECES, ids=lambda c: c.name)
 def test_batched_likelihood_is_the_kalman_filter(case: Case) -> None:
     series = make_series(case, PIECES.index(case))
-    data = drift._Data.of(series)
+    data = kalman._Data.of(series)
     rng = np.random.default_rng(np.random.SeedSequence([2035, PIECES.index(case)]))
     phi = np.concatenate([rng.uniform(0.0025, 0.9999, 30), np.ones(10), [0.0]])
     q = np.concatenate([data.vbar * np.exp(rng.uniform(-18.0, 6.0, 40)), [0.0]])
     walk = np.arange(phi.size) >= 30
     walk[-1] = False
-    batch = drift._batch(data, phi, q, walk)
+    batched = batch._batch(data, phi, q, walk)
     for i in range(phi.size):
         kind = "none" if q[i] == 0 else "random_walk" if walk[i] else "ar1"
-        want = drift._filter(data, kind, float(phi[i]), float(q[i]))
-        got = batch.end(i, data.tail)
+        want = kalman._filter(data, kind, float(phi[i]), float(q[i]))
+        got = batched.end(i, data.tail)
         assert got.loglik == pytest.approx(want.loglik, rel=LL_TOL, abs=LL_TOL)
         assert (got.mu, got.level) == pytest.approx((want.mu, want.level), abs=1e-8)
         assert (got.mu_var, got.level_var, got.level_mu_cov) == pytest.approx(
@@ -643,7 +645,7 @@ def test_pair_likelihood_in_blocks_is_the_frozen_filter() -> None:
     walk = phi == 1.0
     q = np.array([3e-3, 1e-3, 2e-3, 5e-4])
     pairs = np.array([(a, b) for a in range(4) for b in range(a + 1, 4)])
-    pairs = pairs[rng.integers(0, len(pairs), 2 * drift._PAIR_BLOCK + 100)]  # three blocks
+    pairs = pairs[rng.integers(0, len(pairs), 2 * shared._PAIR_BLOCK + 100)]  # three blocks
     r = rng.uniform(-0.99, 0.99, len(pairs))
-    got = drift._pair_loglik(m, v, phi, q, walk, pairs, r)
+    got = shared._pair_loglik(m, v, phi, q, walk, pairs, r)
     np.testing.assert_allclose(got, ref_pair_loglik(m, v, phi, q, walk, pairs, r), rtol=1e-10)

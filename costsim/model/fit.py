@@ -39,7 +39,7 @@ from .drift import (
     WINDOW_LADDER_S,
     DriftSeries,
 )
-from .drift_windows import _DriftGrid, _YSums
+from .drift_grid import _DriftGrid, _YSums
 from .fitted import (
     BOUNDED,
     COPULA_ROWS,
@@ -97,7 +97,7 @@ from .tail import (
 )
 
 # The fit's public names, here where a program imports them from; each lives in its room:
-# `fitted` (the model's types, options, constants), `quantity`, `rates`, `drift_windows` and
+# `fitted` (the model's types, options, constants), `quantity`, `rates`, `drift_grid` and
 # `pilot_traffic` (the parts of a class's and the pilot's fit), this module the entry points.
 __all__ = [
     "BOUNDED",
