@@ -133,7 +133,7 @@ def parse_caps(items: list[str], max_tokens: int | None) -> dict[str, float]:
 
 def _trials_option(value: int | str, option: str = "--trials", auto: bool = False) -> int:
     """A trial count within the same bounds as the scenario's `trials:`."""
-    from .scenario.format import MAX_TRIALS, MIN_TRIALS
+    from .scenario.common import MAX_TRIALS, MIN_TRIALS
 
     allowed = f"{'auto or ' if auto else ''}an integer in [{MIN_TRIALS:,}, {MAX_TRIALS:,}]"
     try:

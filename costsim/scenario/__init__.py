@@ -16,16 +16,15 @@ seconds).
 
 from __future__ import annotations
 
+from ..defaults import MAX_SEED
 from ..formats import keys
-from .durations import DURATION_PATTERN, format_duration, parse_duration
-from .format import (
+from .common import (
     BUDGET_STATS,
     DEFAULT_RESOLUTION_S,
     DEFAULT_TRIALS,
     MAX_BUCKETS,
     MAX_HORIZON_S,
     MAX_REQUESTS,
-    MAX_SEED,
     MAX_SPIKE_SHARE,
     MAX_SPIKES_PER_TRIAL,
     MAX_TRIALS,
@@ -35,37 +34,28 @@ from .format import (
     START_YEARS,
     THROTTLE,
     TRAFFIC_SHAPES,
+)
+from .durations import DURATION_PATTERN, format_duration, parse_duration
+from .format import Scenario, ScenarioDoc, json_schema
+from .pricing import (
     ApiOption,
     Autoscale,
     Batch,
-    Budget,
-    BudgetLimit,
     Commitment,
     Deployment,
-    Event,
-    Exceedance,
-    Limit,
-    Magnitude,
-    Mix,
-    NewClass,
     Price,
     Pricing,
     ProvisionedOption,
     RateLimit,
-    Reliability,
     Replicas,
     Route,
-    Scenario,
-    ScenarioDoc,
-    Spikes,
     Switch,
     Throughputs,
-    Traffic,
-    Volume,
-    json_schema,
 )
 from .reading import load_scenario, parse_scenario, read_yaml, validate_against_model
+from .reliability import Budget, BudgetLimit, Exceedance, Limit, Reliability
 from .template import init_scenario_text
+from .traffic import Event, Magnitude, Mix, NewClass, Spikes, Traffic, Volume
 
 # The keys of each section, as the file writes them.
 TOP_KEYS = keys(ScenarioDoc)

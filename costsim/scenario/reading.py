@@ -13,7 +13,8 @@ import yaml
 
 from ..errors import ScenarioError
 from ..formats import Problem, show, suggest, validated
-from .format import Scenario, ScenarioDoc, _iso
+from .common import _iso
+from .format import Scenario, ScenarioDoc
 
 
 def _error(path: Path | str | None, message: str) -> ScenarioError:

@@ -7,7 +7,9 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
-from .format import Reliability, ScenarioDoc, Spikes, Traffic, Volume
+from .format import ScenarioDoc
+from .reliability import Reliability
+from .traffic import Spikes, Traffic, Volume
 
 if TYPE_CHECKING:
     from ..model.fit import FittedModel
