@@ -207,7 +207,7 @@ def forecast(
             _scenario_inputs(sc),
         )
         if plot is not None or html is not None:
-            require_matplotlib()
+            require_matplotlib("--plot" if plot is not None else "--html")
         parallel = parallel_from(workers, scheduler)
         model, text = _scenario_model(sc)
         if engine is Engine.reference:

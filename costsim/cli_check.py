@@ -393,7 +393,7 @@ def check(
         if html is not None:
             if len(specs) != 1:
                 _fail(f"--html: reports one scenario; this check runs {len(specs)}")
-            require_matplotlib()
+            require_matplotlib("--html")
         parallel = parallel_from(workers, scheduler)
         models = [_scenario_model(sc) for sc in loaded]  # here: a fit's warnings stay in order
         runs = parallel.sweep(

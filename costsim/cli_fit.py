@@ -183,7 +183,7 @@ def fit(
         if html is not None:
             from .report.forecast import require_matplotlib
 
-            require_matplotlib()
+            require_matplotlib("--html")
         # built now, so that a bad --workers or --scheduler is refused before the log is read
         parallel = parallel_from(workers, scheduler)
         with warnings.catch_warnings(record=True) as caught, progress_bar() as bar:

@@ -387,6 +387,44 @@ def test_html_without_matplotlib_says_how_to_install(
     assert str(info.value) == message
 
 
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (
+            [
+                "fit",
+                str(SCENARIOS / "pilot.parquet"),
+                "-o",
+                "{tmp}/m.json",
+                "--html",
+                "{tmp}/r.html",
+            ],
+            "--html",
+        ),
+        (["forecast", str(SCENARIOS / "launch_month.yaml"), "--html", "{tmp}/r.html"], "--html"),
+        (["forecast", str(SCENARIOS / "launch_month.yaml"), "--plot", "{tmp}/r.png"], "--plot"),
+        (["check", str(SCENARIOS / "launch_month.yaml"), "--html", "{tmp}/r.html"], "--html"),
+    ],
+    ids=["fit --html", "forecast --html", "forecast --plot", "check --html"],
+)
+def test_cli_without_matplotlib_names_the_option_given(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str], option: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from costsim.cli import app
+
+    for module in ("matplotlib", "matplotlib.backends.backend_agg", "matplotlib.figure"):
+        monkeypatch.setitem(sys.modules, module, None)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.strip().splitlines() == [
+        f"error: {option} needs matplotlib: pip install 'costsim[plot]'"
+    ]
+    assert not list(tmp_path.iterdir())  # refused before any work: nothing written
+
+
 def _colours(png: Path) -> int:
     from matplotlib.image import imread
 

@@ -31,7 +31,7 @@ CURRENCY = "USD"
 QUANTILE_KEYS = (*QUANTILES, "mean")
 SAMPLE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 _TIMES = "\N{MULTIPLICATION SIGN}"
-PLOT_MISSING = "--plot needs matplotlib: pip install 'costsim[plot]'"
+MATPLOTLIB_EXTRA = "pip install 'costsim[plot]'"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,13 +379,14 @@ def write_samples(fc: Forecast, path: str | Path) -> None:
 PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
 
-def require_matplotlib() -> None:
-    """Say what to install (a `CostsimError`) when matplotlib is missing."""
+def require_matplotlib(option: str = "--plot") -> None:
+    """Say what to install (a `CostsimError` naming ``option``, what the user asked for that
+    draws: ``--plot``, ``--html``) when matplotlib is missing."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
         from matplotlib.figure import Figure  # noqa: F401
     except ImportError:
-        raise CostsimError(PLOT_MISSING) from None
+        raise CostsimError(f"{option} needs matplotlib: {MATPLOTLIB_EXTRA}") from None
 
 
 def plot_format(path: str | Path) -> str:

@@ -52,6 +52,7 @@ from .forecast import (
     _naive_line,
     _quantile_rows,
     headline,
+    require_matplotlib,
     totals_histogram,
 )
 
@@ -63,14 +64,11 @@ if TYPE_CHECKING:
     from ..simulate.compare import Comparison
 
 __all__ = [
-    "HTML_MISSING",
     "class_slug",
     "fit_html",
     "forecast_html",
-    "require_matplotlib",
 ]
 
-HTML_MISSING = "--html needs matplotlib: pip install 'costsim[plot]'"
 FIT_FIGURES = ("distribution", "tail-qq", "threshold-stability", "drift")  # per class
 _FIGSIZE = (7.2, 3.9)
 _GREY, _BLUE, _RED, _GREEN, _ORANGE = "#7f7f7f", "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"
@@ -100,15 +98,6 @@ footer{color:#888;font-size:.8em;margin-top:3em}
 # ---------------------------------------------------------------------------------------------
 # matplotlib: optional, and deterministic
 # ---------------------------------------------------------------------------------------------
-
-
-def require_matplotlib() -> None:
-    """Say what to install (a `CostsimError`) when matplotlib is missing."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
-        from matplotlib.figure import Figure  # noqa: F401
-    except ImportError:
-        raise CostsimError(HTML_MISSING) from None
 
 
 def _new_figure(
@@ -279,7 +268,7 @@ def fit_html(summary: FitSummary, diag: FitDiagnostics) -> bytes:
     ``fit-threshold-stability-<class>``, ``fit-drift-<class>`` (see `class_slug`),
     ``fit-shares``, ``fit-concentration``.
     """
-    require_matplotlib()
+    require_matplotlib("--html")
     rows = {r.name: r for r in summary.classes}
     slugs = _slugs(c.name for c in diag.classes)
     span = f" over {summary.duration_s / 86400:.1f} days" if summary.duration_s else ""
@@ -609,7 +598,7 @@ def forecast_html(
     ``forecast-daily``, ``compare-options`` (with ``comparison``); the verdicts table is
     ``check-verdicts`` (with ``check``).
     """
-    require_matplotlib()
+    require_matplotlib("--html")
     if budget is not None and not math.isfinite(budget):
         raise CostsimError(f"--budget: expected a finite amount in USD, got {budget!r}")
     body = [
