@@ -1,8 +1,9 @@
 """Work a forecast shares between its runs gives the numbers each run gives alone.
 
-A chunk of trials is one job for every run that has it (the forecast and the bridge's steps):
-the chunk's draws are made once, and runs with the same traffic and parameter rows share their
-per-class sums. Neither may change a number. (Strata built for a class's reference intensity:
+A chunk of trials is one job for every kind of run that has it (runs with the same traffic and
+parameter rows: the bridge's spike, retry and cold-start steps), and those runs share the
+job's per-class sums; the forecast and the other steps are jobs of their own, on the same
+chunk's draws. Neither may change a number. (Strata built for a class's reference intensity:
 tests/test_strata.py.)
 """
 
@@ -17,7 +18,7 @@ import yaml
 from costsim.model.file import load_model
 from costsim.parallel import Parallel
 from costsim.scenario import parse_scenario
-from costsim.simulate.chunks import CHUNK_TRIALS, Run, simulate_runs
+from costsim.simulate.chunks import CHUNK_TRIALS, Run, _jobs, _sums_key, simulate_runs
 from costsim.simulate.engine import aggregate, build_strata
 from costsim.simulate.prepare import Prepared, prepare
 from costsim.simulate.repricing import quantity_rows
@@ -63,6 +64,24 @@ def test_runs_simulated_together_are_the_runs_simulated_alone(workers: int) -> N
     first = slice(0, CHUNK_TRIALS)  # the chunk the spike and retry steps both have
     np.testing.assert_array_equal(together[2].requests[first], together[3].requests[first])
     assert not np.array_equal(together[2].totals[first], together[3].totals[first])
+
+
+def test_jobs_share_a_chunk_between_runs_of_one_kind_the_largest_kind_first() -> None:
+    sizes = [3 * CHUNK_TRIALS, CHUNK_TRIALS + 7, CHUNK_TRIALS + 7, CHUNK_TRIALS + 7, 300]
+    drivers = [STEPS[-1], STEPS[1], STEPS[2], STEPS[3], STEPS[0]]
+    jobs = _jobs(sizes, [_sums_key(d) for d in drivers])
+    # every chunk of every run in exactly one job, with the chunk's trials
+    seen = sorted((i, job.chunk, job.start, job.n) for job in jobs for i in job.runs)
+    expected = sorted(
+        (i, chunk, start, min(CHUNK_TRIALS, n - start))
+        for i, n in enumerate(sizes)
+        for chunk, start in enumerate(range(0, n, CHUNK_TRIALS))
+    )
+    assert seen == expected
+    # the spike, retry and cold-start steps share their jobs; no job mixes kinds
+    assert [job.runs for job in jobs] == [(1, 2, 3), (1, 2, 3), (0,), (0,), (0,), (4,)]
+    for job in jobs:
+        assert len({_sums_key(drivers[i]) for i in job.runs}) == 1
 
 
 def test_strata_built_for_a_lower_intensity_are_refused() -> None:

@@ -156,14 +156,30 @@ class _ChunkResult:
     daily: np.ndarray | None
 
 
-def _jobs(sizes: Sequence[int]) -> list[_Job]:
-    """One job per chunk of trials, shared by every run that has that chunk with the same
-    number of trials (the bridge's steps run on the forecast's first chunks)."""
-    runs: dict[tuple[int, int, int], list[int]] = {}
-    for i, n_total in enumerate(sizes):
+def _jobs(sizes: Sequence[int], kinds: Sequence[Hashable]) -> list[_Job]:
+    """One job per chunk of trials and kind of run (`_sums_key`), shared by the runs of that
+    kind that have that chunk with the same number of trials: they share its per-class sums
+    (the bridge's spike, retry and cold-start steps, on the forecast's first chunks). Runs of
+    other kinds are other jobs, so that the bridge's chunks spread over the workers rather than
+    make one long job. The kinds holding the most trials of runs come first, chunk by chunk:
+    the small jobs come last, so that the workers finish together (results are written back
+    in place, whatever the order)."""
+    work: dict[Hashable, int] = {}
+    for n_total, kind in zip(sizes, kinds, strict=True):
+        work[kind] = work.get(kind, 0) + n_total
+    order = {kind: k for k, kind in enumerate(sorted(work, key=lambda kind: -work[kind]))}
+    runs: dict[tuple[int, int, int, int], list[int]] = {}
+    for i, (n_total, kind) in enumerate(zip(sizes, kinds, strict=True)):
         for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS)):
-            runs.setdefault((chunk, start, min(CHUNK_TRIALS, n_total - start)), []).append(i)
-    return [_Job(*key, tuple(r)) for key, r in sorted(runs.items())]
+            n = min(CHUNK_TRIALS, n_total - start)
+            runs.setdefault((order[kind], chunk, start, n), []).append(i)
+    return [_Job(chunk, start, n, tuple(r)) for (_, chunk, start, n), r in sorted(runs.items())]
+
+
+def _sums_key(drivers: Drivers) -> Hashable:
+    """Runs whose keys agree draw the same traffic and parameter rows, and so share their
+    per-class sums (the parameter rows follow uncertainty)."""
+    return traffic_key(drivers), drivers.uncertainty
 
 
 def simulate_runs(
@@ -175,14 +191,15 @@ def simulate_runs(
 ) -> list[RunResult]:
     """Several simulations of the same prepared scenario, chunk by chunk (bounded memory).
 
-    Every chunk of trials is one job, for every run that has it, its result depending on the
-    job alone (the chunk's own streams): jobs run on every worker and are written back in a
-    fixed order, so the numbers are the same for any number of workers, or on a cluster.
+    Every chunk of trials is a job for each kind of run that has it (`_jobs`), its result
+    depending on the job alone (the chunk's own streams): jobs run on every worker and are
+    written back in a fixed order, so the numbers are the same for any number of workers, or
+    on a cluster.
     """
     if engine not in ENGINES:
         raise ScenarioError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     sizes = [r.trials or prep.scenario.trials for r in runs]
-    jobs = _jobs(sizes)
+    jobs = _jobs(sizes, [_sums_key(r.drivers) for r in runs])
     n_classes = len(prep.classes)
     n_days = _day_index(prep.plan)[1]
     out = [
@@ -234,13 +251,13 @@ def simulate(
 def _run_chunk(
     shared: tuple[Prepared, tuple[Run, ...], str], job: _Job
 ) -> tuple[_ChunkResult, ...]:
-    """One chunk of trials of every run that has it: their traffic, multipliers and per-class
-    totals.
+    """One chunk of trials of the runs of one kind that have it (`_jobs`): their traffic,
+    multipliers and per-class totals.
 
-    The runs share the chunk's draws. Runs whose traffic and parameter rows are the same (the
-    bridge's spike, retry and cold-start steps: `traffic_key`) share their per-class sums too;
-    only their multipliers differ. Each sum starts from a copy of its class's stream, so it is
-    the same number whichever runs share the job.
+    The runs share the chunk's draws, its traffic and parameter rows, and so their per-class
+    sums (the bridge's spike, retry and cold-start steps: `_sums_key`); only their multipliers
+    differ. Each sum starts from a copy of its class's stream, so it is the same number
+    whichever runs share the job, or whichever job computes it.
     """
     prep, runs, engine = shared
     n = job.n
@@ -250,21 +267,14 @@ def _run_chunk(
         rho = prep.drift_common
         z_common = _common_stream(prep.scenario.seed, job.chunk).standard_normal(n)
         z_drift = np.sqrt(rho) * z_common[:, None] + np.sqrt(1.0 - rho) * z_drift
-    shared_sums: dict[Hashable, tuple[TrialTraffic, np.ndarray, np.ndarray, np.ndarray]] = {}
+    kind = runs[job.runs[0]].drivers  # the traffic and rows of every run of the job
+    traffic = draws.traffic(prep, kind)
+    rows = _param_rows(prep, draws.rows_u, kind)
+    sums, requests = _class_sums(prep, draws, traffic, rows, kind, engine)
     out = []
     for i in job.runs:
         run = runs[i]
         drivers = run.drivers
-        key = (traffic_key(drivers), drivers.uncertainty)  # the rows follow uncertainty
-        if key not in shared_sums:
-            traffic = draws.traffic(prep, drivers)
-            rows = _param_rows(prep, draws.rows_u, drivers)
-            shared_sums[key] = (
-                traffic,
-                rows,
-                *_class_sums(prep, draws, traffic, rows, drivers, engine),
-            )
-        traffic, rows, sums, requests = shared_sums[key]
         mult = _multipliers(prep, traffic, drivers, z_drift, rows)
         totals = sums * mult
         m_var = max(0, min(n, run.variant_trials - job.start))
