@@ -17,8 +17,12 @@ rising with load, cold starts on sudden rises) with retries set as in bench_fore
 3. the speed-up over the plain numpy per-request bootstrap a user would write, at 1e5, 1e6 and
    1e7 requests a trial: ``costs[rng.integers(0, n, size=requests)].sum()`` per trial, timed on
    a few trials and scaled per trial, against costsim's time per trial at the same volume;
-4. the machine's own ceiling: the speed-up of every core over one on plain numpy work that
-   holds no lock, memory-bound and compute-bound (what two workers can give at best here).
+4. the machine's own ceiling: the speed-up of every core over one on the same chunk of the
+   10k-trial forecast repeated on the worker processes (no serial part, a perfect split: what
+   two workers can give at best here, with costsim's own way of sending work), and on threads
+   of plain numpy work that holds no lock, memory-bound and compute-bound; and the bound that
+   the forecast's own jobs put on the 10k-trial speed-up: their one-worker times laid out on
+   every core in their order.
 
 First, one core's time on fixed workloads with no costsim code in them (`_timing.machine_speed`):
 the development machine differs from session to session, and these say how fast this one was.
@@ -30,6 +34,7 @@ process. The machine has 2 cores: run it with the other core idle.
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,11 +55,14 @@ from _timing import (
 from costsim.logs import read_pilot
 from costsim.model.file import load_model
 from costsim.model.fit import FittedModel
-from costsim.parallel import Parallel, available_cores
+from costsim.parallel import Parallel, available_cores, one_blas_thread
 from costsim.report.forecast import forecast_to_json
 from costsim.scenario import Scenario, parse_scenario
-from costsim.simulate.chunks import expected_seconds
+from costsim.simulate.bridge import BRIDGE_TRIALS, bridge_steps, cap_variants
+from costsim.simulate.chunks import Run, _jobs, _run_chunk, _sums_key, expected_seconds
 from costsim.simulate.forecast import run_forecast
+from costsim.simulate.prepare import prepare
+from costsim.simulate.traffic import ALL_DRIVERS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "launch_month.yaml"
@@ -166,21 +174,67 @@ def main() -> None:
         "   numpy: costs[rng.integers(0, n, size=requests)].sum() per trial (pilot costs, "
         "no traffic shape, spikes, retries or uncertainty); costsim: one worker, all of them"
     )
-    print(f"\n4. this machine's own ceiling for {cores} threads of numpy (same run)")
-    for label, ratio in machine_ceiling(cores, args.repeats):
-        print(f"   {label:<52}{ratio:>6.2f}x")
+    print(f"\n4. this machine's own ceiling for {cores} workers (same run)")
+    for label, ratio in machine_ceiling(cores, args.repeats, one, every):
+        print(f"   {label:<64}{ratio:>6.2f}x")
+    total, span = job_bound(scenario(10_000), model, cores)
+    print(
+        f"   {'the 10k-trial forecast: its jobs laid out on every core':<64}{total / span:>6.2f}x"
+        f"   (one worker: {total:.3f} s in jobs, {span:.3f} s on {cores})"
+    )
 
 
-def machine_ceiling(workers: int, repeats: int) -> list[tuple[str, float]]:
-    """The speed-up of ``workers`` threads over one on plain numpy work that holds no lock:
-    a memory-bound sum (what most of a forecast is) and a compute-bound sin/exp. Where the
-    first is well below ``workers``, the machine's memory bandwidth, not costsim, limits the
-    forecast's speed-up."""
+def job_bound(sc: Scenario, model: FittedModel, workers: int) -> tuple[float, float]:
+    """The forecast's chunk jobs (with the bridge) timed one after another on one worker (best
+    of 3 each), and the time they would take on ``workers`` workers taking them in order, each
+    the next job when it is free: no serial part, no cost of sending them."""
+    jobs, shared = chunk_jobs(sc, model)
+    best = [float("inf")] * len(jobs)
+    with one_blas_thread():
+        for _ in range(3):
+            for k, job in enumerate(jobs):
+                t0 = time.perf_counter()
+                _run_chunk(shared, job)
+                best[k] = min(best[k], time.perf_counter() - t0)
+    free = [0.0] * workers
+    for t in best:
+        free[free.index(min(free))] += t
+    return sum(best), max(free)
+
+
+def chunk_jobs(sc: Scenario, model: FittedModel) -> tuple[list[Any], Any]:
+    """The chunk jobs of the forecast with the bridge and their shared value, as
+    `run_forecast` makes them."""
+    prep = prepare(sc, model)
+    n_bridge = min(BRIDGE_TRIALS, sc.trials)
+    _, variants = cap_variants(prep)
+    steps = [d for _, d in bridge_steps(prep) if d is not None and d is not ALL_DRIVERS]
+    runs = [Run(ALL_DRIVERS, variants=variants, variant_trials=n_bridge)]
+    runs += [Run(d, n_bridge) for d in steps]
+    jobs = _jobs([r.trials or sc.trials for r in runs], [_sums_key(r.drivers) for r in runs])
+    return jobs, (prep, tuple(runs), "strata")
+
+
+def machine_ceiling(
+    workers: int, repeats: int, one: Parallel, every: Parallel
+) -> list[tuple[str, float]]:
+    """The speed-up of ``workers`` over one: on the forecast's own work, one chunk of the
+    10k-trial forecast repeated as many times as that forecast has jobs, on the kept worker
+    processes (nothing serial, an even split; what two workers give at best here, sending work
+    as costsim does);
+    and on threads of plain numpy work that holds no lock, a memory-bound sum and a
+    compute-bound sin/exp."""
+    model = load_model(ROOT / "scenarios" / "pilot.model.json")
+    jobs, shared = chunk_jobs(scenario(10_000), model)
+    job = [j for j in jobs if j.runs == (0,)][-1]  # its last chunk: the forecast's alone
+    copies = [job] * len(jobs)  # as much work as the forecast's chunks, split evenly
+    t1, _ = best_of(lambda: list(one.map(_run_chunk, copies, shared, processes=True)), repeats)
+    tn, _ = best_of(lambda: list(every.map(_run_chunk, copies, shared, processes=True)), repeats)
+    out = [("a chunk of the forecast, repeated, on worker processes", t1 / tn)]
     jobs = {
-        "memory-bound (a + 1 over 16 MB arrays)": numpy_memory,
-        "compute-bound (exp(sin(a)))": numpy_compute,
+        "threads: memory-bound numpy (a + 1 over 16 MB arrays)": numpy_memory,
+        "threads: compute-bound numpy (exp(sin(a)))": numpy_compute,
     }
-    out = []
     for label, job in jobs.items():
         n = 2 * workers
         t1, _ = best_of(lambda job=job, n=n: [job() for _ in range(n)], repeats)
