@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,7 @@ def main() -> None:
         t_np, _ = best_of(bootstrap, args.repeats)
         per_np = t_np / draws
         sc = scenario(2000, volume={"requests": volume})
-        t_cs, _ = best_of(lambda sc=sc: run_forecast(sc, model, bridge=False, parallel=one), 1)
+        t_cs, _ = best_of(partial(run_forecast, sc, model, bridge=False, parallel=one), 1)
         per_cs = t_cs / sc.trials
         print(
             f"   {volume:>10.0e}{per_np * 1e3:>10.3f}ms{per_cs * 1e3:>10.3f}ms"
@@ -228,20 +229,29 @@ def machine_ceiling(
     jobs, shared = chunk_jobs(scenario(10_000), model)
     job = [j for j in jobs if j.runs == (0,)][-1]  # its last chunk: the forecast's alone
     copies = [job] * len(jobs)  # as much work as the forecast's chunks, split evenly
-    t1, _ = best_of(lambda: list(one.map(_run_chunk, copies, shared, processes=True)), repeats)
-    tn, _ = best_of(lambda: list(every.map(_run_chunk, copies, shared, processes=True)), repeats)
+
+    def on(parallel: Parallel) -> Callable[[], object]:
+        return lambda: list(parallel.map(_run_chunk, copies, shared, processes=True))
+
+    t1, _ = best_of(on(one), repeats)
+    tn, _ = best_of(on(every), repeats)
     out = [("a chunk of the forecast, repeated, on worker processes", t1 / tn)]
-    jobs = {
+    workloads: dict[str, Callable[[], None]] = {
         "threads: memory-bound numpy (a + 1 over 16 MB arrays)": numpy_memory,
         "threads: compute-bound numpy (exp(sin(a)))": numpy_compute,
     }
-    for label, job in jobs.items():
-        n = 2 * workers
-        t1, _ = best_of(lambda job=job, n=n: [job() for _ in range(n)], repeats)
-        tn, _ = best_of(
-            lambda job=job, n=n: list(Parallel(workers).map(lambda _s, _i: job(), range(n), None)),
-            repeats,
-        )
+    n = 2 * workers
+    for label, work in workloads.items():
+
+        def alone(work: Callable[[], None] = work) -> None:
+            for _ in range(n):
+                work()
+
+        def threads(work: Callable[[], None] = work) -> None:
+            list(Parallel(workers).map(lambda _s, _i: work(), range(n), None))
+
+        t1, _ = best_of(alone, repeats)
+        tn, _ = best_of(threads, repeats)
         out.append((label, t1 / tn))
     return out
 
