@@ -33,7 +33,8 @@ from scipy import stats
 
 from costsim.model import tail
 from costsim.model.fit import average_ranks
-from costsim.model.summaries import LOW_ROWS, TOP_ROWS, ClassSummary, LogSummary, SummarySpec
+from costsim.model.summaries import ClassSummary, LogSummary, SummarySpec
+from costsim.model.summaries.limits import LOW_ROWS, TOP_ROWS
 from costsim.model.tail import (
     _BLOCK_VALUES,
     _SCORE_TABLE,

@@ -21,6 +21,7 @@ import pytest
 from costsim import logs
 from costsim.errors import CostsimWarning, FitError, LogSchemaError
 from costsim.logs import read_pilot
+from costsim.model import fit as fit_module
 from costsim.model import summaries
 from costsim.model.drift import drift_windows
 from costsim.model.file import model_to_json
@@ -164,7 +165,14 @@ def test_costs_far_below_the_median_are_floored_exactly_by_a_second_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """More costs below the drift's floor than the smallest kept: the rows are read again."""
-    monkeypatch.setattr(summaries, "LOW_ROWS", 20)
+    monkeypatch.setattr(summaries.limits, "LOW_ROWS", 20)
+    passes: list[dict[str, float]] = []  # the classes each fit reads again, with their floors
+
+    def floors_to_sum(summary: summaries.LogSummary) -> dict[str, float]:
+        passes.append(summaries.floors_to_sum(summary))
+        return passes[-1]
+
+    monkeypatch.setattr(fit_module, "floors_to_sum", floors_to_sum)
     table = make_table(4000, seed=9)
     cost = np.asarray(table["cost_usd"]).copy()
     cost[::25] = 1e-12  # 160 requests a billion times cheaper than the median
@@ -184,13 +192,16 @@ def test_costs_far_below_the_median_are_floored_exactly_by_a_second_pass(
     assert ours.within_var == pytest.approx(ref.within_var, rel=1e-12)
     streamed = fit_source(parts, parallel=Parallel(2)).model
     assert model_json(streamed) == model_json(fit_model(log))
+    # every fit read rows again (the drift series, the streamed and the in-memory fit): the
+    # smaller limit reached every room that keeps or reads the smallest costs
+    assert len(passes) == 3 and all(passes)
 
 
 def test_a_class_larger_than_its_sample_has_body_quantiles_within_the_stated_error(
     tmp_path: Path, table: pa.Table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     m = 1000
-    monkeypatch.setattr(summaries, "SAMPLE_ROWS", m)
+    monkeypatch.setattr(summaries.limits, "SAMPLE_ROWS", m)
     path = tmp_path / "p.parquet"
     pq.write_table(table, path)
     parts = write_parts(tmp_path / "parts", table, [3000, 6000], row_group=512)
@@ -216,6 +227,9 @@ def test_a_class_larger_than_its_sample_has_body_quantiles_within_the_stated_err
     assert c.requests == chat.size
     assert c.quantities["latency_ms"].summary["max"] == chat[-1]
     assert c.quantities["latency_ms"].summary["total"] == pytest.approx(math.fsum(chat), rel=1e-12)
+    # the body came from the sample: with the usual limit, the class fits it and is exact
+    monkeypatch.setattr(summaries.limits, "SAMPLE_ROWS", 1 << 18)
+    assert model_json(fit_source(path).model) != model_json(model)
 
 
 def test_hive_partitions_csv_and_file_uris_stream_to_the_same_model(
@@ -291,7 +305,7 @@ def test_memory_bounds_give_one_clear_error(
     with pytest.raises(LogSchemaError, match=r"need about .* GiB to read into memory.* streams"):
         read_pilot(path)
     assert fit_source(path).model.traffic.requests == 2000  # streaming needs no such room
-    monkeypatch.setattr(summaries, "MAX_CLASSES", 2)
+    monkeypatch.setattr(summaries.limits, "MAX_CLASSES", 2)
     with pytest.raises(FitError, match=r"more than 2 query classes .*--class-col"):
         fit_source(path)
 

@@ -67,7 +67,6 @@ from .quantity import (
 )
 from .rates import _copula, _rates, average_ranks
 from .summaries import (
-    MEMORY_CHUNK_ROWS,
     QUANTITIES,
     VALUES,
     ClassSummary,
@@ -83,6 +82,7 @@ from .summaries import (
     floor_item,
     floor_range,
     floors_to_sum,
+    limits,
     memory_items,
     merge_below_floor,
     present_fields,
@@ -355,8 +355,8 @@ def drift_series(
         return None
     summary = LogSummary(spec)
     fields = present_fields(log)
-    for a in range(0, rows.size, MEMORY_CHUNK_ROWS):
-        r = rows[a : a + MEMORY_CHUNK_ROWS]
+    for a in range(0, rows.size, limits.MEMORY_CHUNK_ROWS):
+        r = rows[a : a + limits.MEMORY_CHUNK_ROWS]
         values = {name: getattr(log, name)[r] for name in fields}
         summarize(summary, Rows(("",), np.zeros(r.size, dtype=np.int64), r, values))
     summary.t_min, summary.t_max = float(log.timestamp.min()), float(log.timestamp.max())
@@ -364,8 +364,8 @@ def drift_series(
     c = summary.classes[""]
     below: dict[str, Windows] = {}
     floors = floors_to_sum(summary)
-    for a in range(0, rows.size, MEMORY_CHUNK_ROWS) if floors else ():
-        r = rows[a : a + MEMORY_CHUNK_ROWS]
+    for a in range(0, rows.size, limits.MEMORY_CHUNK_ROWS) if floors else ():
+        r = rows[a : a + limits.MEMORY_CHUNK_ROWS]
         values = {name: getattr(log, name)[r] for name in fields}
         add_below_floor(
             below, Rows(("",), np.zeros(r.size, dtype=np.int64), r, values), spec.base_s, floors

@@ -23,12 +23,7 @@ from .fitted import (
     QuantityFit,
 )
 from .splice import BODY_POINTS, SplicedDistribution
-from .summaries import (
-    SAMPLE_ROWS,
-    TOP_ROWS,
-    VALUES,
-    ClassSummary,
-)
+from .summaries import VALUES, ClassSummary, limits
 from .tail import (
     CI_LEVEL,
     K_FRACTION,
@@ -53,12 +48,13 @@ def fit_values(
     x = np.asarray(values, dtype=float)
     if x.size < MIN_CLASS_ROWS:
         raise FitError(f"{name}: {x.size} values; at least {MIN_CLASS_ROWS} are needed to fit")
-    sample = x if x.size <= SAMPLE_ROWS else rng.choice(x, SAMPLE_ROWS, replace=False)
+    rows = limits.SAMPLE_ROWS
+    sample = x if x.size <= rows else rng.choice(x, rows, replace=False)
     n = x.size
-    top_n = min(n, TOP_ROWS)
+    top_n = min(n, limits.TOP_ROWS)
     top = np.sort(np.partition(x, n - top_n)[n - top_n :]) if top_n < n else np.sort(x)
     sample_sorted = np.sort(sample)
-    qs = np.quantile(x if n > SAMPLE_ROWS else sample_sorted, _SUMMARY_PROBS)
+    qs = np.quantile(x if n > rows else sample_sorted, _SUMMARY_PROBS)
     total = float(x.sum())
     at_max = int(np.count_nonzero(x == top[-1]))
     prep = _prepare(n, top, sample_sorted, total, qs, at_max, rng)
