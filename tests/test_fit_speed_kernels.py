@@ -35,18 +35,9 @@ from costsim.model import tail
 from costsim.model.fit import average_ranks
 from costsim.model.summaries import ClassSummary, LogSummary, SummarySpec
 from costsim.model.summaries.limits import LOW_ROWS, TOP_ROWS
-from costsim.model.tail import (
-    _BLOCK_VALUES,
-    _SCORE_TABLE,
-    _SIGMA_TOL,
-    _XI_ZERO,
-    N_DRAWS,
-    XI_MAX,
-    XI_MIN,
-    TailFit,
-    _crossing,
-    _score_bracket,
-)
+from costsim.model.tail import N_DRAWS, XI_MAX, XI_MIN, TailFit
+from costsim.model.tail.gpd import _BLOCK_VALUES, _SCORE_TABLE, _SIGMA_TOL, _XI_ZERO, _score_bracket
+from costsim.model.tail.uncertainty import _crossing
 
 SEED = 20261128
 SHAPES = (-0.4, -0.1, 0.0, 0.2, 0.6, 1.3)
@@ -274,13 +265,23 @@ def test_sigma_draws_given_xi_are_their_former_selves_to_the_bit(
 def test_fit_tail_is_its_former_self_to_the_bit(xi: float, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole tail fit of a class (threshold, mixed draws over three thresholds), with the
     former kernels put back for the reference."""
+    used: list[int] = []
+
+    def reference(
+        y: np.ndarray, xi_hat: float, sigma_hat: float, rng: np.random.Generator, n_draws: int
+    ) -> tuple[tuple[float, float], np.ndarray, np.ndarray]:
+        used.append(y.size)
+        return ref_profile_draws(y, xi_hat, sigma_hat, rng, n_draws)
+
     for n in (250, 3000, 40_000):
         x = exceedances(xi, n, 4)
         top = np.sort(x)[-min(n, tail.K_MAX + 1) :]
         new = tail.fit_tail(top, n, np.random.default_rng([SEED, n]))
-        with monkeypatch.context() as m:
-            m.setattr(tail, "profile_draws", ref_profile_draws)
+        used.clear()
+        with monkeypatch.context() as m:  # where the draws look it up: `tail.uncertainty`
+            m.setattr(tail.uncertainty, "profile_draws", reference)
             old = tail.fit_tail(top, n, np.random.default_rng([SEED, n]))
+        assert used  # the former kernel made the reference's draws
         assert new is not None and old is not None
         for f in fields(TailFit):
             a, b = getattr(new, f.name), getattr(old, f.name)

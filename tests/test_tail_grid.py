@@ -103,7 +103,7 @@ def ref_fit_gpd_mle(y_sorted: np.ndarray) -> tuple[float, float, float]:
 
 
 def ref_pvalue(a2: float, xi: float) -> float:
-    xis, levels, quantiles = tail._ad_table()
+    xis, levels, quantiles = tail.goodness._ad_table()
     x = float(np.clip(xi, xis[0], xis[-1]))
     j = int(np.clip(np.searchsorted(xis, x) - 1, 0, xis.size - 2))
     w = (x - xis[j]) / (xis[j + 1] - xis[j])
@@ -264,7 +264,7 @@ def test_p_values_match_the_scalar_table_lookup() -> None:
     """The vectorised p-value is the scalar lookup, below, inside and beyond the table."""
     a2 = np.concatenate([np.linspace(0.0, 3.0, 61), [5.0, 10.0]])
     for xi in (-0.7, -0.4, 0.05, 0.45, 1.2, 2.5):
-        got = tail._ad_pvalues(a2, np.full(a2.size, xi))
+        got = tail.goodness._ad_pvalues(a2, np.full(a2.size, xi))
         want = [ref_pvalue(float(a), xi) for a in a2]
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
 
@@ -289,15 +289,23 @@ def test_profile_sigma_solves_the_score_equation_inside_the_support() -> None:
 
 
 def test_fit_tail_draws_the_same_random_stream(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same rng calls in the same order: with the reference search and bisection swapped
-    back in, the draws differ only by the optimisers' differences."""
+    """The same rng calls in the same order: with the reference search swapped back in (where
+    `fit_tail` looks it up: its room, `tail.fitting`), the draws differ only by the optimisers'
+    differences. (The draws profile sigma with `gpd._profile_sigma` either way.)"""
+    used: list[int] = []
+
+    def reference(top: np.ndarray, n: int) -> tuple[int, tuple[ThresholdCandidate, ...]]:
+        used.append(n)
+        return ref_choose_threshold(top, n)
+
     for kind in ("lognormal", "gpd xi=0.5", "pareto with body"):
         _, top, n = samples(kind)[-1]
         new = tail.fit_tail(top, n, np.random.default_rng(SEED))
+        used.clear()
         with monkeypatch.context() as m:
-            m.setattr(tail, "choose_threshold", ref_choose_threshold)
-            m.setattr(tail, "profile_sigma", ref_profile_sigma)
+            m.setattr(tail.fitting, "choose_threshold", reference)
             ref = tail.fit_tail(top, n, np.random.default_rng(SEED))
+        assert used == [n]  # the reference was the one used
         assert new is not None and ref is not None
         assert (new.threshold, new.k) == (ref.threshold, ref.k)
         np.testing.assert_allclose(new.xi_draws, ref.xi_draws, rtol=1e-5, atol=1e-6)
