@@ -12,9 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
+from rich.measure import Measurement
+from rich.text import Text
 
 from costsim import __version__
 from costsim.errors import CostsimError
+from costsim.report import dashboard
 from costsim.report.forecast import (
     forecast_to_dict,
     forecast_to_json,
@@ -305,3 +308,32 @@ def test_plot_without_matplotlib_says_how_to_install(
         write_plot(fc, tmp_path / "forecast.png")
     assert str(info.value) == "--plot needs matplotlib: pip install 'costsim[plot]'"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_table_is_measured_as_wide_from_its_widest_rows_as_from_all() -> None:
+    """The dashboard measures its tables from the rows holding some column's widest cell
+    (`dashboard._widest`): as wide as from every row, at any set of columns."""
+    rng = np.random.default_rng(3)
+    words = ["$0.17", "12.3%", "—", "1.2k / 45k", "walk ±3.1% per 1h", "$12,345", "0.0%", "n/a"]
+    columns = ["class", "a", "b", "c", "d"]
+    console = Console(width=80, color_system=None)
+    for _ in range(30):
+        rows: list[list[str | Text]] = [
+            [Text("c" * int(rng.integers(1, 40)), style="bold")]
+            + [str(rng.choice(words)) + "9" * int(rng.integers(0, 4)) for _ in columns[1:]]
+            for _ in range(int(rng.integers(1, 60)))
+        ]
+        idx = sorted(rng.choice(len(columns), int(rng.integers(2, 6)), replace=False).tolist())
+        if 0 not in idx:
+            idx = [0, *idx]
+
+        def width(table_rows: list[list[str | Text]], idx: list[int] = idx) -> int:
+            table = dashboard._build_table(
+                "t", [columns[i] for i in idx], [[r[i] for i in idx] for r in table_rows]
+            )
+            options = console.options.update(max_width=10_000)
+            return Measurement.get(console, options, table).maximum
+
+        widest = dashboard._widest(rows, idx)
+        assert len(widest) <= len(idx)
+        assert width(widest) == width(rows)
