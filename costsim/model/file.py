@@ -59,6 +59,13 @@ def _clean(obj: Any) -> Any:
         size += values.size
 
     def walk(obj: Any, container: Any, key: Any) -> Any:
+        t = type(obj)
+        if t is float and container is not None:  # most values: a float in a dict or a list
+            scalars.append(obj)
+            scalar_places.append((container, key))
+            return None
+        if t is int or t is str or obj is None or t is bool:
+            return obj
         if isinstance(obj, dict):
             out: dict[str, Any] = {}
             for k, v in obj.items():
