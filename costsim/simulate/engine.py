@@ -282,10 +282,11 @@ def build_strata(unit: UnitCost, reference_intensity: float | None = None) -> St
     k = edges.size - 1 if reference_intensity is None else _cut(edges, reference_intensity)
     probs = edges[:-1] - edges[1:]
     m1, m2 = _moments(unit, edges[: k + 1])
-    # Values at the stratum edges, to keep a stratum's normal term inside its range.
+    # Values at the stratum edges, to keep a stratum's normal term inside its range (a
+    # stratum's upper edge is the next one's lower: the quantiles are found once)
     q_edges = np.clip(1.0 - edges[: k + 1], 0.0, 1.0 - 1e-16)
-    lo = _ppf_grid(unit, q_edges[1:])
-    hi = _ppf_grid(unit, q_edges[:-1])
+    at_edges = _ppf_grid(unit, q_edges)
+    lo, hi = at_edges[:, 1:], at_edges[:, :-1]
     lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
     if reference_intensity is not None:
         bulk = np.flatnonzero(reference_intensity * probs < BULK_EXPECTED)
