@@ -117,6 +117,25 @@ def test_gpd_cdf_and_survival_match_scipy(xi: float, sigma: float) -> None:
     np.testing.assert_allclose(np.exp(gpd_logsf(y, xi, sigma)), s, rtol=1e-12, atol=1e-300)
 
 
+def test_tail_exceedance_from_tables_gives_the_same_numbers() -> None:
+    # per-entry tables (xi = 0, xi < 0, a cap, no cap), taken by index, against per-element
+    # parameters: the same bytes, with or without caps
+    from costsim.model.splice import tail_exceedance, tail_exceedance_of
+
+    xi = np.array([0.0, -0.3, 0.4, 1.2, 1e-12])
+    sigma = np.array([2.0, 0.5, 3.0, 1e-3, 7.0])
+    cap = np.array([5.0, np.nan, 40.0, np.nan, 1e3])
+    rng = np.random.default_rng(3)
+    at = rng.integers(0, xi.size, 5000)
+    r = np.concatenate([rng.random(at.size - 3), [0.0, 1.0 - 2.0**-53, 0.5]])
+    np.testing.assert_array_equal(
+        tail_exceedance_of(r, at, xi, sigma, cap), tail_exceedance(r, xi[at], sigma[at], cap[at])
+    )
+    np.testing.assert_array_equal(
+        tail_exceedance_of(r, at, xi, sigma), tail_exceedance(r, xi[at], sigma[at])
+    )
+
+
 def test_gpd_ppf_matches_scipy() -> None:
     from costsim.model.splice import tail_exceedance
 

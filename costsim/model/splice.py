@@ -78,16 +78,45 @@ def _exceedance(
     with np.errstate(divide="ignore", invalid="ignore"):
         if cap_excess is None:
             return _exceedance_at(np.log(p) if survival else np.log1p(-p), small, safe_xi, sigma_a)
-        # log G(c), the mass below the cap: G(c) = 1 - (1 + xi c / sigma)^(-1/xi), or
-        # 1 - exp(-c/sigma)
-        z = np.maximum(safe_xi * cap_excess / sigma_a, -1.0 + 1e-15)
-        log_sf_cap = np.where(small, -cap_excess / sigma_a, -np.log1p(z) / safe_xi)
+        log_sf_cap = _log_sf_cap(small, safe_xi, sigma_a, cap_excess)
         mass = -np.expm1(log_sf_cap)
         log_s = np.log(np.exp(log_sf_cap) + mass * p) if survival else np.log1p(-p * mass)
         if np.ndim(cap_excess):  # a cap per element: NaN, none
             free = np.isnan(cap_excess)
             log_s[free] = (np.log(p) if survival else np.log1p(-p))[free]
     return _exceedance_at(log_s, small, safe_xi, sigma_a)
+
+
+def tail_exceedance_of(
+    r: np.ndarray,
+    at: np.ndarray,
+    xi: np.ndarray,
+    sigma: np.ndarray,
+    cap_excess: np.ndarray | None = None,
+) -> np.ndarray:
+    """`tail_exceedance` at ``r`` with element i's parameters at entry ``at[i]`` of the tables
+    ``xi``, ``sigma`` and ``cap_excess`` (NaN: no cap): the same numbers, with what depends on
+    the parameters alone (a cap's mass) found once per entry, for tables far shorter than
+    ``r``."""
+    small = np.abs(xi) < _XI_ZERO
+    safe_xi = np.where(small, 1.0, xi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if cap_excess is None:
+            log_s = np.log1p(-r)
+        else:
+            mass = -np.expm1(_log_sf_cap(small, safe_xi, sigma, cap_excess))
+            mass[np.isnan(cap_excess)] = 1.0  # no cap: log1p(-r * 1) is log1p(-r)
+            log_s = np.log1p(-r * mass.take(at))
+    return _exceedance_at(log_s, small.take(at), safe_xi.take(at), sigma.take(at))
+
+
+def _log_sf_cap(
+    small: np.ndarray, safe_xi: np.ndarray, sigma: np.ndarray, cap_excess: float | np.ndarray
+) -> np.ndarray:
+    """log S(c), with 1 - S(c) = G(c) the mass below the cap: S(c) = (1 + xi c / sigma)^(-1/xi),
+    or exp(-c / sigma)."""
+    z = np.maximum(safe_xi * cap_excess / sigma, -1.0 + 1e-15)
+    return np.asarray(np.where(small, -cap_excess / sigma, -np.log1p(z) / safe_xi))
 
 
 def _exceedance_at(

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from ..model.splice import SplicedDistribution, tail_exceedance, tail_exceedance_sf
+from ..model.splice import (
+    SplicedDistribution,
+    tail_exceedance,
+    tail_exceedance_of,
+    tail_exceedance_sf,
+)
 from .inversion import poisson_inverse
 
 BODY_EDGES_Q = np.linspace(0.0, 0.9, 10)  # body strata: 10% each up to the 90% quantile
@@ -592,46 +597,52 @@ def _exact_sums(
     """Per class and trial, the sum of the class's exact draws above survival ``s_cut``: each
     draw's quantile by `UnitCost.ppf_rows`'s arithmetic, the classes' tails at once (a draw
     that falls in its row's body, which a row with a small zeta allows, by its class's
-    `ppf_rows`). The same numbers as class by class: (classes, trials)."""
-    n_trials = param_row.shape[0]
+    `ppf_rows`). The same numbers as class by class: (classes, trials).
+
+    Each draw's parameters are entries of tables of (class, parameter row), taken by one flat
+    index; what depends on the parameters alone is found once per entry."""
+    n_trials, n_columns = param_row.shape
     n_classes = len(units)
-    cls = np.repeat(np.arange(n_classes), [t.size for t, _ in draws])
+    sizes = [t.size for t, _ in draws]
+    cls = np.repeat(np.arange(n_classes), sizes)
     trial = np.concatenate([t for t, _ in draws])
     u = np.concatenate([v for _, v in draws])
-    row = param_row[trial, cls]
-    q = 1.0 - s_cut[cls] * u
     n_params = max(unit.n_params for unit in units)
+    at = param_row.ravel().take(trial * n_columns + cls)  # each draw's entry: (class, row)
+    at += cls * n_params
+    q = 1.0 - np.repeat(s_cut, sizes) * u
 
     def table(per: Callable[[UnitCost], np.ndarray | float]) -> np.ndarray:
         out = np.ones((n_classes, n_params))
         for j, unit in enumerate(units):
             out[j, : unit.n_params] = per(unit)
-        return out[cls, row]
+        return out.ravel()
 
-    zeta = table(lambda un: un.dist.tail_prob if un.tail_prob is None else un.tail_prob)
+    zeta = table(lambda un: un.dist.tail_prob if un.tail_prob is None else un.tail_prob).take(at)
     body_mass = 1.0 - zeta
     has_tail = np.array([unit.dist.has_tail for unit in units])
-    in_tail = (q > body_mass) & (zeta > 0) & has_tail[cls]
+    in_tail = (q > body_mass) & (zeta > 0) & np.repeat(has_tail, sizes)
     values = np.empty(q.size)
-    t = np.flatnonzero(in_tail)
-    if t.size:
+    everywhere = bool(in_tail.all())  # as at most cuts: no index needed
+    t: slice | np.ndarray = slice(None) if everywhere else np.flatnonzero(in_tail)
+    if everywhere or np.size(t):
+        at_t = at[t]
         r = np.clip((q[t] - body_mass[t]) / zeta[t], 0.0, 1.0)
         caps = [unit.dist.cap_excess for unit in units]
-        cap = np.array([np.nan if c is None else c for c in caps])[cls[t]]
-        excess = tail_exceedance(
-            r, table(lambda un: un.xi)[t], table(lambda un: un.sigma)[t],
-            None if all(c is None for c in caps) else cap,
-        )  # fmt: skip
+        cap = None
+        if any(c is not None for c in caps):
+            cap = np.repeat([np.nan if c is None else c for c in caps], n_params)
+        xi, sigma = table(lambda un: un.xi), table(lambda un: un.sigma)
+        excess = tail_exceedance_of(r, at_t, xi, sigma, cap)
         threshold = np.array([unit.dist.threshold for unit in units])
         values[t] = threshold[cls[t]] + excess
-        scaled = [j for j, unit in enumerate(units) if unit.row_scale is not None]
-        if scaled:
-            values[t] = (
-                values[t] * table(lambda un: 1.0 if un.row_scale is None else un.row_scale)[t]
-            )
-    for j in map(int, np.unique(cls[~in_tail])):  # draws in a row's body
-        b = np.flatnonzero(~in_tail & (cls == j))
-        values[b] = units[j].ppf_rows(q[b], row[b])
+        if any(unit.row_scale is not None for unit in units):
+            row_scale = table(lambda un: 1.0 if un.row_scale is None else un.row_scale)
+            values[t] *= row_scale.take(at_t)
+    if not everywhere:
+        for j in map(int, np.unique(cls[~in_tail])):  # draws in a row's body
+            b = np.flatnonzero(~in_tail & (cls == j))
+            values[b] = units[j].ppf_rows(q[b], at[b] - j * n_params)
     sums = np.bincount(cls * n_trials + trial, weights=values, minlength=n_classes * n_trials)
     scale = np.array([unit.scale for unit in units])
     return sums.reshape(n_classes, n_trials) * scale[:, None]
