@@ -126,6 +126,8 @@ def _exceedance_at(
     log_s = np.maximum(log_s, -745.0)
     with np.errstate(over="ignore"):
         general = sigma * np.expm1(-safe_xi * log_s) / safe_xi
+    if not np.any(small):  # the common case: no exponential tail
+        return np.asarray(general, dtype=float)
     return np.asarray(np.where(small, -sigma * log_s, general), dtype=float)
 
 
