@@ -457,21 +457,97 @@ def _run_in_worker(
 
 @cache
 def _client(address: str) -> Any:
-    """One client per scheduler address for the life of the process."""
+    """One client per scheduler address for the life of the process, made once the address
+    has answered as a Dask scheduler (`_probe`)."""
     try:
         from distributed import Client
     except ImportError:
         raise ParallelError(
             f"--scheduler {address}: running on a Dask cluster needs the dask extra ({DASK_EXTRA})"
         ) from None
+    _probe(address)
     try:
         return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
+        raise _no_scheduler(address, exc) from None
+
+
+def _probe(address: str) -> None:
+    """That a Dask scheduler answers at ``address`` within `CONNECT_TIMEOUT_S`, asked for its
+    identity on a connection of its own, before any client is made: a client made for an
+    address that is not a scheduler's can wait forever for a reply (a web server that keeps
+    the connection open), read a stranger's bytes as a frame of exabytes (a MemoryError), and
+    print a traceback when it is collected. Any failure is one `ParallelError`."""
+    import asyncio
+
+    from distributed.comm import connect
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    try:  # what `connect` would refuse before connecting
+        scheme, where = parse_address(address)
+        get_backend(scheme)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(where)
+    except ValueError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ParallelError(
-            f"--scheduler {address}: no Dask scheduler answered ({reason}); start one with "
-            "`dask scheduler` and workers with `dask worker ADDRESS`"
+            f"--scheduler {address}: not a scheduler's address ({reason}); expected one like "
+            "tcp://HOST:8786, as `dask scheduler` prints it"
         ) from None
+
+    async def identity() -> Any:
+        comm = await connect(address, timeout=CONNECT_TIMEOUT_S)  # and the comms' handshake
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    async def asked() -> Any:
+        try:
+            return await asyncio.wait_for(identity(), CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError):
+            raise
+        except (MemoryError, ValueError, TypeError, KeyError) as exc:  # a stranger's bytes
+            # read as a frame (of exabytes: MemoryError; more dimensions than numpy allows)
+            raise _Stranger("it answered in another protocol") from exc
+
+    answer: list[Any] = []
+
+    def ask() -> None:  # a thread of its own: the caller may be inside an event loop
+        try:
+            answer.append(asyncio.run(asked()))
+        except Exception as exc:
+            answer.append(exc)
+
+    thread = threading.Thread(target=ask, daemon=True, name="costsim-probe")
+    thread.start()
+    thread.join(CONNECT_TIMEOUT_S + 1.0)
+    got = answer[0] if answer else TimeoutError(f"no answer in {CONNECT_TIMEOUT_S:g} s")
+    if isinstance(got, BaseException):
+        raise _no_scheduler(address, got)
+    if not (isinstance(got, dict) and got.get("type") == "Scheduler"):
+        kind = got.get("type") if isinstance(got, dict) else None
+        raise ParallelError(
+            f"--scheduler {address}: "
+            + (f"a Dask {kind}, not the scheduler, answered" if kind else "not a Dask scheduler")
+            + "; give the scheduler's address (`dask scheduler` prints it)"
+        )
+
+
+class _Stranger(Exception):
+    """Something other than Dask answered."""
+
+
+def _no_scheduler(address: str, exc: BaseException) -> ParallelError:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, TimeoutError):  # asyncio's too, from Python 3.11
+        reason = f"no answer in {CONNECT_TIMEOUT_S:g} s"
+    return ParallelError(
+        f"--scheduler {address}: no Dask scheduler answered ({reason}); start one with "
+        "`dask scheduler` and workers with `dask worker ADDRESS`"
+    )
 
 
 def _on_worker(fn: Callable[[S, T], R], shared: S, item: T) -> R:

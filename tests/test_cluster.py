@@ -4,8 +4,13 @@ forecast JSON and the model file are compared byte for byte."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -79,6 +84,88 @@ def test_a_scheduler_that_does_not_answer_is_one_clear_error(
     monkeypatch.setattr("costsim.parallel.CONNECT_TIMEOUT_S", 0.5)
     with pytest.raises(ParallelError, match=r"--scheduler tcp://127\.0\.0\.1:9: no Dask scheduler"):
         Parallel.from_options(None, "tcp://127.0.0.1:9")
+
+
+@contextmanager
+def stranger(reply: bytes | None) -> Iterator[str]:
+    """A TCP server that is not Dask: it accepts, then sends ``reply`` (None: nothing) and
+    keeps the connection open, as a web server waiting for its request does."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if reply is not None:
+                conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (None, "no answer in 0.5 s"),  # a web server: it waits for a request
+        (b"\xff" * 64, "it answered in another protocol"),  # read as a frame of exabytes
+        (b"HTTP/1.0 400 Bad Request\r\n\r\n", "no Dask scheduler answered"),
+    ],
+)
+def test_an_address_that_is_not_a_dask_scheduler_is_one_clear_error_soon(
+    monkeypatch: pytest.MonkeyPatch, reply: bytes | None, reason: str
+) -> None:
+    monkeypatch.setattr("costsim.parallel.CONNECT_TIMEOUT_S", 0.5)
+    with stranger(reply) as address:
+        start = time.monotonic()
+        with pytest.raises(ParallelError, match=rf"--scheduler {address}: .*{reason}"):
+            Parallel.from_options(None, address)
+        assert time.monotonic() - start < 3.0
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [("nonsense", "missing port number"), ("foo://x:1", "unknown address scheme 'foo'")],
+)
+def test_what_is_no_address_is_said_before_connecting(address: str, reason: str) -> None:
+    said = rf"--scheduler {address}: not a scheduler's address \(.*{reason}"
+    with pytest.raises(ParallelError, match=said):
+        Parallel.from_options(None, address)
+
+
+def test_a_worker_s_address_is_not_taken_for_the_scheduler_s(scheduler: str) -> None:
+    client = distributed.Client(scheduler, set_as_default=False)
+    try:
+        worker = next(iter(client.scheduler_info()["workers"]))
+    finally:
+        client.close()
+    with pytest.raises(ParallelError, match="a Dask Worker, not the scheduler, answered"):
+        Parallel.from_options(None, worker)
+
+
+def test_the_command_line_says_so_in_one_line_and_nothing_after(tmp_path: Path) -> None:
+    # in a process of its own: a half-made Dask client printed a traceback when it was collected
+    # at exit, after the error line
+    with stranger(b"\xff" * 64) as address:
+        done = subprocess.run(
+            [sys.executable, "-c", "from costsim.cli import main; main()", "forecast",
+             str(ROOT / "scenarios" / "launch_month.yaml"), "-q", "--scheduler", address],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: --scheduler {address}: no Dask scheduler answered (it answered in another "
+        "protocol); start one with `dask scheduler` and workers with `dask worker ADDRESS`"
+    ]
+    assert done.stdout == ""
 
 
 def test_a_check_of_several_scenarios_on_a_cluster_is_the_same_json(
