@@ -57,13 +57,14 @@ def test_a_forecast_on_a_local_cluster_is_the_same_bytes_as_on_one_core(schedule
 
 @pytest.mark.filterwarnings("ignore::costsim.errors.HeavyTailWarning")  # the bundled pilot's
 def test_a_fit_on_a_local_cluster_is_the_same_model_file_as_on_one_core(
-    scheduler: str, tmp_path: Path
+    scheduler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     table = pq.read_table(ROOT / "scenarios" / "pilot.parquet")
-    parts = tmp_path / "pilot"
-    parts.mkdir()
+    (tmp_path / "pilot").mkdir()
     for i, first in enumerate(range(0, table.num_rows, 20_000)):  # three files of the same log
-        pq.write_table(table.slice(first, 20_000), parts / f"part-{i}.parquet")
+        pq.write_table(table.slice(first, 20_000), tmp_path / "pilot" / f"part-{i}.parquet")
+    monkeypatch.chdir(tmp_path)  # a path relative to here, not to the workers' directory
+    parts = Path("pilot")
     on_cluster = fit_source(parts, parallel=Parallel.from_options(None, scheduler)).model
     on_one_core = fit_source(parts).model
     assert model_to_json(on_cluster) == model_to_json(on_one_core)

@@ -74,7 +74,9 @@ def is_uri(src: str) -> bool:
 def _locate(src: str) -> _Source:
     if is_uri(src):
         return _locate_uri(src)
-    path = Path(src)
+    # files by their absolute path: a cluster's workers, which read them, have other working
+    # directories (messages name them as given)
+    path = Path(os.path.abspath(src))
     if not path.exists():
         raise _error(f"pilot log not found: {src}")
     if path.is_file():
