@@ -61,7 +61,7 @@ from costsim.model.fit import FittedModel
 from costsim.parallel import Parallel, available_cores, one_blas_thread
 from costsim.report.forecast import forecast_to_json
 from costsim.scenario import Scenario, parse_scenario
-from costsim.simulate.bridge import BRIDGE_TRIALS, bridge_steps, cap_variants
+from costsim.simulate.bridge import BRIDGE_TRIALS, bridge_steps, cap_sensitive, cap_variants
 from costsim.simulate.chunks import Run, _jobs, _run_chunk, _sums_key, expected_seconds
 from costsim.simulate.forecast import run_forecast
 from costsim.simulate.prepare import prepare
@@ -214,7 +214,7 @@ def chunk_jobs(sc: Scenario, model: FittedModel) -> tuple[list[Any], Any]:
     `run_forecast` makes them."""
     prep = prepare(sc, model)
     n_bridge = min(BRIDGE_TRIALS, sc.trials)
-    _, variants = cap_variants(prep)
+    variants = cap_variants(prep, cap_sensitive(prep))
     steps = [d for _, d in bridge_steps(prep) if d is not None and d is not ALL_DRIVERS]
     runs = [Run(ALL_DRIVERS, variants=variants, variant_trials=n_bridge)]
     runs += [Run(d, n_bridge) for d in steps]

@@ -333,6 +333,9 @@ def test_cap_sensitivity_is_reported_where_the_mean_depends_on_the_cap(tmp_path:
     assert any("the mean depends on the cap of long_context_summary" in n for n in data["notes"])
     quick = json.loads(run("forecast", scenario, "--json", "-", "--no-bridge").stdout)
     assert quick["cap_sensitivity"] is None  # measured with the bridge only (check skips it)
+    [note] = [n for n in quick["notes"] if "the mean depends on the cap of" in n]
+    assert "long_context_summary" in note and "the forecast with its bridge" in note
+    assert note.endswith("the default one is only a multiple of the largest value the pilot saw")
 
 
 def test_an_empty_name_leaves_an_optional_column_out(tmp_path: Path) -> None:

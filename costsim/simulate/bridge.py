@@ -43,9 +43,9 @@ CAP_FACTORS = (10.0, 100.0)
 CAP_SENSITIVE = 0.01  # a class whose mean moves by more than this at 100x its cap
 
 
-def cap_variants(prep: Prepared) -> tuple[tuple[int, ...], tuple[tuple[Strata, ...], ...]]:
-    """The classes whose capped tail's mean depends on its cap (xi near or above 1), and the
-    strata of every class with those caps 10x and 100x higher (`CAP_FACTORS`)."""
+def cap_sensitive(prep: Prepared) -> tuple[int, ...]:
+    """The classes whose capped tail's mean depends on its cap (xi near or above 1): their
+    mean moves by more than `CAP_SENSITIVE` were the cap 100x higher."""
     sensitive = []
     for j, pc in enumerate(prep.classes):
         d = pc.unit.dist
@@ -55,6 +55,12 @@ def cap_variants(prep: Prepared) -> tuple[tuple[int, ...], tuple[tuple[Strata, .
         far = replace(pc.unit, dist=replace(d, cap=CAP_FACTORS[-1] * d.cap))
         if now > 0 and float(far.row_means()[0]) / now - 1.0 > CAP_SENSITIVE:
             sensitive.append(j)
+    return tuple(sensitive)
+
+
+def cap_variants(prep: Prepared, sensitive: tuple[int, ...]) -> tuple[tuple[Strata, ...], ...]:
+    """The strata of every class with the ``sensitive`` classes' caps 10x and 100x higher
+    (`CAP_FACTORS`)."""
     variants = []
     for factor in CAP_FACTORS if sensitive else ():
         strata = list(prep.strata)
@@ -66,7 +72,7 @@ def cap_variants(prep: Prepared) -> tuple[tuple[int, ...], tuple[tuple[Strata, .
                 replace(unit, dist=replace(d, cap=factor * d.cap)), prep.reference_intensity[j]
             )
         variants.append(tuple(strata))
-    return tuple(sensitive), tuple(variants)
+    return tuple(variants)
 
 
 def cap_sensitivity(
@@ -86,18 +92,24 @@ def cap_sensitivity(
     return CapSensitivity(names, (1.0, *CAP_FACTORS), tuple(means), tuple(p95s))
 
 
-def cap_note(cs: CapSensitivity | None) -> tuple[str, ...]:
-    if cs is None:
+def cap_note(cs: CapSensitivity | None, classes: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The note on the classes whose mean depends on their cap: with the figures of ``cs``
+    where the bridge ran, else naming ``classes`` alone."""
+    names = cs.classes if cs is not None else classes
+    if not names:
         return ()
-    figures = "; ".join(
-        f"{'with the model' + chr(39) + 's caps' if f == 1 else f'caps {f:g}x higher'}: "
-        f"mean ${m:,.0f}, P95 ${p:,.0f}"
-        for f, m, p in zip(cs.factors, cs.mean, cs.p95, strict=True)
-    )
+    if cs is None:
+        figures = "the forecast with its bridge (not --no-bridge) shows by how much"
+    else:
+        figures = f"on {BRIDGE_TRIALS:,} trials at most: " + "; ".join(
+            f"{'with the model' + chr(39) + 's caps' if f == 1 else f'caps {f:g}x higher'}: "
+            f"mean ${m:,.0f}, P95 ${p:,.0f}"
+            for f, m, p in zip(cs.factors, cs.mean, cs.p95, strict=True)
+        )
     return (
-        f"the mean depends on the cap of {', '.join(cs.classes)} (a tail too heavy for its "
-        f"mean to settle); on {BRIDGE_TRIALS:,} trials at most: {figures}. Set a physical cap "
-        "(`costsim fit --cap`, `--max-tokens`) if the default one is not",
+        f"the mean depends on the cap of {', '.join(names)} (a tail too heavy for its mean to "
+        f"settle); {figures}. Set a physical cap (`costsim fit --cap`, `--max-tokens`): the "
+        "default one is only a multiple of the largest value the pilot saw",
     )
 
 

@@ -625,7 +625,7 @@ def _exact_sums(
     values = np.empty(q.size)
     everywhere = bool(in_tail.all())  # as at most cuts: no index needed
     t: slice | np.ndarray = slice(None) if everywhere else np.flatnonzero(in_tail)
-    if everywhere or np.size(t):
+    if everywhere or in_tail.any():
         at_t = at[t]
         r = np.clip((q[t] - body_mass[t]) / zeta[t], 0.0, 1.0)
         caps = [unit.dist.cap_excess for unit in units]

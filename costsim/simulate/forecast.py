@@ -32,6 +32,7 @@ from .bridge import (
     CapSensitivity,
     bridge_steps,
     cap_note,
+    cap_sensitive,
     cap_sensitivity,
     cap_variants,
     summarise_bridge,
@@ -272,7 +273,8 @@ def run_forecast(
     parallel.start_processes_for(__name__, expected_seconds(scenario, model, engine))
     prep = prepare(scenario, model, progress, parallel)
     n_bridge = min(BRIDGE_TRIALS, scenario.trials)
-    sensitive, variants = cap_variants(prep) if bridge else ((), ())
+    sensitive = cap_sensitive(prep)
+    variants = cap_variants(prep, sensitive) if bridge else ()
     steps = [
         (name, d)
         for name, d in (bridge_steps(prep) if bridge else [])
@@ -320,7 +322,8 @@ def run_forecast(
         if bridge
         else ()
     )
-    sensitivity = cap_sensitivity(prep, sensitive, totals, main.variant_totals)
+    sensitivity = cap_sensitivity(prep, sensitive if bridge else (), totals, main.variant_totals)
+    capped = cap_note(sensitivity, tuple(prep.classes[j].name for j in sensitive))
     conc_rng = np.random.default_rng(np.random.SeedSequence(scenario.seed, spawn_key=(2**31 + 1,)))
     fc = Forecast(
         scenario_name=scenario.path.name if scenario.path is not None else "<scenario>",
@@ -344,7 +347,7 @@ def run_forecast(
         per_class=per_class,
         bridge=bridge_table,
         concentration=_concentration(prep, conc_rng),
-        notes=prep.notes + _unresolved_note(se, int(totals.size)) + cap_note(sensitivity),
+        notes=prep.notes + _unresolved_note(se, int(totals.size)) + capped,
         percentiles=np.quantile(ordered, np.linspace(0.0, 1.0, 101)),
         scenario_document=dict(scenario.raw),
         cap_sensitivity=sensitivity,
