@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -205,6 +206,19 @@ def test_the_worker_processes_copies_count_and_fewer_workers_is_the_knob(
         "copies for the worker processes",
         "use fewer --workers",
     )
+
+
+def test_the_parts_of_a_refused_forecast_add_up_to_its_total(tmp_path: Path) -> None:
+    # 64 workers on a small machine: the working arrays of a chunk on each are the bulk, and
+    # were left out of the parts listed
+    line = one_error(
+        run("forecast", _scenario(tmp_path), "--workers", "64", "--no-bridge"),
+        "64 workers:",
+        "GiB of working arrays",
+        "use fewer --workers (this machine has",
+    )
+    total, *parts = (float(x) for x in re.findall(r"([0-9.]+) GiB(?! each| costsim)", line))
+    assert abs(sum(parts) - total) <= 0.05 * (len(parts) + 1), line
 
 
 def test_out_of_memory_is_bad_input_not_a_bug(

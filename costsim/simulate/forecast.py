@@ -196,6 +196,14 @@ RUN_MEMORY = 8 * GIB  # strata, per-trial results and chunk temporaries of one f
 _CHUNK_ARRAYS = 8  # (chunk trials x classes) float arrays alive at once in `simulate`
 
 
+def lanes_of(parallel: Parallel | None) -> int:
+    """The chunks of trials held at once on this machine: one per local worker (None: this
+    machine's cores); one on a cluster, whose workers hold theirs."""
+    if parallel is None:
+        return available_cores()
+    return 1 if parallel.scheduler is not None else parallel.workers
+
+
 def memory_needed(
     scenario: Scenario, model: FittedModel, parallel: Parallel | None = None
 ) -> dict[str, float]:
@@ -216,10 +224,7 @@ def memory_needed(
             for q in c.quantities.values()
         ]
     )
-    if parallel is None:
-        lanes = available_cores()
-    else:
-        lanes = 1 if parallel.scheduler is not None else parallel.workers
+    lanes = lanes_of(parallel)
     units = 8.0 * n_classes * rows * (points + 4)
     strata = 4 * 8.0 * n_classes * rows * strata_count()
     return {
@@ -243,14 +248,19 @@ def guard_memory(scenario: Scenario, model: FittedModel, parallel: Parallel | No
             if parts["workers"]
             else ""
         )
+        lanes = lanes_of(parallel)
+        working = parts["chunk"] + parts["engine"]
+        each = f" ({working / lanes / GIB:.2f} GiB each)" if lanes > 1 else ""
+        cores = available_cores()
+        fewer = f"use fewer --workers (this machine has {cores} cores), " if lanes > 1 else ""
         raise ForecastError(
             f"this forecast would hold about {total / GIB:.1f} GiB ({n_classes:,} classes: "
             f"{(parts['units'] + parts['strata']) / GIB:.1f} GiB of unit costs and strata"
             f"{copies}; {scenario.trials:,} trials: "
-            f"{parts['results'] / GIB:.1f} GiB of per-class totals), more than the "
-            f"{RUN_MEMORY / GIB:.0f} GiB costsim allows itself: lower --trials (or `trials:`), "
-            + ("use fewer --workers, " if parts["workers"] else "")
-            + "or merge small classes into one before fitting"
+            f"{parts['results'] / GIB:.1f} GiB of per-class totals; {lanes:,} "
+            f"worker{'s' if lanes > 1 else ''}: {working / GIB:.1f} GiB of working arrays{each}), "
+            f"more than the {RUN_MEMORY / GIB:.0f} GiB costsim allows itself: lower --trials (or "
+            f"`trials:`), {fewer}or merge small classes into one before fitting"
         )
 
 
