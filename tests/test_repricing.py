@@ -74,3 +74,29 @@ def test_a_catalog_model_prices_like_its_own_sheet_written_out() -> None:
     assert cheaper.mean() < totals(written).mean()
     with pytest.raises(ScenarioError, match=r"pricing\.default\.model: .*closest"):
         totals({"model": "openai:gpt-4oo"})
+
+
+def test_a_price_the_model_has_no_tokens_for_is_said_not_charged(tmp_path: Path) -> None:
+    # fitted without input tokens, priced per input and output token: only the output is
+    # charged, and a note says so (it was silent)
+    import json
+
+    import yaml
+    from cli_helpers import run
+
+    pilot = MODEL.parent / "pilot.parquet"
+    model = tmp_path / "m.json"
+    assert run("fit", pilot, "--input-tokens-col", "", "-o", model, "-q").exit_code == 0
+    doc = {"model": str(model), "volume": {"requests": 1e6}, "horizon": "7d", "trials": 200}
+    scenario = tmp_path / "s.yaml"
+    notes = []
+    for price in ({"input_per_mtok": 3.0, "output_per_mtok": 15.0}, {"output_per_mtok": 15.0}):
+        scenario.write_text(yaml.safe_dump({**doc, "pricing": {"default": price}}))
+        result = run("forecast", scenario, "--no-bridge", "--json", "-")
+        assert result.exit_code == 0, result.stderr
+        notes.append([n for n in json.loads(result.stdout)["notes"] if n.startswith("pricing:")])
+    assert notes[0] == [
+        "pricing: the model has no input_tokens for any class, so the input price is not "
+        "charged (fit with `--input-tokens-col` to charge it)"
+    ]
+    assert notes[1] == []  # nothing charged for the input: nothing to say

@@ -20,7 +20,7 @@ from ..scenario import Scenario, validate_against_model
 from .engine import Strata, UnitCost, build_strata
 from .inversion import GammaQuantiles
 from .reliability import ClassReliability, class_reliability, with_norms
-from .repricing import effective_price, quantity_rows, reprice
+from .repricing import effective_price, quantity_rows, reprice, unpriced_tokens
 from .traffic import TrafficPlan, build_plan, start_epoch, window_weights
 
 
@@ -32,6 +32,7 @@ class ProductionClass:
     pilot_mean: float  # empirical mean cost per request (re-priced, scaled)
     repriced: bool
     borrowed_from: str | None
+    unpriced: tuple[str, ...] = ()  # token quantities its price charges that its model lacks
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,14 @@ def prepare(
     else:
         pilot_mean = float(np.dot(pilot_share, [c.pilot_mean for c in classes]))
         notes.append("the pilot log had no cost column: the naive estimate uses re-priced tokens")
+    for q in ("input_tokens", "output_tokens"):
+        lacking = [pc.name for pc in classes if q in pc.unpriced]
+        if lacking:
+            which = "any class" if len(lacking) == len(classes) else ", ".join(lacking)
+            notes.append(
+                f"pricing: the model has no {q} for {which}, so the {q.split('_')[0]} price "
+                f"is not charged (fit with `--{q.replace('_', '-')}-col` to charge it)"
+            )
     strata = tuple(one[1] for one in prepared)
     policies = tuple(one[2] for one in prepared)
     shifts = tuple(one[3] for one in prepared)
@@ -153,7 +162,8 @@ def _prepare_class(
             )
         unit = replace(quantity_rows(cf, "cost_usd", np.random.default_rng(class_ss)), scale=scale)
         mean = cf.quantities["cost_usd"].summary["mean"] * scale
-    pc = ProductionClass(job.name, cf, unit, mean, price is not None, job.like)
+    unpriced = unpriced_tokens(cf, price) if price is not None else ()
+    pc = ProductionClass(job.name, cf, unit, mean, price is not None, job.like, unpriced)
     rel = scenario.reliability
     policy = with_norms(class_reliability(cf, rel, unit.n_params, rel_ss), plan, rel, job.j)
     shift = drift_shift(cf, plan, job.j, scenario, model)

@@ -124,6 +124,16 @@ def reprice(cf: ClassFit, price: Price, rng: np.random.Generator) -> tuple[UnitC
     return unit, float(cost.mean())
 
 
+def unpriced_tokens(cf: ClassFit, price: Price) -> tuple[str, ...]:
+    """The token quantities a price sheet charges that the class's model lacks (fitted
+    without that column): re-pricing leaves their cost out."""
+    charged = {
+        "input_tokens": bool(price.input_per_mtok) or bool(price.cached_per_mtok),
+        "output_tokens": bool(price.output_per_mtok),
+    }
+    return tuple(q for q, c in charged.items() if c and q not in cf.quantities)
+
+
 def quantity_rows(cf: ClassFit, q: str, rng: np.random.Generator) -> UnitCost:
     """The parameter rows of one fitted quantity of a class."""
     qf = cf.quantities[q]
