@@ -187,6 +187,7 @@ def _run_check(
             "gate its budgets, or compare the forecast JSON of a scenario without deployments"
         )
     regression_sc = None
+    own = sc  # the scenario as written
     if baseline is not None:
         regression_sc = replace(sc, seed=int(baseline["seed"]), trials=int(baseline["trials"]))
         if seed is None:
@@ -246,6 +247,12 @@ def _run_check(
         )
         if budgeted and not same:
             notes.append(f"budgets: judged on their own run (seed {sc.seed}, {sc.trials:,} trials)")
+        elif budgeted and (own.seed, own.trials) != (sc.seed, sc.trials):
+            notes.append(
+                f"budgets: judged on the same run, the baseline's seed and trials (the scenario "
+                f"says seed {own.seed}, {own.trials:,} trials; --trials gives budgets a run of "
+                "their own)"
+            )
     judged = fc if fc is not None else regression_fc
     assert judged is not None  # a budget or a baseline is always given (checked above)
     result = evaluate(

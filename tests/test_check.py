@@ -296,3 +296,23 @@ def test_nothing_to_check_is_a_usage_error(baseline) -> None:
     result = _run("check", scenario)
     assert result.exit_code == 2
     assert "nothing to check" in result.stderr
+
+
+def test_budgets_judged_on_the_baseline_s_run_say_so(baseline, tmp_path: Path) -> None:
+    # a baseline of fewer trials than the scenario's: budgets are judged on its rerun, which a
+    # note says (it was said only with --trials); a baseline of the scenario's own trials: no
+    # such note
+    scenario, _, _ = baseline
+    small = tmp_path / "small.json"
+    made = _run("forecast", scenario, "--json", small, "-q", "--no-bridge", "--trials", "1000")
+    assert made.exit_code == 0, made.stderr
+    said = []
+    for base in (small, baseline[1]):
+        result = _run("check", scenario, "--baseline", base, "--max", "p95=1e9", "--format=lines")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        said.append([line for line in result.stdout.splitlines() if "note: budgets:" in line])
+    assert len(said[0]) == 1 and (
+        "judged on the same run, the baseline's seed and trials (the scenario says seed 7, "
+        "2,000 trials; --trials gives budgets a run of their own)"
+    ) in said[0][0]
+    assert said[1] == []
