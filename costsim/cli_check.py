@@ -187,7 +187,7 @@ def _run_check(
             "gate its budgets, or compare the forecast JSON of a scenario without deployments"
         )
     regression_sc = None
-    own = sc  # the scenario as written
+    as_written = sc
     if baseline is not None:
         regression_sc = replace(sc, seed=int(baseline["seed"]), trials=int(baseline["trials"]))
         if seed is None:
@@ -247,10 +247,10 @@ def _run_check(
         )
         if budgeted and not same:
             notes.append(f"budgets: judged on their own run (seed {sc.seed}, {sc.trials:,} trials)")
-        elif budgeted and (own.seed, own.trials) != (sc.seed, sc.trials):
+        elif budgeted and (as_written.seed, as_written.trials) != (sc.seed, sc.trials):
             notes.append(
                 f"budgets: judged on the same run, the baseline's seed and trials (the scenario "
-                f"says seed {own.seed}, {own.trials:,} trials; --trials gives budgets a run of "
+                f"says seed {as_written.seed}, {as_written.trials:,} trials; --trials gives budgets a run of "
                 "their own)"
             )
     judged = fc if fc is not None else regression_fc

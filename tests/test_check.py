@@ -311,8 +311,12 @@ def test_budgets_judged_on_the_baseline_s_run_say_so(baseline, tmp_path: Path) -
         result = _run("check", scenario, "--baseline", base, "--max", "p95=1e9", "--format=lines")
         assert result.exit_code == 0, result.stdout + result.stderr
         said.append([line for line in result.stdout.splitlines() if "note: budgets:" in line])
-    assert len(said[0]) == 1 and (
-        "judged on the same run, the baseline's seed and trials (the scenario says seed 7, "
-        "2,000 trials; --trials gives budgets a run of their own)"
-    ) in said[0][0]
+    assert (
+        len(said[0]) == 1
+        and (
+            "judged on the same run, the baseline's seed and trials (the scenario says seed 7, "
+            "2,000 trials; --trials gives budgets a run of their own)"
+        )
+        in said[0][0]
+    )
     assert said[1] == []

@@ -490,3 +490,33 @@ def test_bundled_model_is_up_to_date() -> None:
         "`costsim fit scenarios/pilot.parquet -o scenarios/pilot.model.json`\n"
         + "\n".join(differences[:20])
     )
+
+
+def test_the_classes_naive_costs_say_why_they_do_not_add_up_to_the_naive_estimate(
+    tmp_path: Path,
+) -> None:
+    # a mix shifted toward costly agents: the classes' naive costs (production mix) sum to
+    # twice the naive estimate (pilot mix); a line under the table says so, in the terminal and
+    # in Markdown, with the sum; a scenario that keeps the mix says nothing
+    said = {}
+    for name in ("agentic_growth", "launch_month"):
+        out = tmp_path / f"{name}.json"
+        md = tmp_path / f"{name}.md"
+        result = CliRunner().invoke(
+            app,
+            ["forecast", str(ROOT / "scenarios" / f"{name}.yaml"), "--trials", "300",
+             "--no-bridge", "--json", str(out), "--markdown", str(md)],
+            terminal_width=400,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        data = json.loads(out.read_text())
+        text = " ".join(result.stdout.split())  # the line as one, however it was wrapped
+        said[name] = (text, data, md.read_text())
+    text, data, md = said["agentic_growth"]
+    summed = sum(c["naive_cost"] for c in data["per_class"].values())
+    assert summed > 1.5 * data["naive_linear"]
+    assert text.count("naive cost: a class's pilot mean per request") == 1
+    assert f"projected requests, ${summed:,.0f} in all; the naive estimate " in text
+    assert f"(${data['naive_linear']:,.0f}) keeps the pilot's mix and costs" in text
+    assert "naive cost: a class's pilot mean per request" in md
+    assert "naive cost: a class" not in said["launch_month"][0] + said["launch_month"][2]

@@ -111,6 +111,19 @@ def _quantile_rows(fc: Forecast) -> list[list[str]]:
     ]
 
 
+def _class_naive_line(fc: Forecast) -> str | None:
+    """Why the classes' naive costs do not add up to the naive estimate, where they do not
+    (within 1%): they take the production mix and the scenario's prices."""
+    summed = sum(c.naive_cost for c in fc.per_class.values())
+    if abs(summed - fc.naive_linear) <= 0.01 * max(abs(fc.naive_linear), 1e-300):
+        return None
+    return (
+        f"naive cost: a class's pilot mean per request (re-priced where the scenario prices it) "
+        f"{_TIMES} its projected requests, {_usd(summed)} in all; the naive estimate "
+        f"({_usd(fc.naive_linear)}) keeps the pilot's mix and costs"
+    )
+
+
 _QUANTILE_COLUMNS = ["quantile", "forecast", "± MC s.e.", "vs naive"]
 _BRIDGE_COLUMNS = ["driver", "Δ to P50", "Δ to P95", "running P50", "running P95"]
 _CLASS_COLUMNS = [
@@ -247,6 +260,9 @@ def render_forecast(fc: Forecast, console: Console) -> None:
         numbers[1] = Text(str(numbers[1]), style=style)
         rows.append([label, *numbers])
     _print_table(console, _CLASS_TITLE, _CLASS_COLUMNS, rows, drop=("naive cost", "unit p50"))
+    explained = _class_naive_line(fc)
+    if explained is not None:
+        console.print(Text(explained, style="dim"))
     conc = _concentration_parts(fc)
     if conc is not None:
         console.print(
@@ -301,6 +317,9 @@ def forecast_to_markdown(fc: Forecast) -> str:
         out += ["", f"**{_md(_BRIDGE_TITLE)}**", "", *_md_table(_BRIDGE_COLUMNS, _bridge_rows(fc))]
     rows = [[name + _class_marks(fc, name), *_class_numbers(fc, name)] for name in fc.classes]
     out += ["", f"**{_md(_CLASS_TITLE)}**", "", *_md_table(_CLASS_COLUMNS, rows)]
+    explained = _class_naive_line(fc)
+    if explained is not None:
+        out += ["", _md(explained)]
     conc = _concentration_parts(fc)
     if conc is not None:
         out += [
