@@ -187,11 +187,11 @@ def forecast(
 
     Example: costsim forecast scenarios/launch_month.yaml --json forecast.json
     """
-    from .report.forecast import PLOT_FORMATS, SAMPLE_SUFFIXES, require_matplotlib
-    from .simulate.forecast import run_forecast
-
     with user_errors():
-        sc = scenario_with(scenario, trials, seed)
+        sc = scenario_with(scenario, trials, seed)  # a bad scenario is told before the imports
+        from .report.forecast import PLOT_FORMATS, SAMPLE_SUFFIXES, require_matplotlib
+        from .simulate.forecast import run_forecast
+
         outputs = check_outputs(
             [
                 Output("--json", json_out) if json_out is not None else None,

@@ -249,9 +249,9 @@ def _run_check(
             notes.append(f"budgets: judged on their own run (seed {sc.seed}, {sc.trials:,} trials)")
         elif budgeted and (as_written.seed, as_written.trials) != (sc.seed, sc.trials):
             notes.append(
-                f"budgets: judged on the same run, the baseline's seed and trials (the scenario "
-                f"says seed {as_written.seed}, {as_written.trials:,} trials; --trials gives budgets a run of "
-                "their own)"
+                "budgets: judged on the same run, the baseline's seed and trials (the scenario "
+                f"says seed {as_written.seed}, {as_written.trials:,} trials; --trials gives "
+                "budgets a run of their own)"
             )
     judged = fc if fc is not None else regression_fc
     assert judged is not None  # a budget or a baseline is always given (checked above)
@@ -351,10 +351,6 @@ def check(
 ) -> None:
     """See ``CHECK_HELP`` (the command's help)."""
     from .check import exit_code, parse_tolerance
-    from .model.file import dumps
-    from .report.check import check_to_dict, check_to_junit, check_to_markdown, render_check
-    from .report.check import lines as check_lines
-    from .report.forecast import require_matplotlib
     from .scenario import load_scenario
 
     if trials is not None and trials != "auto":
@@ -382,7 +378,12 @@ def check(
                     f"{precision!r}"
                 )
             prec_value = prec.value
-        loaded = [load_scenario(sp.scenario) for sp in specs]
+        loaded = [load_scenario(sp.scenario) for sp in specs]  # told before the imports
+        from .model.file import dumps
+        from .report.check import check_to_dict, check_to_junit, check_to_markdown, render_check
+        from .report.check import lines as check_lines
+        from .report.forecast import require_matplotlib
+
         inputs: list[Path] = [p for p in (config,) if p is not None]
         for sp, sc in zip(specs, loaded, strict=True):
             inputs += _scenario_inputs(sc) + ([sp.baseline] if sp.baseline else [])

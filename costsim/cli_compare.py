@@ -62,16 +62,16 @@ def compare(
 
     Example: costsim compare scenarios/deployments.yaml --json compare.json
     """
-    from .model.file import dumps
-    from .outputs import Output, check_outputs, write_outputs
-    from .report.compare import compare_to_dict, compare_to_markdown, render_compare
-    from .simulate.compare import check_deployments, run_compare
-
     review_s = (
         parse_duration_option(review_after, "--review-after") if review_after is not None else None
     )
     with user_errors():
-        sc = scenario_with(scenario, trials, seed)
+        sc = scenario_with(scenario, trials, seed)  # a bad scenario is told before the imports
+        from .model.file import dumps
+        from .outputs import Output, check_outputs, write_outputs
+        from .report.compare import compare_to_dict, compare_to_markdown, render_compare
+        from .simulate.compare import check_deployments, run_compare
+
         check_deployments(sc)
         outputs = check_outputs(
             [
