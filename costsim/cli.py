@@ -139,7 +139,7 @@ app.command()(fit_command)
 
 @app.command()
 def forecast(
-    scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML).")],
+    scenario: Annotated[Path, typer.Argument(metavar="SCENARIO", help="Scenario file (YAML).")],
     json_out: Annotated[
         str | None,
         typer.Option("--json", metavar="PATH", help="Write the forecast as JSON ('-' = stdout)."),
@@ -273,7 +273,8 @@ def prices(
     model: Annotated[
         str,
         typer.Argument(
-            help="A catalog model: provider:model (openai:gpt-4o) or a name as logs spell it."
+            metavar="MODEL",
+            help="A catalog model: provider:model (openai:gpt-4o) or a name as logs spell it.",
         ),
     ],
     at: Annotated[
@@ -330,7 +331,9 @@ def schema(
 
 @app.command()
 def init(
-    model: Annotated[Path, typer.Argument(help="Fitted model file (from costsim fit).")],
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="Fitted model file (from costsim fit).")
+    ],
     output: Annotated[
         str,
         typer.Option(

@@ -40,7 +40,8 @@ def backtest(
     log: Annotated[
         Path,
         typer.Argument(
-            help="Log with timestamps and costs: Parquet file or dataset directory, or CSV."
+            metavar="LOG",
+            help="Log with timestamps and costs: Parquet file or dataset directory, or CSV.",
         ),
     ],
     split: Annotated[

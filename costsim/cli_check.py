@@ -274,7 +274,9 @@ Opt = typer.Option  # the check command has many options
 
 
 def check(
-    scenarios: Annotated[list[Path] | None, typer.Argument(help="Scenario files.")] = None,
+    scenarios: Annotated[
+        list[Path] | None, typer.Argument(metavar="SCENARIOS", help="Scenario files.")
+    ] = None,
     config: Annotated[
         Path | None,
         Opt("--config", metavar="PATH", help=f"Checks to run [default: ./{DEFAULT_CONFIG}]."),

@@ -35,7 +35,9 @@ from .cli_shared import (
 
 
 def compare(
-    scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML) with deployments.")],
+    scenario: Annotated[
+        Path, typer.Argument(metavar="SCENARIO", help="Scenario file (YAML) with deployments.")
+    ],
     json_out: Annotated[
         str | None,
         typer.Option("--json", metavar="PATH", help="Write the comparison as JSON ('-' = stdout)."),

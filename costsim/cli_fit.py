@@ -43,6 +43,7 @@ def fit(
     pilot: Annotated[
         str,
         typer.Argument(
+            metavar="PILOT",
             help="Pilot log: Parquet or CSV file or dataset directory, or a tool's export; "
             "local, or at a pyarrow filesystem URI such as s3://bucket/pilot/.",
             show_default=False,
