@@ -213,11 +213,11 @@ class Num(Declared):
         return self.range()
 
     def above(self, value: Any) -> bool:
-        if self.hi is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        exact = isinstance(value, int) and not isinstance(value, bool)  # however long
+        x = value if exact else _as_number(value)  # "1e300" too, which YAML 1.1 reads as text
+        if self.hi is None or x is None or not (exact or math.isfinite(x)):
             return False
-        if isinstance(value, float) and not math.isfinite(value):
-            return False
-        return value >= self.hi if self.hi_open else value > self.hi
+        return x >= self.hi if self.hi_open else x > self.hi
 
     def describe(self, value: Any = None, plural: bool = False) -> str:
         noun = (

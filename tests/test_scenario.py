@@ -324,6 +324,11 @@ def test_null_values_mean_absent() -> None:
             "traffic.spikes.rate: expected a number >= 0, got 'often'",
         ),
         ("volume.requests", -5, "volume.requests: expected a number > 0, got -5"),
+        (  # text in exponent form, as YAML 1.1 reads it: above the cap like the number
+            "volume.requests",
+            "1e300",
+            "volume.requests: expected a number in (0, 1e+13], got '1e300'",
+        ),
         ("volume.growth", True, "volume.growth: expected a number > -1, got true (a boolean)"),
         ("volume.growth", -1, "volume.growth: expected a number > -1, got -1"),
         ("volume.uncertainty", ".nan", "volume.uncertainty: expected a number >= 0"),
