@@ -81,8 +81,9 @@ def check_outputs(outputs: Iterable[Output | None], inputs: Iterable[str | Path]
     to_stdout = [o.option for o in chosen if o.to_stdout]
     if len(to_stdout) > 1:
         problems.append(
-            f"{' and '.join(to_stdout)} all write to standard output ('-'); send all but one "
-            "to a file"
+            f"{', '.join(to_stdout[:-1])} and {to_stdout[-1]} "
+            f"{'both' if len(to_stdout) == 2 else 'all'} write to standard output ('-'); send "
+            "all but one to a file"
         )
     seen: list[Output] = []
     for out in chosen:

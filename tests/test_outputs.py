@@ -130,7 +130,7 @@ def test_two_outputs_to_one_file_or_to_stdout_are_refused(scenario: Path, tmp_pa
     )
     one_error(
         run("forecast", scenario, "--json", "-", "--markdown", "-"),
-        "--json and --markdown all write to standard output",
+        "--json and --markdown both write to standard output",
     )
     assert not same.exists()
 

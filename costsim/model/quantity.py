@@ -159,7 +159,7 @@ def _pooled_shape(
         source = f"pooled from {len(fits)} class{'es' if len(fits) > 1 else ''}"
     else:
         xi, se = 0.0, 0.2
-        source = "default (no class has enough rows for its own tail)"
+        source = "set by default, as no class has enough rows for its own tail"
     z = special.ndtri(0.5 + CI_LEVEL / 2)  # scipy.stats.norm.ppf
     draws = xi + se * rng.standard_normal(N_DRAWS)
     notes.append(f"{q}: classes {', '.join(needs)} are small and borrow the tail shape {source}")

@@ -80,7 +80,8 @@ def headline(fc: Forecast) -> str:
 
 def _context(fc: Forecast) -> str:
     return (
-        f"{_days(fc.horizon_s)} days, {fc.trials:,} trials, seed {fc.seed}, "
+        f"{_days(fc.horizon_s)} day{'' if fc.horizon_s == 86400 else 's'}, {fc.trials:,} "
+        f"trials, seed {fc.seed}, "
         f"{_num(fc.projected_requests)} projected requests"
     )
 

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from costsim.formats import key_text, show
 from costsim.sources._fields import Fields, error, to_text
 
 UNCLASSIFIED = "unclassified"
@@ -63,9 +64,12 @@ def load_class_map(path: str | Path) -> ClassMap:
     rules = []
     for key, value in items:
         if not isinstance(key, str):
-            raise error(f"class map {src}: key {key!r}: expected a regular expression (a string)")
+            raise error(
+                f"class map {src}: key {key_text(key)}: expected a regular expression (a "
+                "string: quote it in the YAML file)"
+            )
         if not isinstance(value, str) or not value.strip():
-            raise error(f"class map {src}: key '{key}': expected a class name, got {value!r}")
+            raise error(f"class map {src}: key '{key}': expected a class name, got {show(value)}")
         try:
             rules.append((re.compile(key), value.strip()))
         except re.error as exc:
