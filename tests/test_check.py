@@ -172,6 +172,7 @@ def test_allow_model_change(baseline, tmp_path: Path) -> None:
         (["--exceed", "100"], "--exceed: expected USD:PROBABILITY"),
         (["--trials", "many"], "--trials: expected auto or an integer in [100, 10,000,000]"),
         (["--baseline", "missing.json"], "baseline not found"),
+        (["--baseline", str(ROOT / "scenarios")], "is a directory, expected a baseline (JSON)"),
     ],
 )
 def test_bad_options_exit_2(baseline, args: list[str], pattern: str) -> None:

@@ -146,6 +146,7 @@ def test_drop_invalid_reports_and_fits(tmp_path: Path) -> None:
     [
         (["--cap", "foo=1"], r"--cap: expected NAME=VALUE"),
         (["--cap", "cost_usd=0.001"], r"--cap cost_usd=0.001 is below the largest"),
+        (["--max-tokens", "100"], r"tokens=100 \(--cap, or --max-tokens\) is below the largest"),
         (["--drift-window", "soon"], r"--drift-window: expected a duration > 0"),
     ],
 )
@@ -178,3 +179,21 @@ def test_narrow_terminal_leaves_columns_out_and_says_so(tmp_path: Path) -> None:
     tables = [line for line in result.stdout.splitlines() if not line.startswith("model written")]
     assert all(len(line) <= 80 for line in tables), max(tables, key=len)
     assert "left out: widen the terminal, or use --json" in result.stdout
+
+
+def test_a_pilot_whose_costs_are_all_zero_is_warned_of(tmp_path: Path) -> None:
+    # a $0 pilot fits (a free tier is possible) but says what it means: a $0 forecast unless
+    # the scenario prices the tokens; the same pilot with its costs fits without the warning
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(PILOT)
+    at = table.schema.get_field_index("cost_usd")
+    zero = tmp_path / "zero.parquet"
+    pq.write_table(table.set_column(at, "cost_usd", pc.multiply(table["cost_usd"], 0.0)), zero)
+    said = "every cost in the pilot is $0: a forecast of this model is $0 unless its scenario"
+    result = runner.invoke(app, ["fit", str(zero), "-o", str(tmp_path / "z.json"), "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert said in result.stderr
+    result = runner.invoke(app, ["fit", str(PILOT), "-o", str(tmp_path / "p.json"), "-q"])
+    assert result.exit_code == 0 and said not in result.stderr

@@ -371,6 +371,8 @@ def model_from_dict(d: dict[str, Any], source: str = "<model>") -> FittedModel:
 def read_json(path: str | Path, what: str, error: type[CostsimError]) -> Any:
     """A JSON document, or ``error`` with one line: not found, or not readable JSON."""
     p = Path(path)
+    if p.is_dir():
+        raise error(f"{path}: is a directory, expected a {what} (JSON)")
     if not p.is_file():
         raise error(f"{what} not found: {path}")
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..errors import FitError, LogSchemaError
+from ..errors import CostsimWarning, FitError, LogSchemaError
 from ..logs import (
     ColumnMap,
     Issues,
@@ -463,6 +464,13 @@ def fit_summary(
         for qf in quantities.values():
             _warn_heavy(part.name, qf)
 
+    if spec.has_cost and all(c.cost_total == 0 for c in classes.values()):
+        warnings.warn(
+            "every cost in the pilot is $0: a forecast of this model is $0 unless its scenario "
+            "prices the tokens (pricing:); is the cost column the right one (--cost-col)?",
+            CostsimWarning,
+            stacklevel=2,
+        )
     common = drift.common(classes, {p.name: p.drift_sums for p in parts})
     classes = {n: replace(c, drift_common=common.get(n, 0.0)) for n, c in classes.items()}
     traffic = _traffic(summary, all_notes)

@@ -260,8 +260,9 @@ def _cap(
     if q in options.caps:
         cap = float(options.caps[q])
         if cap < observed_max:
+            given = " (--cap, or --max-tokens)" if q in ("input_tokens", "output_tokens") else ""
             raise FitError(
-                f"--cap {q}={cap:g} is below the largest {q} observed in class '{cls}' "
+                f"--cap {q}={cap:g}{given} is below the largest {q} observed in class '{cls}' "
                 f"({observed_max:g}); a cap must bound the data"
             )
         return cap, "user"
