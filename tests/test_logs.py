@@ -439,6 +439,28 @@ def test_timestamp_epoch_units_detected(tmp_path: Path, factor: int, unit: str) 
     )
 
 
+def test_numbers_before_2000_as_times_are_doubted(tmp_path: Path) -> None:
+    # latencies in ms given as the time column read as 1970: a note says so; the same numbers
+    # as CSV text, and a time of 2000 or later, do not fool it
+    for values, early in (([120.0, 3400.0, T0], 2), ([T0, T0 + 1.0], 0)):
+        path = write_parquet(
+            tmp_path / "p.parquet",
+            {"query_class": ["a"] * len(values), "cost_usd": [1.0] * len(values),
+             "timestamp": values},
+        )  # fmt: skip
+        notes = [n for n in read_ok(path).notes if "before 2000" in n]
+        assert notes == (
+            [
+                f"timestamp: {early:,} of its numbers fall before 2000 when read as times since "
+                "1970: is it the arrival-time column (--timestamp-col)?"
+            ]
+            if early
+            else []
+        )
+    text = write_text(tmp_path / "p.csv", "query_class,cost_usd,timestamp\na,1,120\na,1,35\n")
+    assert any("2 of its numbers fall before 2000" in n for n in read_ok(text).notes)
+
+
 def test_timestamp_epoch_milliseconds_in_csv(tmp_path: Path) -> None:
     path = write_text(
         tmp_path / "p.csv",

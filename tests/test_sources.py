@@ -197,7 +197,7 @@ def test_bad_class_map(tmp_path: Path) -> None:
         read("langfuse/observations.jsonl", class_map=shape)
     value = tmp_path / "value.yaml"
     value.write_text('"x": [1]\n')
-    with pytest.raises(LogSchemaError, match="key 'x': expected a class name, got a list$"):
+    with pytest.raises(LogSchemaError, match=r"key 'x': expected a class name, got a list$"):
         read("langfuse/observations.jsonl", class_map=value)
     when = tmp_path / "when.yaml"  # YAML reads both as dates: said as the file has them
     when.write_text('"y": 2026-01-05 10:00:00\n2026-01-05: z\n')

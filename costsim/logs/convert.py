@@ -267,6 +267,9 @@ class _ClassCodes:
         return list(self.codes)  # dicts keep insertion order: label of code i is the i-th
 
 
+_YEAR_2000 = 946_684_800.0  # 2000-01-01T00:00:00Z in seconds since the epoch
+
+
 class Timestamps:
     """Arrival times to epoch seconds.
 
@@ -279,6 +282,7 @@ class Timestamps:
     def __init__(self) -> None:
         self.naive = False
         self.units: dict[str, int] = {}  # unit name -> rows converted from it
+        self.early = 0  # numbers that fall before 2000 once read as times: not times, likely
         self.string_target: pa.DataType | None = None  # the cast that parsed the last strings
 
     def convert(self, arr: pa.Array) -> tuple[np.ndarray, list[_Problem]]:
@@ -296,8 +300,14 @@ class Timestamps:
         return seconds, _check_range(seconds, missing, problems, allow_negative=True, largest=None)
 
     def _scale(self, values: np.ndarray) -> np.ndarray:
-        """Numbers since the epoch in seconds, each by its magnitude."""
-        values = np.asarray(values, dtype=np.float64)
+        """Numbers since the epoch in seconds, each by its magnitude (those before 2000
+        counted)."""
+        seconds = self._scaled(np.asarray(values, dtype=np.float64))
+        with np.errstate(invalid="ignore"):
+            self.early += int(np.count_nonzero(seconds < _YEAR_2000))
+        return seconds
+
+    def _scaled(self, values: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore"):
             magnitude = np.abs(values)
             if not np.nanmax(magnitude, initial=0.0) >= _EPOCH_UNITS[-1][0]:
@@ -313,6 +323,7 @@ class Timestamps:
 
     def merge(self, other: Timestamps) -> None:
         self.naive = self.naive or other.naive
+        self.early += other.early
         for unit, count in other.units.items():
             self.units[unit] = self.units.get(unit, 0) + count
 
@@ -325,6 +336,11 @@ class Timestamps:
                 notes.append(
                     f"{column}: numbers look like {unit} since the epoch; converted to seconds"
                 )
+        if self.early:
+            notes.append(
+                f"{column}: {self.early:,} of its numbers fall before 2000 when read as times "
+                "since 1970: is it the arrival-time column (--timestamp-col)?"
+            )
         return notes
 
     def _from_temporal(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
