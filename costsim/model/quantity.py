@@ -341,8 +341,11 @@ def _warn_heavy(cls: str, qf: QuantityFit) -> None:
         if qf.dist.cap is not None
         else "unbounded: set --cap to bound it"
     )
+    ci = ""  # a point estimate above the line may well lie below it: its interval too
+    if qf.xi_ci is not None:
+        ci = f" ({CI_LEVEL:.0%} CI {qf.xi_ci[0]:.2f} to {qf.xi_ci[1]:.2f})"
     warnings.warn(
-        f"class '{cls}' {qf.name}: tail shape xi = {qf.dist.xi:.2f} >= "
+        f"class '{cls}' {qf.name}: tail shape xi = {qf.dist.xi:.2f}{ci} >= "
         f"{'1' if what == 'infinite mean' else '0.5'} ({what}); {bound}",
         HeavyTailWarning,
         stacklevel=3,
