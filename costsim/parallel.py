@@ -483,6 +483,9 @@ def _probe(address: str) -> None:
     from distributed.comm import connect
     from distributed.comm.addressing import parse_address, parse_host_port
     from distributed.comm.registry import get_backend
+    from distributed.security import Security
+
+    security = Security().get_connection_args("client")
 
     try:  # what `connect` would refuse before connecting
         scheme, where = parse_address(address)
@@ -497,7 +500,8 @@ def _probe(address: str) -> None:
         ) from None
 
     async def identity() -> Any:
-        comm = await connect(address, timeout=CONNECT_TIMEOUT_S)  # and the comms' handshake
+        # the comms' handshake too; with the security (TLS) the dask config gives a client
+        comm = await connect(address, timeout=CONNECT_TIMEOUT_S, **security)
         try:
             await comm.write({"op": "identity", "reply": True})
             return await comm.read()
