@@ -73,6 +73,7 @@ def test_fit_json_to_stdout(tmp_path: Path) -> None:
     result = runner.invoke(app, ["fit", str(PILOT), "-o", str(tmp_path / "m.json"), "--json", "-"])
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
+    assert (data["kind"], data["schema_version"]) == ("costsim.fit-summary", 1)  # as every JSON
     row = data["classes"]["agent_tool_use"]
     assert row["requests"] > 0 and 0 < row["cost_share"] < 1
     assert 0 < data["top_1pct_cost_share"] < data["top_5pct_cost_share"] <= 1

@@ -153,10 +153,14 @@ def summarize_fit(model: FittedModel) -> FitSummary:
     )
 
 
+KIND = "costsim.fit-summary"  # `costsim fit --json`: what the dashboard shows
+SCHEMA_VERSION = 1
+
+
 def fit_summary_to_dict(summary: FitSummary) -> dict[str, Any]:
     d = asdict(summary)
     d["classes"] = {row["name"]: row for row in d["classes"]}
-    return d
+    return {"kind": KIND, "schema_version": SCHEMA_VERSION, **d}
 
 
 # ---------------------------------------------------------------------------------------------
