@@ -74,6 +74,11 @@ def test_a_catalog_model_prices_like_its_own_sheet_written_out() -> None:
     assert cheaper.mean() < totals(written).mean()
     with pytest.raises(ScenarioError, match=r"pricing\.default\.model: .*closest"):
         totals({"model": "openai:gpt-4oo"})
+    doc = {"model": "unused.json", "volume": {"requests": 1e6}, "trials": 100, "horizon": "7d",
+           "pricing": {"default": {"model": "openai:gpt-4oo"}}}  # fmt: skip
+    named = parse_scenario(doc, Path("/x/s.yaml"))  # the file first, as for its other errors
+    with pytest.raises(ScenarioError, match=r"^/x/s\.yaml: pricing\.default\.model: .*closest"):
+        run_forecast(named, model, bridge=False)
 
 
 def test_a_price_the_model_has_no_tokens_for_is_said_not_charged(tmp_path: Path) -> None:

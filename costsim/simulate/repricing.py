@@ -54,8 +54,9 @@ def effective_price(scenario: Scenario, name: str, at: float | None = None) -> P
         when = None if at is None else datetime.fromtimestamp(at, tz=UTC)
         try:
             sheet = per_mtok(model, when)
-        except PriceError as exc:
-            raise ScenarioError(f"{where}: {exc}") from None
+        except PriceError as exc:  # named as the scenario's other errors are
+            file = f"{scenario.path}: " if scenario.path is not None else ""
+            raise ScenarioError(f"{file}{where}: {exc}") from None
         merged = {f: v if v is not None else getattr(sheet, f) for f, v in merged.items()}
     return Price(**merged, model=model)
 
