@@ -458,21 +458,21 @@ def _run_in_worker(
 @cache
 def _client(address: str) -> Any:
     """One client per scheduler address for the life of the process, made once the address
-    has answered as a Dask scheduler (`_probe`)."""
+    has answered as a Dask scheduler (`_ask_scheduler`)."""
     try:
         from distributed import Client
     except ImportError:
         raise ParallelError(
             f"--scheduler {address}: running on a Dask cluster needs the dask extra ({DASK_EXTRA})"
         ) from None
-    _probe(address)
+    _ask_scheduler(address)
     try:
         return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise _no_scheduler(address, exc) from None
 
 
-def _probe(address: str) -> None:
+def _ask_scheduler(address: str) -> None:
     """That a Dask scheduler answers at ``address`` within `CONNECT_TIMEOUT_S`, asked for its
     identity on a connection of its own, before any client is made: a client made for an
     address that is not a scheduler's can wait forever for a reply (a web server that keeps
