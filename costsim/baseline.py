@@ -13,10 +13,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
+from .defaults import FORECAST_QUANTILES as QUANTILES
+from .defaults import FORECAST_SCHEMA_VERSION
 from .errors import CostsimError
-from .formats import Choice, Num, Nums, Open, integer, raise_problems, validated
-from .model.file import read_json
-from .simulate.forecast import FORECAST_SCHEMA_VERSION, QUANTILES
+from .formats import Choice, Num, Nums, Open, integer, raise_problems, read_json, validated
 
 KIND = "costsim.forecast"
 PERCENTILES = 101  # P0, P1, ..., P100 of the totals

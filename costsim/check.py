@@ -15,22 +15,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .baseline import BaselineError, load_baseline  # noqa: F401 (load_baseline re-exported)
+from .defaults import FORECAST_QUANTILES as QUANTILES
 from .errors import CostsimError
-from .model.fit import FittedModel
 from .parallel import SERIAL, Parallel
 from .scenario import Scenario, parse_scenario
-from .simulate.forecast import (
-    QUANTILES,
-    Forecast,
-    model_hash,
-    quantile_with_error,
-    run_forecast,
-)
+
+if TYPE_CHECKING:  # the simulation is imported where it runs: a bad input is told first
+    from .model.fit import FittedModel
+    from .simulate.forecast import Forecast
 
 STATS = (*QUANTILES, "mean")
 PASS, WARN, FAIL, REGRESSION, INFO = "PASS", "WARN", "FAIL", "REGRESSION", "INFO"
@@ -223,6 +220,8 @@ def reproduce_baseline(
     """The baseline's per-trial totals, rerun from the scenario document it stores, with its
     seed and trials and the current model — or None and why, when that is not possible or does
     not reproduce its figures exactly (then errors are combined unpaired, conservatively)."""
+    from .simulate.forecast import model_hash, run_forecast
+
     unpaired = "Monte Carlo errors combined as if independent (conservative)"
     doc = (
         baseline.get("scenario", {}).get("document")
@@ -501,6 +500,8 @@ def trials_needed(
     half-width h, ``n * (h / (precision * value))^2`` trials are needed (order-statistic
     intervals for quantiles; the standard error for the mean). Rounded up to whole chunks.
     """
+    from .simulate.forecast import quantile_with_error
+
     n = totals.size
     need = n
     for stat in stats:

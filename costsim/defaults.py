@@ -32,3 +32,7 @@ COLUMNS: dict[str, str] = {
     "cold_start": "cold_start",
     "calls": "calls",
 }
+# costsim.simulate.forecast: the quantiles every forecast reports, and its JSON's version (a
+# baseline and `costsim check` read them without importing the simulation)
+FORECAST_QUANTILES = {"p5": 0.05, "p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+FORECAST_SCHEMA_VERSION = 1

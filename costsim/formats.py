@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import re
 import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
@@ -656,3 +658,16 @@ def clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
     result: dict[str, Any] = clean(schema)
     return result
+
+
+def read_json(path: str | Path, what: str, error: type[CostsimError]) -> Any:
+    """A JSON document, or ``error`` with one line: not found, or not readable JSON."""
+    p = Path(path)
+    if p.is_dir():
+        raise error(f"{path}: is a directory, expected a {what} (JSON)")
+    if not p.is_file():
+        raise error(f"{what} not found: {path}")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8, JSON, or a huge integer
+        raise error(f"{path}: cannot read the {what} as JSON ({exc})") from None

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..errors import CostsimError, ModelFileError
+from ..errors import ModelFileError
+from ..formats import read_json
 from ..outputs import write_atomic
 from .drift import DriftFit
 from .fit import ClassFit, FitOptions, FittedModel, QuantityFit, Rates, Traffic
@@ -366,19 +367,6 @@ def model_from_dict(d: dict[str, Any], source: str = "<model>") -> FittedModel:
         concentration=None if doc.concentration is None else dict(doc.concentration),
         notes=tuple(doc.notes),
     )
-
-
-def read_json(path: str | Path, what: str, error: type[CostsimError]) -> Any:
-    """A JSON document, or ``error`` with one line: not found, or not readable JSON."""
-    p = Path(path)
-    if p.is_dir():
-        raise error(f"{path}: is a directory, expected a {what} (JSON)")
-    if not p.is_file():
-        raise error(f"{what} not found: {path}")
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8, JSON, or a huge integer
-        raise error(f"{path}: cannot read the {what} as JSON ({exc})") from None
 
 
 def load_model(path: str | Path) -> FittedModel:

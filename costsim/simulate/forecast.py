@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, defaults
 from ..errors import ForecastError
 from ..model.fit import FittedModel
 from ..model.splice import BODY_POINTS
@@ -42,8 +42,8 @@ from .engine import PARAM_ROWS, STACKED, STACKED_ARRAYS, strata_count
 from .prepare import Prepared, prepare
 from .traffic import ALL_DRIVERS
 
-FORECAST_SCHEMA_VERSION = 1
-QUANTILES = {"p5": 0.05, "p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+FORECAST_SCHEMA_VERSION = defaults.FORECAST_SCHEMA_VERSION
+QUANTILES = defaults.FORECAST_QUANTILES
 CONCENTRATION_SAMPLE = 1 << 17
 _Z95 = 1.959963984540054
 
