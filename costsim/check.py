@@ -303,7 +303,21 @@ def _refuse_unresolved(fc: Forecast, stats: list[str] | tuple[str, ...]) -> None
         )
 
 
+def _refuse_free(fc: Forecast) -> None:
+    """A forecast of $0 for traffic that is projected is never judged against a budget: it
+    passes any. (`ensure_trustworthy` refuses one whose pilot had costs; here the pilot's
+    costs were all $0 and the scenario prices nothing.)"""
+    if fc.projected_requests > 0 and fc.quantiles["mean"] == 0 and fc.naive_linear == 0:
+        raise CostsimError(
+            f"{fc.scenario_name}: the forecast is $0 for {fc.projected_requests:,.0f} projected "
+            "requests (the pilot's costs are all $0 and the scenario prices nothing), which "
+            "passes any budget: price the tokens (pricing:) or fit the right cost column"
+        )
+
+
 def budget_verdicts(fc: Forecast, limits: list[Limit]) -> list[Verdict]:
+    if limits:
+        _refuse_free(fc)
     _refuse_unresolved(fc, [lim.stat for lim in limits])
     out = []
     for lim in limits:
@@ -326,6 +340,8 @@ def budget_verdicts(fc: Forecast, limits: list[Limit]) -> list[Verdict]:
 
 
 def exceedance_verdicts(fc: Forecast, rules: list[Exceedance]) -> list[Verdict]:
+    if rules:
+        _refuse_free(fc)
     out = []
     n = fc.totals.size
     for rule in rules:

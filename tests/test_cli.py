@@ -182,7 +182,9 @@ def test_narrow_terminal_leaves_columns_out_and_says_so(tmp_path: Path) -> None:
     assert "left out: widen the terminal, or use --json" in result.stdout
 
 
-def test_a_pilot_whose_costs_are_all_zero_is_warned_of(tmp_path: Path) -> None:
+def test_a_pilot_whose_costs_are_all_zero_is_warned_of_and_never_passes(
+    tmp_path: Path,
+) -> None:
     # a $0 pilot fits (a free tier is possible) but says what it means: a $0 forecast unless
     # the scenario prices the tokens; the same pilot with its costs fits without the warning
     import pyarrow.compute as pc
@@ -198,3 +200,11 @@ def test_a_pilot_whose_costs_are_all_zero_is_warned_of(tmp_path: Path) -> None:
     assert said in result.stderr
     result = runner.invoke(app, ["fit", str(PILOT), "-o", str(tmp_path / "p.json"), "-q"])
     assert result.exit_code == 0 and said not in result.stderr
+    # and a check of it cannot pass: $0 passes any budget
+    scenario = tmp_path / "z.yaml"
+    scenario.write_text("model: z.json\nvolume: {requests: 1e6}\nhorizon: 7d\ntrials: 200\n")
+    for gate in (["--max", "p95=100"], ["--exceed", "100:0.05"]):
+        result = runner.invoke(app, ["check", str(scenario), *gate])
+        assert result.exit_code == 2, result.stdout + result.stderr
+        assert "the forecast is $0 for 1,000,000 projected requests" in result.stderr
+        assert "which passes any budget" in result.stderr
