@@ -886,3 +886,28 @@ def test_init_round_trips_for_any_class_names_and_shares(
     assert s.mix.shares is not None and set(s.mix.shares) == set(shares)
     assert all(v > 0 for v in s.mix.shares.values())
     assert math.fsum(s.mix.shares.values()) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_a_pilot_a_model_file_or_a_forecast_given_as_the_scenario_says_what_it_is(
+    tmp_path: Path,
+) -> None:
+    # they read as "not UTF-8 text" and as a line of twenty unknown keys
+    bundled = Path(__file__).resolve().parents[1] / "scenarios"
+    cases = [
+        (bundled / "pilot.parquet", "a pilot log or export, not a scenario (YAML)"),
+        (
+            bundled / "pilot.model.json",
+            "a costsim.model document, not a scenario (YAML): a scenario names it (`model: "
+            "pilot.model.json`)",
+        ),
+    ]
+    forecast = tmp_path / "forecast.json"
+    forecast.write_text(json.dumps({"kind": "costsim.forecast", "schema_version": 1}))
+    cases.append((forecast, "a costsim.forecast document, not a scenario (YAML)"))
+    for path, said in cases:
+        with pytest.raises(ScenarioError) as info:
+            sc.load_scenario(path)
+        assert str(info.value).startswith(f"{path}: {said}"), str(info.value)
+    scenario = tmp_path / "s.json"  # a scenario written as JSON is YAML all the same
+    scenario.write_text(json.dumps({"model": "m.json", "horizon": "7d", "volume": {"requests": 1}}))
+    assert sc.load_scenario(scenario).horizon_s == 7 * 86400

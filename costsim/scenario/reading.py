@@ -101,7 +101,22 @@ def read_yaml(path: str | Path, what: str = "scenario") -> Any:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file. Raises `ScenarioError` listing every problem."""
     p = Path(path)
-    return parse_scenario(read_yaml(p), p, p.parent)
+    if p.suffix.lower() in (".parquet", ".pq", ".csv", ".gz", ".jsonl"):  # YAML reads JSON
+        raise _error(
+            path,
+            "a pilot log or export, not a scenario (YAML); a scenario names its model "
+            "(`model:`) or pilot (`pilot:`): `costsim init MODEL` writes one to start from",
+        )
+    doc = read_yaml(p)
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    if isinstance(kind, str) and kind.startswith("costsim."):  # `kind` is no scenario key
+        start = (
+            f": a scenario names it (`model: {p.name}`); `costsim init {path}` writes one"
+            if kind == "costsim.model"
+            else "; `costsim init MODEL` writes one to start from"
+        )
+        raise _error(path, f"a {kind} document, not a scenario (YAML){start}")
+    return parse_scenario(doc, p, p.parent)
 
 
 def _plain(obj: Any) -> Any:
