@@ -30,6 +30,7 @@ from costsim.model.drift import (
     horizon_shift,
     log_likelihood,
 )
+from costsim.model.drift.horizon import discounted_tail_sums
 from costsim.model.drift.kalman import _Data, _filter
 from costsim.model.drift.shared import _pair_loglik
 
@@ -352,6 +353,17 @@ def test_horizon_shift_matches_the_explicit_covariance(kind: str, phi: float, ga
     spread = w @ np.diag(cov) - w @ cov @ w + w @ (means - w @ means) ** 2
     expected = w @ means - fit.reference + 0.5 * (spread - fit.dispersion)
     np.testing.assert_allclose(mean, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("phi", [0.0, 1e-300, 1e-12, 0.01, 0.5, 0.97, 0.999999, 1.0])
+@pytest.mark.parametrize("n", [1, 2, 700, 9000])
+def test_discounted_tail_sums_are_the_backward_filter(phi: float, n: int) -> None:
+    # what scipy.signal.lfilter gave, blocks and carries included, for weights spanning ten
+    # orders of magnitude
+    rng = np.random.default_rng(np.random.SeedSequence([2040, n]))
+    w = rng.random(n) * rng.choice([1e-5, 1.0, 1e5], n)
+    want = signal.lfilter([1.0], [1.0, -phi], w[::-1])[::-1]
+    np.testing.assert_allclose(discounted_tail_sums(w, phi), want, rtol=1e-13, atol=0.0)
 
 
 def test_horizon_shift_grows_with_the_horizon_for_a_walk_and_is_zero_without_drift() -> None:
