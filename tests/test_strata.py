@@ -171,6 +171,80 @@ def test_stacked_classes_get_the_numbers_each_gets_alone(monkeypatch: pytest.Mon
             np.testing.assert_array_equal(requests[:, j], r)
 
 
+def test_strata_without_the_bodies_their_exact_draws_never_reach_give_the_same_sums() -> None:
+    # what every worker is sent (`Strata.for_exact_draws`): where the exact region lies above
+    # every row's body the unit goes without its bodies and the sums are the same to the bit;
+    # where it reaches a body (a low intensity: every request exact), the strata stay whole
+    units = _units()
+    refs = [3e4, 1e6, 10.0, 0.0, 500.0, 3e4]
+    strata = [build_strata(u, r) for u, r in zip(units, refs, strict=True)]
+    sent = [st.for_exact_draws(r) for st, r in zip(strata, refs, strict=True)]
+    slim = [st.unit is not whole.unit for st, whole in zip(sent, strata, strict=True)]
+    assert slim == [True, True, False, False, True, True]
+    for st, whole, dropped in zip(sent, strata, slim, strict=True):
+        assert st.unit.body_dropped == dropped
+        assert (st.unit.body_cum is None) == dropped
+        if dropped:  # nothing of the moments changes
+            np.testing.assert_array_equal(st.mean, whole.mean)
+    rng = np.random.default_rng(3)
+    n = 400
+    lam = rng.uniform(0.3, 0.6, (n, len(units))) * np.array(refs)
+    rows = rng.integers(0, units[0].n_params, (n, len(units)))
+    got, want = (
+        aggregate_classes(s, lam, rows, [np.random.default_rng(20 + j) for j in range(6)], refs)
+        for s in (sent, strata)
+    )
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_a_unit_without_its_bodies_refuses_to_use_one() -> None:
+    # never a silent fall-back to the fitted body in place of a row's own
+    unit = _units()[0].without_body()
+    q = np.array([0.2, 0.5])
+    with pytest.raises(RuntimeError, match="without its bodies"):
+        unit.ppf_rows(q, np.array([1, 2]))
+    with pytest.raises(RuntimeError, match="without its bodies"):
+        unit.row_means()
+    with pytest.raises(RuntimeError, match="without its bodies"):
+        build_strata(unit)
+    top = 1.0 - 0.5 * float(np.min(unit.tail_prob))  # in every row's tail: no body needed
+    assert np.all(np.isfinite(unit.ppf_rows(np.array([top]), np.array([7]))))
+
+
+def test_only_the_units_whose_draws_need_their_bodies_travel_with_them() -> None:
+    # the prepared forecast as the workers get it: the bodies (most of its bytes) only where
+    # the bridge's cap variants or a body-reaching exact draw use them, in the main process too;
+    # the reference engine keeps every one
+    import pickle
+
+    from costsim.scenario import load_scenario
+    from costsim.simulate.bridge import cap_sensitive, cap_variants
+    from costsim.simulate.chunks import Run, for_workers
+    from costsim.simulate.prepare import prepare
+
+    scenario = load_scenario(
+        Path(__file__).resolve().parents[1] / "scenarios" / "launch_month.yaml"
+    )
+    prep = prepare(scenario, MODEL)
+    sensitive = cap_sensitive(prep)
+    assert sensitive  # the bundled pilot has a tail whose mean depends on its cap
+    for j, pc in enumerate(prep.classes):
+        assert pc.unit.body_dropped == (j not in sensitive)
+        assert prep.strata[j].unit is pc.unit
+    variants = cap_variants(prep, sensitive)
+    sent, (run,) = for_workers(prep, [Run(variants=variants, variant_trials=10)])
+    assert not any(pc.unit.body_cum is not None for pc in sent.classes)
+    for variant in run.variants:  # the classes the variants share stay one object each
+        shared = [j for j in range(len(variant)) if j not in sensitive]
+        assert all(variant[j] is sent.strata[j] for j in shared)
+    dropped = sum(prep.classes[j].unit.cum_rows().nbytes for j in sensitive)
+    assert len(pickle.dumps(prep)) - len(pickle.dumps(sent)) >= 0.9 * dropped
+    whole = prepare(scenario, MODEL, bodies=True)
+    assert all(pc.unit.body_cum is not None for pc in whole.classes)
+    assert for_workers(whole, engine="reference")[0] is whole
+
+
 @pytest.mark.parametrize("xi", [0.3, 0.8])
 def test_merged_strata_match_the_per_request_reference(xi: float) -> None:
     trials, lam0 = 4000, 5e3  # the forecast's reference: twice the expected requests

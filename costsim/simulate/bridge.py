@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .engine import Strata, build_strata
+from .engine import CAP_FACTORS, Strata, build_strata
 from .prepare import Prepared
 from .reliability import cold_changed, retries_changed
 from .traffic import ALL_DRIVERS, Drivers
@@ -39,23 +39,10 @@ class CapSensitivity:
     p95: tuple[float, ...]
 
 
-CAP_FACTORS = (10.0, 100.0)
-CAP_SENSITIVE = 0.01  # a class whose mean moves by more than this at 100x its cap
-
-
 def cap_sensitive(prep: Prepared) -> tuple[int, ...]:
-    """The classes whose capped tail's mean depends on its cap (xi near or above 1): their
-    mean moves by more than `CAP_SENSITIVE` were the cap 100x higher."""
-    sensitive = []
-    for j, pc in enumerate(prep.classes):
-        d = pc.unit.dist
-        if not d.has_tail or d.cap is None:
-            continue
-        now = float(pc.unit.row_means()[0])
-        far = replace(pc.unit, dist=replace(d, cap=CAP_FACTORS[-1] * d.cap))
-        if now > 0 and float(far.row_means()[0]) / now - 1.0 > CAP_SENSITIVE:
-            sensitive.append(j)
-    return tuple(sensitive)
+    """The classes whose capped tail's mean depends on its cap (`cap_moves_mean`, found when
+    the class was prepared)."""
+    return tuple(j for j, pc in enumerate(prep.classes) if pc.cap_sensitive)
 
 
 def cap_variants(prep: Prepared, sensitive: tuple[int, ...]) -> tuple[tuple[Strata, ...], ...]:

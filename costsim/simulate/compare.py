@@ -50,7 +50,7 @@ from ..scenario import (
     format_duration,
     validate_against_model,
 )
-from .chunks import CHUNK_TRIALS, chunk_traffic, expected_seconds, simulate
+from .chunks import CHUNK_TRIALS, chunk_traffic, expected_seconds, for_workers, simulate
 from .deployments import (
     CompareStats,
     Flexibility,
@@ -571,7 +571,8 @@ def run_compare(
     unit_first = np.zeros(n_total)
     bucket_s = prep0.plan.bucket_s
     billed = bool(scenario.reliability.billed_failures)
-    job = _OptionsJob(prep0, tuple(plans), apis, pools, tuple(base_costs), review, billed)
+    shipped, _ = for_workers(prep0)  # its traffic plan: the units' bodies stay here
+    job = _OptionsJob(shipped, tuple(plans), apis, pools, tuple(base_costs), review, billed)
     items = [
         (chunk, start, min(CHUNK_TRIALS, n_total - start))
         for chunk, start in enumerate(range(0, n_total, CHUNK_TRIALS))

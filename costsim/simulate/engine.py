@@ -16,7 +16,7 @@ this for all classes of a chunk at once, each from its own stream.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import special
@@ -60,6 +60,7 @@ class UnitCost:
     tail_prob: np.ndarray | None = None  # (rows,); None: the distribution's for every row
     body_cum: np.ndarray | None = None  # (rows, body points): cumulative bin probabilities
     row_scale: np.ndarray | None = None  # (rows,)
+    body_dropped: bool = False  # `without_body`: the rows' bodies left out, never to be used
 
     @classmethod
     def from_fit(
@@ -98,6 +99,27 @@ class UnitCost:
     def n_params(self) -> int:
         return int(self.xi.size)
 
+    def tail_above(self, s: float) -> bool:
+        """Whether every quantile above survival probability ``s`` lies in every row's tail
+        (with a margin of 2 over rounding): draws there never use the body."""
+        d = self.dist
+        zeta = self.tail_prob if self.tail_prob is not None else np.array([d.tail_prob])
+        return bool(d.has_tail and 2.0 * s <= float(zeta.min()))
+
+    def cum_rows(self) -> np.ndarray:
+        """Each row's cumulative body bin probabilities: (rows, body points)."""
+        if self.body_dropped:
+            raise RuntimeError("a unit cost without its bodies (`without_body`) reached one")
+        d = self.dist
+        if self.body_cum is not None:
+            return self.body_cum
+        return np.broadcast_to(d.body_probs, (self.n_params, d.body_probs.size))
+
+    def without_body(self) -> UnitCost:
+        """This unit without its rows' bodies (most of its bytes: sent to every worker), for
+        quantiles that `tail_above` says never reach them; using them raises."""
+        return replace(self, body_cum=None, body_dropped=True)
+
     def ppf_rows(self, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Quantiles at ``q`` of the parameter row given for each element (``scale`` excluded).
 
@@ -134,22 +156,19 @@ class UnitCost:
         """The body's quantiles at ``q`` (of the whole distribution) of each element's row
         (``ascending``: the elements in increasing order of row, then q)."""
         d = self.dist
+        cum = self.cum_rows()
         with np.errstate(divide="ignore", invalid="ignore"):
             r_body = np.where(body_mass > 0, np.clip(q / body_mass, 0.0, 1.0), 1.0)
         if self.body_cum is None:
             return np.interp(r_body, d.body_probs, d.body_quantiles)
-        return _interp_rows(r_body, rows, self.body_cum, d.body_quantiles, ascending)
+        return _interp_rows(r_body, rows, cum, d.body_quantiles, ascending)
 
     def row_means(self) -> np.ndarray:
         """Mean cost of each parameter row (``scale`` excluded)."""
         d = self.dist
         bq = d.body_quantiles
         mids = 0.5 * (bq[1:] + bq[:-1])
-        cum = (
-            self.body_cum
-            if self.body_cum is not None
-            else np.broadcast_to(d.body_probs, (self.n_params, bq.size))
-        )
+        cum = self.cum_rows()
         body = np.diff(cum, axis=1) @ mids
         zeta = self.tail_prob if self.tail_prob is not None else np.full(self.n_params, d.tail_prob)
         tail = d.threshold + tail_means(self.xi, self.sigma, d.cap_excess) if d.has_tail else 0.0
@@ -198,6 +217,21 @@ def _locate_rows(
     np.clip(frac, 0.0, 1.0, out=frac)
     frac[~(width > 0)] = 0.0
     return at - first, frac
+
+
+CAP_FACTORS = (10.0, 100.0)  # the caps the bridge tries, as multiples of the model's
+CAP_SENSITIVE = 0.01  # a class whose mean moves by more than this at 100x its cap
+
+
+def cap_moves_mean(unit: UnitCost) -> bool:
+    """Whether a capped tail's mean depends on its cap (xi near or above 1): the point
+    estimate's mean moves by more than `CAP_SENSITIVE` were the cap 100x higher."""
+    d = unit.dist
+    if not d.has_tail or d.cap is None:
+        return False
+    now = float(unit.row_means()[0])
+    far = replace(unit, dist=replace(d, cap=CAP_FACTORS[-1] * d.cap))
+    return now > 0 and float(far.row_means()[0]) / now - 1.0 > CAP_SENSITIVE
 
 
 def tail_means(xi: np.ndarray, sigma: np.ndarray, cap_excess: float | None) -> np.ndarray:
@@ -256,6 +290,15 @@ class Strata:
     unit: UnitCost
     columns: np.ndarray
 
+    def for_exact_draws(self, reference_intensity: float) -> Strata:
+        """These strata as `aggregate` uses them at ``reference_intensity``: without the unit's
+        bodies when its exact draws all fall in every row's tail (the moments are computed
+        already; what is left of the unit are the exact draws'), else as they are."""
+        s_cut = float(self.edges[exact_cut(self, reference_intensity)])
+        if self.unit.body_dropped or not self.unit.tail_above(s_cut):
+            return self
+        return replace(self, unit=self.unit.without_body())
+
 
 def _base_edges() -> np.ndarray:
     """Survival-probability edges of the fine strata."""
@@ -284,7 +327,7 @@ def build_strata(unit: UnitCost, reference_intensity: float | None = None) -> St
     """
     edges = _base_edges()
     columns = np.arange(edges.size - 1)
-    k = edges.size - 1 if reference_intensity is None else _cut(edges, reference_intensity)
+    k, j = _layout(edges, reference_intensity)
     probs = edges[:-1] - edges[1:]
     m1, m2 = _moments(unit, edges[: k + 1])
     # Values at the stratum edges, to keep a stratum's normal term inside its range (a
@@ -294,9 +337,7 @@ def build_strata(unit: UnitCost, reference_intensity: float | None = None) -> St
     lo, hi = at_edges[:, 1:], at_edges[:, :-1]
     lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
     if reference_intensity is not None:
-        bulk = np.flatnonzero(reference_intensity * probs < BULK_EXPECTED)
-        j = min(int(bulk[0]) if bulk.size else k, k)  # fine strata 0 .. j-1 become one
-        if j > 1:
+        if j > 1:  # fine strata 0 .. j-1 become one
             p = probs[:j]
             m1 = np.column_stack([m1[:, :j] @ p / p.sum(), m1[:, j:]])
             m2 = np.column_stack([m2[:, :j] @ p / p.sum(), m2[:, j:]])
@@ -308,6 +349,22 @@ def build_strata(unit: UnitCost, reference_intensity: float | None = None) -> St
     scale = unit.scale
     var = np.maximum(m2 - m1 * m1, 0.0)
     return Strata(edges, probs, m1 * scale, var * scale**2, lo * scale, hi * scale, unit, columns)
+
+
+def _layout(edges: np.ndarray, reference_intensity: float | None) -> tuple[int, int]:
+    """`build_strata`'s fine strata with moments (0 .. k-1: those below the exact cut), and
+    how many leading ones become one (j, when more than 1)."""
+    if reference_intensity is None:
+        return edges.size - 1, 0
+    k = _cut(edges, reference_intensity)
+    bulk = np.flatnonzero(reference_intensity * (edges[:-1] - edges[1:]) < BULK_EXPECTED)
+    return k, min(int(bulk[0]) if bulk.size else k, k)
+
+
+def strata_columns(reference_intensity: float) -> int:
+    """How many strata with moments `build_strata` makes for ``reference_intensity``."""
+    k, j = _layout(_base_edges(), reference_intensity)
+    return k - j + 1 if j > 1 else k
 
 
 def _moments(unit: UnitCost, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -365,11 +422,7 @@ def _body_integrals(
     d = unit.dist
     n_rows = unit.n_params
     y = d.body_quantiles
-    cum = (
-        unit.body_cum
-        if unit.body_cum is not None
-        else np.broadcast_to(d.body_probs, (n_rows, y.size))
-    )
+    cum = unit.cum_rows()
     y0, y1 = y[:-1], y[1:]
     width = np.diff(cum, axis=1)
     zero = np.zeros((n_rows, 1))

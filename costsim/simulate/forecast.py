@@ -38,8 +38,8 @@ from .bridge import (
     summarise_bridge,
 )
 from .chunks import CHUNK_TRIALS, Run, expected_seconds, naive_daily, simulate_runs
-from .engine import PARAM_ROWS, STACKED, STACKED_ARRAYS, strata_count
-from .prepare import Prepared, prepare
+from .engine import PARAM_ROWS, STACKED, STACKED_ARRAYS, strata_columns
+from .prepare import Prepared, prepare, production_mix
 from .traffic import ALL_DRIVERS
 
 FORECAST_SCHEMA_VERSION = defaults.FORECAST_SCHEMA_VERSION
@@ -205,15 +205,15 @@ def lanes_of(parallel: Parallel | None) -> int:
 
 
 def memory_needed(
-    scenario: Scenario, model: FittedModel, parallel: Parallel | None = None
+    scenario: Scenario, model: FittedModel, parallel: Parallel | None = None, engine: str = "strata"
 ) -> dict[str, float]:
     """Bytes a forecast will hold, estimated before anything is allocated: every class's unit
-    cost (parameter rows x its body's points, and four numbers a row) and strata (parameter
-    rows x strata x 4 moments), the per-trial class totals and request counts the result
-    keeps, and on each local worker (``parallel``'s; None: this machine's cores) the
-    temporaries of one chunk of trials and the engine's stacked arrays. Where chunks may run
-    on worker processes, each holds its own copy of the unit costs and strata, and this
-    process their pickled form while it sends them."""
+    cost (four numbers a parameter row, and parameter rows x its body's points where the body
+    is kept: `prepare`) and strata (parameter rows x strata x 4 moments), the per-trial class
+    totals and request counts the result keeps, and on each local worker (``parallel``'s;
+    None: this machine's cores) the temporaries of one chunk of trials and the engine's
+    stacked arrays. Where chunks may run on worker processes, each holds its own copy of the
+    unit costs and strata, and this process their pickled form while it sends them."""
     n_classes = len(model.classes) + len(scenario.mix.new_classes)
     rows = PARAM_ROWS
     points = max(
@@ -225,8 +225,26 @@ def memory_needed(
         ]
     )
     lanes = lanes_of(parallel)
-    units = 8.0 * n_classes * rows * (points + 4)
-    strata = 4 * 8.0 * n_classes * rows * strata_count()
+    # the bodies kept: every class's for the reference engine, else (about) those whose tail is
+    # heavy enough for its cap to set its mean (`cap_moves_mean`)
+    heavy = {
+        name
+        for name, c in model.classes.items()
+        if any(q.dist.has_tail and q.dist.xi >= HEAVY_XI for q in c.quantities.values())
+    }
+    bodies = (
+        n_classes
+        if engine == "reference"
+        else len(heavy) + sum(spec.like in heavy for spec in scenario.mix.new_classes.values())
+    )
+    units = 8.0 * rows * (4 * n_classes + points * bodies)
+    # a class's strata at its expected requests per trial (half its reference intensity: a
+    # little more than it gets), rounded to a power of 2 (the same columns; fewer to count)
+    _, mix = production_mix(scenario, model)
+    expected = np.exp2(np.floor(np.log2(np.maximum(scenario.volume.requests * mix, 1e-300))))
+    intensities, count = np.unique(expected, return_counts=True)
+    columns = sum(n * strata_columns(x) for x, n in zip(intensities, count, strict=True))
+    strata = 4 * 8.0 * rows * float(columns)
     return {
         "units": units,
         "strata": strata,
@@ -237,9 +255,14 @@ def memory_needed(
     }
 
 
-def guard_memory(scenario: Scenario, model: FittedModel, parallel: Parallel | None = None) -> None:
+HEAVY_XI = 0.5  # `memory_needed`: a tail from which on a class's body is counted as kept
+
+
+def guard_memory(
+    scenario: Scenario, model: FittedModel, parallel: Parallel | None = None, engine: str = "strata"
+) -> None:
     """Refuse, before allocating, a forecast that would hold more than `RUN_MEMORY`."""
-    parts = memory_needed(scenario, model, parallel)
+    parts = memory_needed(scenario, model, parallel, engine)
     total = sum(parts.values())
     if total > RUN_MEMORY:
         n_classes = len(model.classes) + len(scenario.mix.new_classes)
@@ -278,10 +301,10 @@ def run_forecast(
     """The whole forecast of a scenario (``daily``: also the cost of each day, for the fan
     chart of the HTML report). ``parallel``: where its chunks of trials run; the same numbers
     wherever they do."""
-    guard_memory(scenario, model, parallel)
+    guard_memory(scenario, model, parallel, engine)
     # a long forecast's worker processes: their fork server imports this module meanwhile
     parallel.start_processes_for(__name__, expected_seconds(scenario, model, engine))
-    prep = prepare(scenario, model, progress, parallel)
+    prep = prepare(scenario, model, progress, parallel, bodies=engine == "reference")
     n_bridge = min(BRIDGE_TRIALS, scenario.trials)
     sensitive = cap_sensitive(prep)
     variants = cap_variants(prep, sensitive) if bridge else ()

@@ -17,7 +17,7 @@ from ..model.fit import ClassFit, FittedModel
 from ..parallel import SERIAL, Parallel
 from ..progress import Progress
 from ..scenario import Scenario, validate_against_model
-from .engine import Strata, UnitCost, build_strata
+from .engine import Strata, UnitCost, build_strata, cap_moves_mean
 from .inversion import GammaQuantiles
 from .reliability import ClassReliability, class_reliability, with_norms
 from .repricing import effective_price, quantity_rows, reprice, unpriced_tokens
@@ -33,6 +33,7 @@ class ProductionClass:
     repriced: bool
     borrowed_from: str | None
     unpriced: tuple[str, ...] = ()  # token quantities its price charges that its model lacks
+    cap_sensitive: bool = False  # its mean depends on its tail's cap (`cap_moves_mean`)
 
 
 @dataclass(frozen=True)
@@ -56,28 +57,18 @@ def prepare(
     model: FittedModel,
     progress: Progress | None = None,
     parallel: Parallel = SERIAL,
+    bodies: bool = False,
 ) -> Prepared:
     """Production classes, their unit costs and the deterministic traffic plan (the classes
-    prepared on ``parallel``'s local threads, each from its own streams)."""
+    prepared on as many local worker processes as ``parallel`` has workers, each from its own
+    streams). A unit keeps its rows' bodies (most of its bytes) where they are used after the
+    moments: with ``bodies`` (the reference engine draws every request from them), or where
+    some exact draw can fall in a body or its tail's cap moves its mean (`cap_sensitive`)."""
     validate_against_model(scenario, tuple(model.classes))
     notes: list[str] = []
-    names = list(model.classes)
-    sources: dict[str, tuple[ClassFit, float, str | None]] = {
-        n: (model.classes[n], 1.0, None) for n in names
-    }
-    for new, spec in scenario.mix.new_classes.items():
-        sources[new] = (model.classes[spec.like], spec.cost_scale, spec.like)
-        names.append(new)
+    sources, mix = production_mix(scenario, model)
+    names = list(sources)
     pilot_share = np.array([model.classes[n].share if n in model.classes else 0.0 for n in names])
-    if scenario.mix.shares is None:
-        mix = pilot_share
-    elif scenario.mix.relative:  # weights on the pilot shares (a new class: on its `like`'s)
-        base = np.array([model.classes[sources[n][2] or n].share for n in names])
-        weights = np.array([scenario.mix.shares.get(n, 1.0) for n in names])
-        mix = base * weights / np.sum(base * weights)
-    else:
-        mix = np.array([scenario.mix.shares.get(n, 0.0) for n in names])
-        mix = mix / mix.sum()
     # catalog prices in force when the horizon starts (else when the pilot ended): a forecast
     # does not change with the day it is run
     price_date = start_epoch(scenario)
@@ -94,9 +85,14 @@ def prepare(
     jobs = [
         _ClassJob(j, name, *sources[name], price_date) for j, name in enumerate(names)
     ]  # fmt: skip
-    local = Parallel(parallel.workers)  # a class's preparation is quick: this machine's threads
+    # a class's preparation is quick: this machine's worker processes (threads until they are
+    # up), whatever runs the trials
+    local = Parallel(parallel.workers)
+    shared = (scenario, model, plan, bodies)
     prepared = []
-    for done, one in enumerate(local.map(_prepare_class, jobs, (scenario, model, plan)), 1):
+    for done, one in enumerate(
+        local.map(_prepare_class, jobs, shared, processes=True, meanwhile="threads"), 1
+    ):
         prepared.append(one)
         if progress is not None:
             progress("preparing classes", done, len(jobs))
@@ -128,6 +124,30 @@ def prepare(
     )  # fmt: skip
 
 
+def production_mix(
+    scenario: Scenario, model: FittedModel
+) -> tuple[dict[str, tuple[ClassFit, float, str | None]], np.ndarray]:
+    """The production classes, each with the pilot class it is fitted on, its cost scale and
+    the class it borrows from (a new class), and their shares of the scenario's requests."""
+    sources: dict[str, tuple[ClassFit, float, str | None]] = {
+        n: (cf, 1.0, None) for n, cf in model.classes.items()
+    }
+    for new, spec in scenario.mix.new_classes.items():
+        sources[new] = (model.classes[spec.like], spec.cost_scale, spec.like)
+    names = list(sources)
+    shares = scenario.mix.shares
+    if shares is None:
+        mix = np.array([model.classes[n].share if n in model.classes else 0.0 for n in names])
+    elif scenario.mix.relative:  # weights on the pilot shares (a new class: on its `like`'s)
+        base = np.array([model.classes[sources[n][2] or n].share for n in names])
+        weights = np.array([shares.get(n, 1.0) for n in names])
+        mix = base * weights / np.sum(base * weights)
+    else:
+        mix = np.array([shares.get(n, 0.0) for n in names])
+        mix = mix / mix.sum()
+    return sources, mix
+
+
 @dataclass(frozen=True)
 class _ClassJob:
     j: int
@@ -139,12 +159,12 @@ class _ClassJob:
 
 
 def _prepare_class(
-    shared: tuple[Scenario, FittedModel, TrafficPlan], job: _ClassJob
+    shared: tuple[Scenario, FittedModel, TrafficPlan, bool], job: _ClassJob
 ) -> tuple[ProductionClass, Strata, ClassReliability, tuple[float, float], GammaQuantiles | None]:
     """One production class: its unit cost (re-priced from tokens where the scenario prices
     them), strata, reliability rows, drift over the horizon and the Gamma quantiles of its
     uncertain mix share, from the class's own streams."""
-    scenario, model, plan = shared
+    scenario, model, plan, bodies = shared
     cf, scale = job.source, job.scale
     # the j-th children of the preparation's and the reliability's streams
     class_ss = np.random.SeedSequence(scenario.seed, spawn_key=(2**31, job.j))
@@ -163,13 +183,20 @@ def _prepare_class(
         unit = replace(quantity_rows(cf, "cost_usd", np.random.default_rng(class_ss)), scale=scale)
         mean = cf.quantities["cost_usd"].summary["mean"] * scale
     unpriced = unpriced_tokens(cf, price) if price is not None else ()
-    pc = ProductionClass(job.name, cf, unit, mean, price is not None, job.like, unpriced)
+    pc = ProductionClass(
+        job.name, cf, unit, mean, price is not None, job.like, unpriced, cap_moves_mean(unit)
+    )
     rel = scenario.reliability
     policy = with_norms(class_reliability(cf, rel, unit.n_params, rel_ss), plan, rel, job.j)
     shift = drift_shift(cf, plan, job.j, scenario, model)
     alpha = plan.mix[job.j] * (scenario.mix.concentration or 0.0)
     gammas = GammaQuantiles.of(alpha) if alpha > 1e-12 else None
-    return pc, build_strata(unit, reference_intensity(plan, job.j)), policy, shift, gammas
+    reference = reference_intensity(plan, job.j)
+    strata = build_strata(unit, reference)
+    if not bodies and not pc.cap_sensitive:  # the bridge's cap variants use its bodies
+        strata = strata.for_exact_draws(reference)
+        pc = replace(pc, unit=strata.unit)
+    return pc, strata, policy, shift, gammas
 
 
 def reference_intensity(plan: TrafficPlan, j: int) -> float:
