@@ -10,13 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from costsim.memory import USER_TUNING
+
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = "from costsim.memory import tune_malloc; print(tune_malloc())"
 COSTSIM = [sys.executable, "-c", "from costsim.cli import main; main()"]
 
 
 def _env(**changes: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "COSTSIM_MALLOC"}
+    """This process's environment without the malloc settings under test, then ``changes``:
+    a Dask LocalCluster started by another test in this process sets MALLOC_TRIM_THRESHOLD_
+    in os.environ, which a user's tuning would look like."""
+    ours = {"COSTSIM_MALLOC", *USER_TUNING}
+    env = {k: v for k, v in os.environ.items() if k not in ours}
     env.update(changes)
     return env
 
