@@ -36,10 +36,9 @@ def _multipliers(
     mult = multipliers(
         prep.plan, prep.scenario.reliability, prep.reliability, traffic, drivers, rows
     )
-    if drivers.uncertainty:
-        for j in range(len(prep.classes)):
-            shift, v = prep.drift_shifts[j]
-            mult[:, j] *= np.exp(shift + np.sqrt(v) * z_drift[:, j])
+    if drivers.uncertainty:  # each class's drift: the same arithmetic, all classes at once
+        shift, v = np.array(prep.drift_shifts, dtype=float).reshape(-1, 2).T
+        mult *= np.exp(shift + np.sqrt(v) * z_drift)
     return mult
 
 

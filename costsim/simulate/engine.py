@@ -163,18 +163,26 @@ class UnitCost:
             return np.interp(r_body, d.body_probs, d.body_quantiles)
         return _interp_rows(r_body, rows, cum, d.body_quantiles, ascending)
 
-    def row_means(self) -> np.ndarray:
-        """Mean cost of each parameter row (``scale`` excluded)."""
+    def row_means(self, rows: slice = slice(None)) -> np.ndarray:
+        """Mean cost of each parameter row (of ``rows``; ``scale`` excluded)."""
         d = self.dist
         bq = d.body_quantiles
         mids = 0.5 * (bq[1:] + bq[:-1])
-        cum = self.cum_rows()
+        cum = self.cum_rows()[rows]
         body = np.diff(cum, axis=1) @ mids
-        zeta = self.tail_prob if self.tail_prob is not None else np.full(self.n_params, d.tail_prob)
-        tail = d.threshold + tail_means(self.xi, self.sigma, d.cap_excess) if d.has_tail else 0.0
+        zeta = (
+            self.tail_prob[rows]
+            if self.tail_prob is not None
+            else np.full(cum.shape[0], d.tail_prob)
+        )
+        tail = (
+            d.threshold + tail_means(self.xi[rows], self.sigma[rows], d.cap_excess)
+            if d.has_tail
+            else 0.0
+        )
         means = (1.0 - zeta) * body + (zeta * tail if d.has_tail else 0.0)
         if self.row_scale is not None:
-            means = means * self.row_scale
+            means = means * self.row_scale[rows]
         return np.asarray(means, dtype=float)
 
 
@@ -229,9 +237,10 @@ def cap_moves_mean(unit: UnitCost) -> bool:
     d = unit.dist
     if not d.has_tail or d.cap is None:
         return False
-    now = float(unit.row_means()[0])
+    point = slice(0, 1)  # the point estimate's row
+    now = float(unit.row_means(point)[0])
     far = replace(unit, dist=replace(d, cap=CAP_FACTORS[-1] * d.cap))
-    return now > 0 and float(far.row_means()[0]) / now - 1.0 > CAP_SENSITIVE
+    return now > 0 and float(far.row_means(point)[0]) / now - 1.0 > CAP_SENSITIVE
 
 
 def tail_means(xi: np.ndarray, sigma: np.ndarray, cap_excess: float | None) -> np.ndarray:
@@ -300,10 +309,19 @@ class Strata:
         return replace(self, unit=self.unit.without_body())
 
 
-def _base_edges() -> np.ndarray:
-    """Survival-probability edges of the fine strata."""
+def _edges() -> np.ndarray:
     tail_s = np.geomspace(0.1, S_MIN, round(np.log(S_MIN / 0.1) / np.log(TAIL_STEP)) + 1)
-    return np.concatenate([1.0 - BODY_EDGES_Q, tail_s[1:]])
+    edges = np.concatenate([1.0 - BODY_EDGES_Q, tail_s[1:]])
+    edges.flags.writeable = False
+    return edges
+
+
+_EDGES = _edges()
+
+
+def _base_edges() -> np.ndarray:
+    """Survival-probability edges of the fine strata (read-only: one array for every class)."""
+    return _EDGES
 
 
 def strata_count() -> int:

@@ -86,16 +86,16 @@ def prepare(
         _ClassJob(j, name, *sources[name], price_date) for j, name in enumerate(names)
     ]  # fmt: skip
     # a class's preparation is quick: this machine's worker processes (threads until they are
-    # up), whatever runs the trials
+    # up), whatever runs the trials; a few classes an item, so that no worker waits for the next
     local = Parallel(parallel.workers)
     shared = (scenario, model, plan, bodies)
-    prepared = []
-    for done, one in enumerate(
-        local.map(_prepare_class, jobs, shared, processes=True, meanwhile="threads"), 1
-    ):
-        prepared.append(one)
+    per_item = max(1, min(CLASSES_PER_ITEM, len(jobs) // (4 * local.workers)))
+    items = [tuple(jobs[a : a + per_item]) for a in range(0, len(jobs), per_item)]
+    prepared: list[_ClassPrepared] = []
+    for part in local.map(_prepare_classes, items, shared, processes=True, meanwhile="threads"):
+        prepared.extend(part)
         if progress is not None:
-            progress("preparing classes", done, len(jobs))
+            progress("preparing classes", len(prepared), len(jobs))
     classes = [one[0] for one in prepared]
     if all(c.cost_total is not None for c in model.classes.values()):
         pilot_mean = (
@@ -158,9 +158,22 @@ class _ClassJob:
     price_date: float | None
 
 
+CLASSES_PER_ITEM = 8  # classes prepared in one item of `prepare`'s map, at most
+
+_ClassPrepared = tuple[
+    ProductionClass, Strata, ClassReliability, tuple[float, float], GammaQuantiles | None
+]
+
+
+def _prepare_classes(
+    shared: tuple[Scenario, FittedModel, TrafficPlan, bool], jobs: tuple[_ClassJob, ...]
+) -> list[_ClassPrepared]:
+    return [_prepare_class(shared, job) for job in jobs]
+
+
 def _prepare_class(
     shared: tuple[Scenario, FittedModel, TrafficPlan, bool], job: _ClassJob
-) -> tuple[ProductionClass, Strata, ClassReliability, tuple[float, float], GammaQuantiles | None]:
+) -> _ClassPrepared:
     """One production class: its unit cost (re-priced from tokens where the scenario prices
     them), strata, reliability rows, drift over the horizon and the Gamma quantiles of its
     uncertain mix share, from the class's own streams."""
