@@ -11,7 +11,7 @@ from scipy import stats
 from costsim.errors import HeavyTailWarning
 from costsim.logs import PilotLog
 from costsim.model.fit import FitOptions, fit_model
-from costsim.simulate.engine import UnitCost
+from costsim.simulate.unitcost import UnitCost
 
 
 @dataclass(frozen=True)

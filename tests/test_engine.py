@@ -8,8 +8,9 @@ from scipy import stats
 from synth import fitted_unit
 
 from costsim.model.splice import SplicedDistribution
-from costsim.simulate.engine import UnitCost, aggregate, build_strata, reference_sum
+from costsim.simulate.engine import aggregate, build_strata, reference_sum
 from costsim.simulate.forecast import quantile_with_error
+from costsim.simulate.unitcost import UnitCost
 
 TRIALS = 2000
 LAMBDA = 1e5

@@ -26,9 +26,6 @@ from costsim.model.fit import FittedModel
 from costsim.model.splice import tail_exceedance
 from costsim.scenario import Scenario, parse_scenario
 from costsim.simulate import reliability
-from costsim.simulate.engine import (
-    UnitCost,
-)
 from costsim.simulate.inversion import poisson_inverse
 from costsim.simulate.reliability import (
     ClassReliability,
@@ -54,6 +51,7 @@ from costsim.simulate.traffic import (
     draw_traffic,
     mix_factors,
 )
+from costsim.simulate.unitcost import UnitCost
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "launch_month.yaml"
 

@@ -24,8 +24,8 @@ from costsim.logs import PilotLog
 from costsim.model.fit import FitOptions, FittedModel, fit_model
 from costsim.model.tail import fit_gpd_mle, pwm_estimate
 from costsim.scenario import parse_scenario
-from costsim.simulate.engine import tail_means
 from costsim.simulate.forecast import run_forecast
+from costsim.simulate.unitcost import tail_means
 
 pytestmark = pytest.mark.slow
 Z90 = 1.6448536269514722

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costsim.model.splice import SplicedDistribution
-from costsim.simulate.engine import UnitCost, aggregate, build_strata
+from costsim.simulate.engine import aggregate, build_strata
+from costsim.simulate.unitcost import UnitCost
 
 xis = st.floats(-0.4, 1.4).filter(lambda x: abs(x) > 1e-6 or x == 0.0)
 sigmas = st.floats(0.01, 100.0)

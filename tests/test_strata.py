@@ -25,7 +25,6 @@ from costsim.model.file import load_model
 from costsim.simulate import engine
 from costsim.simulate.engine import (
     BULK_EXPECTED,
-    UnitCost,
     _Columns,
     aggregate,
     aggregate_classes,
@@ -37,6 +36,7 @@ from costsim.simulate.engine import (
 from costsim.simulate.forecast import quantile_with_error
 from costsim.simulate.inversion import GammaQuantiles
 from costsim.simulate.repricing import quantity_rows
+from costsim.simulate.unitcost import UnitCost
 
 MODEL = load_model(Path(__file__).resolve().parents[1] / "scenarios" / "pilot.model.json")
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .engine import CAP_FACTORS, Strata, build_strata
+from .engine import Strata, build_strata
 from .prepare import Prepared
 from .reliability import cold_changed, retries_changed
 from .traffic import ALL_DRIVERS, Drivers
+from .unitcost import CAP_FACTORS
 
 BRIDGE_TRIALS = 4000  # trials of the bridge's intermediate steps
 

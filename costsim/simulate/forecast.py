@@ -38,9 +38,10 @@ from .bridge import (
     summarise_bridge,
 )
 from .chunks import CHUNK_TRIALS, Run, expected_seconds, naive_daily, simulate_runs
-from .engine import PARAM_ROWS, STACKED, STACKED_ARRAYS, strata_columns
+from .engine import STACKED, STACKED_ARRAYS, strata_columns
 from .prepare import Prepared, prepare, production_mix
 from .traffic import ALL_DRIVERS
+from .unitcost import PARAM_ROWS
 
 FORECAST_SCHEMA_VERSION = defaults.FORECAST_SCHEMA_VERSION
 QUANTILES = defaults.FORECAST_QUANTILES

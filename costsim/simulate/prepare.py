@@ -17,11 +17,12 @@ from ..model.fit import ClassFit, FittedModel
 from ..parallel import SERIAL, Parallel
 from ..progress import Progress
 from ..scenario import Scenario, validate_against_model
-from .engine import Strata, UnitCost, build_strata, cap_moves_mean
+from .engine import Strata, build_strata
 from .inversion import GammaQuantiles
 from .reliability import ClassReliability, class_reliability, with_norms
 from .repricing import effective_price, quantity_rows, reprice, unpriced_tokens
 from .traffic import TrafficPlan, build_plan, start_epoch, window_weights
+from .unitcost import UnitCost, cap_moves_mean
 
 
 @dataclass(frozen=True)

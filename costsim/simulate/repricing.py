@@ -19,7 +19,7 @@ from scipy import special
 from ..errors import PriceError, ScenarioError
 from ..model.fit import ClassFit, fit_values
 from ..scenario import Price, Scenario
-from .engine import UnitCost
+from .unitcost import UnitCost
 
 REPRICE_MIN_SAMPLE = 20_000
 REPRICE_MAX_SAMPLE = 2_000_000  # bounded memory whatever a model file says of a class's size
