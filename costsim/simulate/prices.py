@@ -546,7 +546,7 @@ def _validity(model: CatalogModel, at: datetime | None) -> tuple[str, str]:
     since = (
         constraint.start_date.isoformat()
         if isinstance(constraint, StartDateConstraint)
-        else "(first catalog price)"
+        else "(none given: the model's first price in the catalog)"
     )
     later = [
         c.start_date
