@@ -343,6 +343,9 @@ def _aggregate_group(
         rows = param_row.T[cls[strata_rows]]  # each stratum row's parameter row per trial
 
         n_params = max(strata[j].mean.shape[0] for j in has)
+        # each (stratum row, trial)'s entry of a (strata rows, parameter rows) table, found once
+        # for the four moments (what take_along_axis finds on each call)
+        rows += np.arange(counts.shape[0])[:, None] * n_params
 
         def summed(name: str) -> np.ndarray:  # sum over each class's strata of counts * moment
             table = np.zeros((counts.shape[0], n_params))  # (strata rows, parameter rows)
@@ -350,7 +353,7 @@ def _aggregate_group(
                 moment = getattr(strata[j], name)[:, : cuts[j]]
                 at = start[j] - j
                 table[at : at + cuts[j], : moment.shape[0]] = moment.T
-            per = counts * np.take_along_axis(table, rows, axis=1)
+            per = counts * table.ravel().take(rows)
             return np.add.reduceat(per, start[has] - has, axis=0)
 
         mean, var, lo, hi = (summed(name) for name in ("mean", "var", "lo", "hi"))
