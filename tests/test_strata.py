@@ -220,7 +220,7 @@ def test_only_the_units_whose_draws_need_their_bodies_travel_with_them() -> None
 
     from costsim.scenario import load_scenario
     from costsim.simulate.bridge import cap_sensitive, cap_variants
-    from costsim.simulate.chunks import Run, for_workers
+    from costsim.simulate.chunks import Run, for_workers, simulate_runs
     from costsim.simulate.prepare import prepare
 
     scenario = load_scenario(
@@ -243,6 +243,8 @@ def test_only_the_units_whose_draws_need_their_bodies_travel_with_them() -> None
     whole = prepare(scenario, MODEL, bodies=True)
     assert all(pc.unit.body_cum is not None for pc in whole.classes)
     assert for_workers(whole, engine="reference")[0] is whole
+    with pytest.raises(ValueError, match="bodies=True"):  # never a slim unit drawn per request
+        simulate_runs(prep, [Run(trials=10)], engine="reference")
 
 
 @pytest.mark.parametrize("xi", [0.3, 0.8])

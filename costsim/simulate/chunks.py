@@ -225,6 +225,8 @@ def simulate_runs(
     """
     if engine not in ENGINES:
         raise ScenarioError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "reference" and any(pc.unit.body_dropped for pc in prep.classes):
+        raise ValueError("the reference engine draws from the units' bodies: prepare(bodies=True)")
     sizes = [r.trials or prep.scenario.trials for r in runs]
     jobs = _jobs(sizes, [_sums_key(r.drivers) for r in runs])
     n_classes = len(prep.classes)
