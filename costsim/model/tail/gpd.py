@@ -19,6 +19,29 @@ _SCORE_TABLE = 16  # points of profile_sigma's table of its score curve, for sta
 _BLOCK_VALUES = 1 << 16
 
 
+def log1p(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.log1p(x)`` to within an ulp, in about half the time: NumPy's ``log`` is vectorised
+    (SIMD) where its ``log1p`` is not (5 against 14 ns a value on the 2-core machine).
+
+    With u = 1 + x rounded and c = (u - 1) - x its rounding error (exact for -1 < x < 2^53),
+    log1p(x) = log(u - c) = log(u) - c / u + O((c / u)^2), and |c / u| <= eps / 2. For |x| below
+    eps it gives x itself (+0 at -0); at x = -1, -inf; below -1 and at nan, nan (without
+    warnings). ``out`` may be ``x`` itself.
+    """
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = x + 1.0
+        c = u - 1.0
+        c -= x
+        c /= u
+        result = np.log(u, out=out)
+        result -= c
+        bad = ~np.isfinite(result)
+        if bad.any():  # u = 0 or inf make c / u nan; log(u) itself is right there
+            result[bad] = np.log(u[bad])
+    return result
+
+
 def gpd_logsf(y: np.ndarray, xi: float | np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
     """log S(y) = -(1/xi) * log1p(xi * y / sigma), with the exponential branch at xi = 0."""
     xi_arr = np.asarray(xi, dtype=float)
@@ -192,13 +215,32 @@ def _loglik_rows(y: np.ndarray, xis: np.ndarray, log_sigma: np.ndarray) -> np.nd
         l = -k log(sigma) - (1 + 1/xi) * sum(log1p(xi * y / sigma))   (-sum(y) / sigma at xi = 0)
 
     The factor is taken out of the sum, and the support is checked at max(y) alone (for xi < 0
-    the largest exceedance is the first to leave it): three passes over the (pairs x values)."""
+    the largest exceedance is the first to leave it)."""
+    return _loglik_curvature_rows(y, xis, log_sigma, curvature=False)[0]
+
+
+def _loglik_curvature_rows(
+    y: np.ndarray, xis: np.ndarray, log_sigma: np.ndarray, *, curvature: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_loglik_rows`, and the likelihood's curvature in log sigma at each pair,
+
+        -d2l / d(log sigma)^2 = (1 + xi) / sigma * sum(y / (1 + xi * y / sigma)^2),
+
+    which at xi = 0 is sum(y) / sigma (an empty array when ``curvature`` is false). Both from
+    the one outer product xi * y / sigma."""
     small = np.abs(xis) < _XI_ZERO
     safe = np.where(small, 1.0, xis)
     sigma = np.exp(log_sigma)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.multiply.outer(safe / sigma, y)
-        logs = np.log1p(z, out=z).sum(axis=1)
+        if curvature:
+            inv = z + 1.0
+            np.divide(1.0, inv, out=inv)
+            inv *= inv
+            bent = np.where(small, y.sum(), inv @ y) * (1.0 + xis) / sigma
+        else:
+            bent = np.zeros(0)
+        logs = log1p(z, out=z).sum(axis=1)
         ll = -y.size * log_sigma - np.where(small, y.sum() / sigma, (1.0 + 1.0 / safe) * logs)
     outside = ~small & (safe * float(y.max()) / sigma <= -1.0)
-    return np.asarray(np.where(outside | ~np.isfinite(ll), -np.inf, ll), dtype=float)
+    return np.asarray(np.where(outside | ~np.isfinite(ll), -np.inf, ll), dtype=float), bent

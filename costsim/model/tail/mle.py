@@ -9,7 +9,7 @@ from functools import cached_property, partial
 import numpy as np
 from scipy import optimize
 
-from .gpd import _BLOCK_VALUES, XI_MAX, XI_MIN, _score_bracket, _score_newton
+from .gpd import _BLOCK_VALUES, XI_MAX, XI_MIN, _score_bracket, _score_newton, log1p
 
 #
 # For a fixed ratio tau = xi / sigma the likelihood is maximised over xi in closed form
@@ -94,7 +94,7 @@ def _sigma_r(sets: _Sets, xi: np.ndarray, tau: np.ndarray) -> np.ndarray:
 def _curve(sets: _Sets, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The profile curve at ``tau`` (per set, last axis; r scale): xi, sigma / y_max, and
     l*/k + log(y_max)."""
-    xi = sets.mean(np.log1p(sets.spread(tau) * sets.r))
+    xi = sets.mean(log1p(sets.spread(tau) * sets.r))
     s = _sigma_r(sets, xi, tau)
     with np.errstate(divide="ignore", invalid="ignore"):
         g = -np.log(s) - 1.0 - xi
@@ -124,7 +124,7 @@ def _curve_derivatives(sets: _Sets, tau: np.ndarray) -> tuple[np.ndarray, ...]:
     x = sets.spread(tau) * sets.r
     inv = 1.0 / (1.0 + x)
     terms = np.empty((5, x.size))  # one reduction for the five means
-    np.log1p(x, out=terms[0])
+    log1p(x, out=terms[0])
     np.multiply(sets.r, inv, out=terms[1])
     np.multiply(x, inv, out=terms[2])
     np.multiply(terms[1], inv, out=terms[3])
@@ -233,7 +233,7 @@ def _edges(
     )
     tau = np.expm1(t)
     s = xi / tau
-    mean_log = sub.mean(np.log1p(sub.spread(tau) * sub.r))
+    mean_log = sub.mean(log1p(sub.spread(tau) * sub.r))
     loglik = sub.k * (-np.log(s * sub.y_max) - (1.0 + 1.0 / xi) * mean_log)
     return s * sets.y_max[idx], loglik - sub.k * np.log(sets.y_max[idx])
 

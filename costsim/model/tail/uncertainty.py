@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .gpd import _BLOCK_VALUES, XI_MAX, XI_MIN, _loglik_rows, _profile_sigma
+from .gpd import _BLOCK_VALUES, XI_MAX, XI_MIN, _loglik_curvature_rows, _profile_sigma
 from .threshold import ThresholdCandidate, exceedances
 
 CI_LEVEL = 0.90
@@ -15,25 +15,28 @@ N_DRAWS = 200
 _CHI2_CRIT = float(2.0 * special.gammaincinv(0.5, CI_LEVEL))
 
 
-def _loglik_grid(y: np.ndarray, xis: np.ndarray, log_sigma: np.ndarray) -> np.ndarray:
-    """GPD log-likelihood of exceedances ``y`` at each (xi_i, log sigma_i) pair; -inf outside
-    the support (`_loglik_rows`), in blocks of pairs (see ``_BLOCK_VALUES``)."""
+def _loglik_curvature(
+    y: np.ndarray, xis: np.ndarray, log_sigma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The log-likelihood of exceedances ``y`` at each (xi_i, log sigma_i) pair (-inf outside
+    the support) and its curvature in log sigma there (`_loglik_curvature_rows`), in blocks of
+    pairs (see ``_BLOCK_VALUES``)."""
     rows = max(1, _BLOCK_VALUES // max(y.size, 1))
     parts = [
-        _loglik_rows(y, xis[i : i + rows], log_sigma[i : i + rows])
+        _loglik_curvature_rows(y, xis[i : i + rows], log_sigma[i : i + rows])
         for i in range(0, xis.size, rows)
     ]
-    return np.concatenate(parts) if parts else np.zeros(0)
+    if not parts:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _loglik_steps(
-    y: np.ndarray, xis: np.ndarray, log_sigma: np.ndarray, h: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The log-likelihood at (xi_i, log sigma_i) and at log sigma_i +- h, in one `_loglik_grid`
-    (a row's value does not depend on the rows computed with it)."""
-    rows = np.concatenate([log_sigma, log_sigma + h, log_sigma - h])
-    ll, up, down = _loglik_grid(y, np.tile(xis, 3), rows).reshape(3, -1)
-    return ll, up, down
+def _laplace_variance(curvature: np.ndarray, k: int) -> np.ndarray:
+    """1 / curvature, the variance of log sigma about its profile maximum; where the curvature
+    is not a positive number, the exponential's 1 / k (its d2l/dlog(sigma)^2 = -k at the
+    maximum)."""
+    ok = np.isfinite(curvature) & (curvature > 0)
+    return np.where(ok, 1.0 / np.where(ok, curvature, 1.0), 1.0 / k)
 
 
 def profile_draws(
@@ -57,18 +60,14 @@ def profile_draws(
     half = max(8.0 * se, 0.05)
     grid = np.linspace(max(XI_MIN, xi_hat - half), min(XI_MAX, xi_hat + half), 81)
     log_s = np.log(_profile_sigma(y, grid))
-    # the likelihood at each profile maximum, and a step h either side in log sigma
-    h = 0.02
-    ll, up, down = _loglik_steps(y, grid, log_s, h)
+    # the likelihood at each profile maximum, and its curvature in log sigma there
+    ll, curvature = _loglik_curvature(y, grid, log_s)
     ll_max = ll.max()
     dev = 2.0 * (ll_max - ll)
     i_max = int(np.argmax(ll))
     lo = _crossing(grid[: i_max + 1][::-1], dev[: i_max + 1][::-1])
     hi = _crossing(grid[i_max:], dev[i_max:])
-    # curvature in log sigma at each profile maximum, by central differences
-    curvature = (2.0 * ll - up - down) / (h * h)
-    fallback = float(1.0 / y.size)  # the exponential's: d2l/dlog(sigma)^2 = -k at its maximum
-    var = np.where(np.isfinite(curvature) & (curvature > 0), 1.0 / curvature, fallback)
+    var = _laplace_variance(curvature, y.size)
     w = np.exp(ll - ll_max) * np.sqrt(var)
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (w[1:] + w[:-1]) * np.diff(grid))])
     cdf /= cdf[-1]
@@ -91,10 +90,7 @@ def sigma_draws_given_xi(
     with the scale's own uncertainty (log sigma normal with the likelihood's curvature)."""
     xi_draws = np.asarray(xi_draws, dtype=float)
     log_s = np.log(_profile_sigma(y, xi_draws))
-    h = 0.02
-    ll, up, down = _loglik_steps(y, xi_draws, log_s, h)
-    curvature = (2.0 * ll - up - down) / (h * h)
-    var = np.where(np.isfinite(curvature) & (curvature > 0), 1.0 / curvature, 1.0 / y.size)
+    var = _laplace_variance(_loglik_curvature(y, xi_draws, log_s)[1], y.size)
     draws = np.exp(log_s + rng.standard_normal(xi_draws.size) * np.sqrt(var))
     floor = np.where(xi_draws < 0, -xi_draws * float(y.max()) * (1.0 + 1e-9), 0.0)
     return np.asarray(np.maximum(draws, floor), dtype=float)
