@@ -120,13 +120,15 @@ class Parallel:
                 for future in futures:
                     future.cancel()
 
-    def start_processes(self, module: str, *, wait: bool = False) -> None:
+    def start_processes(self, module: str, *, wait: bool = False, workers: bool = False) -> None:
         """Start the fork server of a later ``map(..., processes=True)`` of a function of
         ``module`` now, without waiting for it (it imports the module: a second or so), for a
-        caller that will certainly need it and has other work meanwhile. With ``wait``, also
-        start the worker processes and wait until each has answered: later maps run on them
-        from their first item (a program that will run many forecasts). Nothing to do for one
-        worker, on a cluster, or in a worker process."""
+        caller that will certainly need it and has other work meanwhile. With ``workers``, the
+        worker processes are started too, on a thread of their own, as soon as the server is
+        ready: a map that comes a second or more later runs on them from its first item. With
+        ``wait``, they are started and waited for until each has answered (a program that will
+        run many forecasts). Nothing to do for one worker, on a cluster, or in a worker
+        process."""
         if (
             self.scheduler is None
             and self.workers > 1
@@ -136,9 +138,12 @@ class Parallel:
             _fork_server(module)
             multiprocessing.forkserver.ensure_running()
             if wait:
-                pool = _start_pool(self.workers, module)
-                for future in [pool.submit(_nothing) for _ in range(self.workers)]:
-                    future.result()
+                _answered(self.workers, module)
+            elif workers:
+                threading.Thread(
+                    target=_answered, args=(self.workers, module, False), daemon=True,
+                    name="costsim-start-workers",
+                ).start()  # fmt: skip
 
     def start_processes_for(self, module: str, seconds: float) -> None:
         """`start_processes` for work expected to take ``seconds`` on one core, where its maps
@@ -226,6 +231,7 @@ START_METHOD = "forkserver"
 PROCESSES_FOR_S = 3.0
 
 _pool: tuple[int, ProcessPoolExecutor] | None = None  # this process's workers, kept for reuse
+_up: set[int] = set()  # id() of the kept pool once its workers have answered
 _pool_lock = threading.Lock()
 _maps = count()  # the maps of this process that sent a shared value to its workers
 _worker_shared: tuple[str | bytes, Any] | None = None  # in a worker: the last map's shared
@@ -289,6 +295,23 @@ def _nothing() -> None:
     return None
 
 
+def _answered(n: int, module: str, raising: bool = True) -> None:
+    """This process's ``n`` workers started (`_start_pool`), once each has run an item. On a
+    thread of its own (``raising`` false) a failure is left to the map that uses them."""
+    pool = None
+    try:
+        pool = _start_pool(n, module)
+        for future in [pool.submit(_nothing) for _ in range(n)]:
+            future.result()
+    except Exception:
+        if raising:
+            raise
+        if pool is not None:
+            _drop_pool(pool)  # a map starts its own, or runs its items here
+    else:
+        _mark_up(pool)
+
+
 def _process_map(
     fn: Callable[[S, T], R], work: Sequence[T], shared: S, n: int, meanwhile: str
 ) -> Iterator[R]:
@@ -337,8 +360,17 @@ def _here(
 
 
 def _live_pool(n: int) -> ProcessPoolExecutor | None:
+    """The kept pool of ``n`` workers, once they have answered (a pool still starting is not:
+    a map runs its first items here meanwhile)."""
     with _pool_lock:
-        return _pool[1] if _pool is not None and _pool[0] == n else None
+        up = _pool is not None and _pool[0] == n and id(_pool[1]) in _up
+        return _pool[1] if up and _pool is not None else None
+
+
+def _mark_up(pool: ProcessPoolExecutor) -> None:
+    with _pool_lock:
+        if _pool is not None and _pool[1] is pool:
+            _up.add(id(pool))
 
 
 def _start_pool(n: int, module: str) -> ProcessPoolExecutor:
@@ -350,6 +382,7 @@ def _start_pool(n: int, module: str) -> ProcessPoolExecutor:
         if _pool is not None and _pool[0] == n:
             return _pool[1]
         if _pool is not None:
+            _up.discard(id(_pool[1]))
             _pool[1].shutdown(wait=False, cancel_futures=True)
         pool = ProcessPoolExecutor(
             n, mp_context=_fork_server(module), initializer=_start_worker,
@@ -365,6 +398,7 @@ def shutdown_workers() -> None:
     global _pool
     with _pool_lock:
         pool, _pool = (_pool[1] if _pool is not None else None), None
+        _up.clear()
     if pool is not None:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -375,6 +409,7 @@ def _drop_pool(pool: ProcessPoolExecutor) -> None:
     with _pool_lock:
         if _pool is not None and _pool[1] is pool:
             _pool = None
+        _up.discard(id(pool))
     pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -394,6 +429,7 @@ class _PoolMap:
     def results(self, rest: Iterator[Any], n: int) -> Iterator[Any]:
         try:
             for result, caught in _in_order(self._submit, rest, n):
+                _mark_up(self.pool)
                 for message in caught:
                     warnings.warn(message, stacklevel=2)
                 yield result

@@ -144,6 +144,34 @@ def test_a_comparison_on_kept_workers_is_the_same_json_as_on_one_core() -> None:
     assert two.stdout == one.stdout
 
 
+def test_workers_started_in_the_background_take_a_later_map_from_its_first_item() -> None:
+    """`start_processes(..., workers=True)` returns at once; the workers come up on a thread of
+    their own, and a map once they have answered runs every item on them (none here)."""
+    assert parallel._live_pool(2) is None
+    Parallel(2).start_processes(__name__, workers=True)
+    assert parallel._live_pool(2) is None  # not waited for: still starting
+    deadline = time.monotonic() + 60
+    while parallel._live_pool(2) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert parallel._live_pool(2) is not None
+    where = list(Parallel(2).map(_where, range(6), 7, processes=True))
+    assert [w[:2] for w in where] == [(7, x) for x in range(6)]
+    assert os.getpid() not in {w[2] for w in where}
+
+
+def test_a_failed_background_start_leaves_the_map_to_run_its_items(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refused(n: int, module: str) -> parallel.ProcessPoolExecutor:
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(parallel, "_start_pool", refused)
+    with pytest.raises(OSError):
+        parallel._answered(2, __name__)  # waited for: the failure is the caller's
+    parallel._answered(2, __name__, raising=False)  # in the background: left to the map
+    assert parallel._live_pool(2) is None
+
+
 def test_a_forecast_on_kept_workers_is_the_same_bytes_as_on_one_core() -> None:
     path = SCENARIOS / "launch_month.yaml"
     doc = yaml.safe_load(path.read_text())

@@ -143,7 +143,7 @@ def fit_model(
     class fitted."""
     options = _checked(options)
     if log.n_rows >= PROCESSES_EARLY_ROWS:
-        parallel.start_processes(__name__)  # for the classes' fits, while the log is summarised
+        parallel.start_processes(__name__, workers=True)  # up by the time the log is summarised
     counts = np.bincount(log.class_index, minlength=len(log.classes))
     for name, count in zip(log.classes, counts, strict=False):
         _check_rows(name, int(count), options)
@@ -261,9 +261,10 @@ def _fit_source(
     ignore: set[str] = set()
     while True:
         log = open_log(src, columns, ignore=ignore)
-        if (log.total or 0) >= PROCESSES_EARLY_ROWS:
-            parallel.start_processes(__name__)  # for the classes' fits, while the log is read
         parallel = stream_workers(parallel, log)
+        if (log.total or 0) >= PROCESSES_EARLY_ROWS:
+            # for the classes' fits: up, and idle, by the time the log is read
+            parallel.start_processes(__name__, workers=True)
         spec = _spec(role_fields(log), options)
         summary = LogSummary(spec)
         issues = Issues()
