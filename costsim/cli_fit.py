@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -155,9 +156,15 @@ def fit(
 
     Example: costsim fit scenarios/pilot.parquet -o pilot.model.json
     """
+    from .inputs import is_uri
+
+    if not is_uri(pilot) and not Path(pilot).exists():
+        _fail(f"pilot log not found: {pilot}")  # as reading it says, without its imports first
+    _start_workers_early(pilot, workers, scheduler)
+
     import pyarrow as pa
 
-    from .logs import is_table_name, is_uri, read_export, read_pilot
+    from .logs import is_table_name, read_export, read_pilot
     from .model.file import checked_model_json, dumps
     from .model.fit import FitOptions, fit_export, fit_source
     from .report.dashboard import fit_summary_to_dict, render_fit, summarize_fit
@@ -262,3 +269,22 @@ def fit(
         console = _stdout()
         render_fit(summary, console)
         console.print(f"model written to [bold]{escape(str(outputs[0].target))}[/]", soft_wrap=True)
+
+
+#: a local log at least this large is likely to have the rows (`PROCESSES_EARLY_ROWS`, 512k)
+#: for which the fit starts its worker processes: about 9 MB as Parquet, 50 MB as CSV
+EARLY_BYTES = 8 << 20
+
+
+def _start_workers_early(pilot: str, workers: int | None, scheduler: str | None) -> None:
+    """For a large local log fitted on several local workers, the workers' fork server is
+    started before this process imports what reads and fits the log: both import at once (a
+    second or so each), on two cores. Only the time changes."""
+    from .inputs import local_bytes
+    from .parallel import ENV_SCHEDULER, Parallel, available_cores
+
+    n = workers if workers is not None else available_cores()
+    if scheduler is not None or os.environ.get(ENV_SCHEDULER) or n < 2:
+        return
+    if local_bytes(pilot, EARLY_BYTES) >= EARLY_BYTES:
+        Parallel(n).start_processes("costsim.model.fit")

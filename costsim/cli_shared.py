@@ -256,7 +256,7 @@ def column_options(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def with_columns(*args: Any, **kwargs: Any) -> None:
-        from .logs import ColumnMap
+        from .inputs import ColumnMap
 
         names = {field: kwargs.pop(f"{field}_col") for field in COLUMN_OPTIONS}
         for field, name in names.items():

@@ -18,8 +18,9 @@ from typer.main import get_command
 import costsim.backtest
 import costsim.logs
 import costsim.model.fit
-from costsim import defaults
+from costsim import cli_fit, defaults, parallel
 from costsim.cli import app
+from costsim.inputs import local_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "launch_month.yaml"
@@ -113,6 +114,55 @@ def test_a_missing_scenario_is_told_before_the_simulation_is_imported(args: list
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip() == "2 []", done.stdout
+
+
+def test_a_missing_pilot_is_told_before_the_log_readers_are_imported() -> None:
+    """`costsim fit` on a path that is not there says so in a fraction of a second, not after
+    importing pyarrow and pandas (about a second)."""
+    probe = (
+        "import sys; from typer.testing import CliRunner; from costsim.cli import app; "
+        "r = CliRunner().invoke(app, ['fit', 'missing.parquet']); "
+        "print(r.exit_code, r.stderr.strip(), "
+        "sorted(m for m in ('pyarrow', 'pandas', 'costsim.logs') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "2 error: pilot log not found: missing.parquet []", done.stdout
+
+
+def test_local_bytes_counts_a_file_or_a_directory_up_to_enough(tmp_path: Path) -> None:
+    (tmp_path / "d" / "part=1").mkdir(parents=True)
+    for i in range(5):
+        (tmp_path / "d" / "part=1" / f"{i}.parquet").write_bytes(b"x" * 100)
+    (tmp_path / "f.csv").write_bytes(b"y" * 42)
+    assert local_bytes(str(tmp_path / "f.csv"), 10**6) == 42
+    assert local_bytes(str(tmp_path / "d"), 10**6) == 500
+    assert local_bytes(str(tmp_path / "d"), 250) == 300  # stops once it has enough
+    assert local_bytes(str(tmp_path / "missing"), 1) == 0
+    assert local_bytes("s3://bucket/pilot/", 1) == 0
+
+
+def test_a_large_local_log_starts_the_fork_server_before_the_fit_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[tuple[int, str]] = []
+    monkeypatch.setattr(
+        parallel.Parallel, "start_processes",
+        lambda self, module, **_: started.append((self.workers, module)),
+    )  # fmt: skip
+    big, small = tmp_path / "big.parquet", tmp_path / "small.parquet"
+    big.write_bytes(b"x" * cli_fit.EARLY_BYTES)
+    small.write_bytes(b"x" * (cli_fit.EARLY_BYTES - 1))
+    cli_fit._start_workers_early(str(small), 2, None)
+    cli_fit._start_workers_early(str(big), 1, None)
+    cli_fit._start_workers_early(str(big), 2, "tcp://somewhere:8786")
+    monkeypatch.setenv(parallel.ENV_SCHEDULER, "tcp://somewhere:8786")
+    cli_fit._start_workers_early(str(big), 2, None)
+    assert started == []
+    monkeypatch.delenv(parallel.ENV_SCHEDULER)
+    cli_fit._start_workers_early(str(big), 3, None)
+    assert started == [(3, "costsim.model.fit")]
 
 
 def test_the_defaults_help_shows_are_the_libraries_own() -> None:

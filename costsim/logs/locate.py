@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.fs as pa_fs
 
 from costsim.errors import LogSchemaError
+from costsim.inputs import is_uri
 
 from .table import _CSV_SUFFIXES, _PARQUET_SUFFIXES
 
@@ -64,11 +65,6 @@ def _format_of(name: str) -> str | None:
     if lower.endswith(_CSV_SUFFIXES):
         return "CSV"
     return None
-
-
-def is_uri(src: str) -> bool:
-    """A path naming a filesystem (``file://``, ``s3://``, ``gs://``, ``hdfs://`` ...)."""
-    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", src) is not None
 
 
 def _locate(src: str) -> _Source:

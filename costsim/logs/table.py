@@ -9,23 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-
-@dataclass(frozen=True)
-class ColumnMap:
-    """Names of the pilot-log columns; every one can be overridden from the CLI."""
-
-    query_class: str = "query_class"
-    cost: str = "cost_usd"
-    input_tokens: str = "input_tokens"
-    output_tokens: str = "output_tokens"
-    cached_input_tokens: str = "cached_input_tokens"
-    timestamp: str = "timestamp"
-    latency: str = "latency_ms"
-    status: str = "status"
-    error: str = "error"
-    retries: str = "retries"
-    cold_start: str = "cold_start"
-    calls: str = "calls"
+from costsim.inputs import ColumnMap
 
 
 @dataclass(frozen=True)

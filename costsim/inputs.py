@@ -1,0 +1,51 @@
+"""What the command line names, told without importing what reads it (pyarrow, pandas: about
+a second): whether a path is a filesystem URI (`is_uri`), how many bytes a local log holds at
+least (`local_bytes`), and the names of the log's columns (`ColumnMap`)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Names of the pilot-log columns; every one can be overridden from the CLI."""
+
+    query_class: str = "query_class"
+    cost: str = "cost_usd"
+    input_tokens: str = "input_tokens"
+    output_tokens: str = "output_tokens"
+    cached_input_tokens: str = "cached_input_tokens"
+    timestamp: str = "timestamp"
+    latency: str = "latency_ms"
+    status: str = "status"
+    error: str = "error"
+    retries: str = "retries"
+    cold_start: str = "cold_start"
+    calls: str = "calls"
+
+
+def is_uri(src: str) -> bool:
+    """A path naming a filesystem (``file://``, ``s3://``, ``gs://``, ``hdfs://`` ...)."""
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", src) is not None
+
+
+def local_bytes(src: str, enough: int) -> int:
+    """The bytes of a local file, or of the files under a local directory, counted until
+    ``enough`` is reached; 0 for a URI or a path that is not there."""
+    if is_uri(src):
+        return 0
+    try:
+        if not os.path.isdir(src):
+            return os.path.getsize(src)
+        total = 0
+        for root, _, files in os.walk(src):
+            for name in files:
+                total += os.path.getsize(os.path.join(root, name))
+                if total >= enough:
+                    return total
+        return total
+    except OSError:
+        return 0
