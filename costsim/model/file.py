@@ -119,8 +119,8 @@ def rounded(values: np.ndarray) -> list[Any]:
     r / 10**k (or r * 10**-k) is one correctly rounded operation on two exact numbers, the
     double nearest the decimal, as parsing its digits gives. Scaling is off by at most an ulp
     (2e-6 at 1e10), so the integer is the decimal rounding's unless the scaled value is
-    within ``_TIE`` of a half: those values, the ones outside the exact powers' range, zeros
-    and anything not finite go through `_num` one by one (a few in ten thousand)."""
+    within ``_TIE`` of a half: those values, the ones outside the exact powers' range and
+    anything not finite go through `_num` one by one (a few in ten thousand). Zeros stay."""
     x = np.asarray(values, dtype=float)
     with np.errstate(all="ignore"):
         e = np.floor(np.log10(np.abs(x)))
@@ -131,7 +131,9 @@ def rounded(values: np.ndarray) -> list[Any]:
         out = np.where(k >= 0, r / scale, r * scale)
         tie = np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) <= _TIE
         digits = (np.abs(r) >= 10.0 ** (SIGNIFICANT - 1)) & (np.abs(r) < 10.0**SIGNIFICANT)
-        slow = ~np.isfinite(out) | (np.abs(k) > _EXACT_POWER) | tie | ~digits | (x == 0)
+        zero = x == 0  # itself (-0.0 too), as `_num` gives it
+        slow = (~np.isfinite(out) | (np.abs(k) > _EXACT_POWER) | tie | ~digits) & ~zero
+        out = np.where(zero, x, out)
     result: list[Any] = out.tolist()
     for i in np.flatnonzero(slow).tolist():
         result[i] = _num(x[i])
