@@ -52,7 +52,7 @@ OUT = ROOT / "benchmarks" / "out"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))  # the frozen reference imports tests/synth.py
 
-from _timing import machine_speed, verdict  # noqa: E402
+from _timing import machine_speed, malloc_as_the_cli, verdict  # noqa: E402
 
 from costsim.logs import read_pilot  # noqa: E402
 from costsim.model import tail  # noqa: E402
@@ -196,6 +196,7 @@ def main() -> None:
         args.rows, args.classes, args.repeats = 200_000, 40, 1
     warnings.simplefilter("ignore")
     print(machine_speed())
+    print(malloc_as_the_cli())
     path = OUT / f"pilot_{args.rows}_{args.classes}c.parquet"
     if not path.exists():
         print(f"generating {args.rows:,} rows in {args.classes} classes -> {path}")
