@@ -98,7 +98,7 @@ def user_errors() -> Iterator[None]:
 
 
 def parse_duration_option(text: str, option: str) -> float:
-    from .scenario.durations import parse_duration
+    from .durations import parse_duration
 
     try:
         return parse_duration(text)

@@ -17,6 +17,7 @@ seconds).
 from __future__ import annotations
 
 from ..defaults import MAX_SEED
+from ..durations import DURATION_PATTERN, format_duration, parse_duration
 from ..formats import keys
 from .common import (
     BUDGET_STATS,
@@ -35,7 +36,6 @@ from .common import (
     THROTTLE,
     TRAFFIC_SHAPES,
 )
-from .durations import DURATION_PATTERN, format_duration, parse_duration
 from .format import Scenario, ScenarioDoc, json_schema
 from .pricing import (
     ApiOption,

@@ -30,6 +30,7 @@ from pydantic import AfterValidator, Field, model_validator
 from pydantic.dataclasses import dataclass
 
 from ..defaults import MAX_SEED
+from ..durations import Duration, format_duration
 from ..formats import (
     Flag,
     NonEmpty,
@@ -66,7 +67,6 @@ from .common import (
     _count,
     _Section,
 )
-from .durations import Duration, format_duration
 from .pricing import Deployment, Pricing, ProvisionedOption, Route
 from .reliability import Budget, Reliability
 from .traffic import Mix, NewClass, Traffic, Volume

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass
 
+from ..durations import Duration
 from ..formats import (
     NonEmpty,
     Num,
@@ -27,7 +28,6 @@ from .common import (
     _count,
     _Section,
 )
-from .durations import Duration
 
 
 @dataclass(config=_CONFIG)

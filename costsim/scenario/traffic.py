@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import model_validator
 from pydantic.dataclasses import dataclass
 
+from ..durations import Duration, format_duration
 from ..formats import (
     Choice,
     NonEmpty,
@@ -32,7 +33,6 @@ from .common import (
     _config,
     _Section,
 )
-from .durations import Duration, format_duration
 
 
 @dataclass(config=_config(oneOf=[{"required": [k]} for k in _VOLUME_AMOUNTS]))

@@ -1,5 +1,7 @@
-"""Durations as a scenario writes them: ``30d``, ``12h``, ``15m``, ``90s``, ``2w`` (long unit names
-such as ``2 weeks`` too), combinations such as ``1h30m``, or a number of seconds."""
+"""Durations as scenarios and options (``--drift-window``) write them: ``30d``, ``12h``, ``15m``,
+``90s``, ``2w`` (long unit names such as ``2 weeks`` too), combinations such as ``1h30m``, or a
+number of seconds. Outside the scenario package, so that ``costsim fit`` reads its option
+without importing the scenario's declarations (0.16 s)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 
 from pydantic.json_schema import JsonSchemaValue
 
-from ..formats import _ALLOWED, Num, problems_error, show
+from .formats import _ALLOWED, Num, problems_error, show
 
 _UNIT_S = {
     **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
