@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
+R = TypeVar("R")
 
-def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+
+def best_of(fn: Callable[[], R], repeats: int) -> tuple[float, R]:
     """One warm-up call, then the best wall time (perf_counter) of ``repeats`` calls."""
     result = fn()
     best = float("inf")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def main() -> None:
         if over in base.deployments:  # with its overflow target
             keep[over] = base.deployments[over]
         one = changed(base, deployments=keep, route=None)
-        t_one, _ = best_of(lambda one=one: run_compare(one, model), args.repeats)
+        t_one, _ = best_of(partial(run_compare, one, model), args.repeats)
         print(f"   {name:12s} alone ({', '.join(one.deployments)})".ljust(44) + f" {t_one:6.2f} s")
     print(
         f"\n   compare / forecast {t_cmp / t_fc:5.2f}x; compare {t_cmp:5.2f} s "

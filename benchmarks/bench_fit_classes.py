@@ -102,7 +102,7 @@ def timed_tail(spent: list[float], inputs: list[tuple[np.ndarray, int]]) -> Iter
     `fit_tail` to ``inputs``."""
     patched: list[tuple[Any, str, Callable[..., Any]]] = []
     for name in TAIL_ENTRIES:
-        original = getattr(tail, name)
+        original: Callable[..., Any] = getattr(tail, name)
 
         def wrapper(*args: Any, _f: Callable[..., Any] = original, **kw: Any) -> Any:
             w0, c0 = time.perf_counter(), time.process_time()
@@ -136,7 +136,8 @@ def time_fit(
     inputs: list[tuple[np.ndarray, int]] = []
     parallel = Parallel(workers)
     for _ in range(repeats):
-        spent, seen = [0.0, 0.0], []
+        spent: list[float] = [0.0, 0.0]
+        seen: list[tuple[np.ndarray, int]] = []
         with timed_tail(spent, seen):
             w0, c0 = time.perf_counter(), time.process_time()
             fit_model(log, parallel=parallel)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,7 @@ def main() -> None:
     for n in VOLUMES:
         sc = scenario_at(base, n, args.trials)
         for bridge in (False, True):
-            t, fc = best_of(lambda sc=sc, b=bridge: run_forecast(sc, model, bridge=b), args.repeats)
+            t, fc = best_of(partial(run_forecast, sc, model, bridge=bridge), args.repeats)
             times[n, bridge] = t
             label = "bridge   " if bridge else "no bridge"
             print(f"   {n:8.0e} requests, {label}: {t:6.2f} s")
@@ -106,7 +107,7 @@ def main() -> None:
     prep = prepare(scenario_at(base, 1e6, trials), model)
     t_strata, (tot_s, _) = best_of(lambda: simulate(prep, engine="strata"), args.repeats)
     # the reference runs on another seed, so that the KS test compares independent samples
-    prep_ref = prepare(scenario_at(base, 1e6, trials, seed=base.seed + 1), model)
+    prep_ref = prepare(scenario_at(base, 1e6, trials, seed=base.seed + 1), model, bodies=True)
     simulate(prep_ref, engine="reference", trials=min(trials, 5))  # warm-up
     t0 = time.perf_counter()
     tot_r, _ = simulate(prep_ref, engine="reference")

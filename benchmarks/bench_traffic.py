@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads BLAS
@@ -42,7 +43,8 @@ from bench_forecast import SCENARIO, scenario_at
 from costsim.model.file import load_model
 from costsim.model.fit import FittedModel
 from costsim.scenario import Scenario, load_scenario
-from costsim.simulate import forecast
+from costsim.simulate import chunks, reliability
+from costsim.simulate import prepare as prepare_module
 from costsim.simulate.chunks import chunk_traffic, simulate
 from costsim.simulate.prepare import prepare
 from costsim.simulate.reliability import multipliers
@@ -51,11 +53,12 @@ from costsim.simulate.traffic import ALL_DRIVERS
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import test_fast_kernels as frozen
 
-REFERENCE = {  # what costsim.simulate.forecast calls, and the frozen kernel it was
-    "multipliers": frozen.ref_multipliers,
-    "with_norms": frozen.ref_with_norms,
-    "draw_traffic": frozen.ref_draw_traffic,
-}
+REFERENCE = [  # where the simulation looks each kernel up, and the frozen kernel it was
+    (chunks, "multipliers", frozen.ref_multipliers),
+    (chunks, "draw_traffic", frozen.ref_draw_traffic),
+    (prepare_module, "with_norms", frozen.ref_with_norms),
+    (reliability, "with_norms", frozen.ref_with_norms),
+]
 
 
 def best_cpu(fn: Callable[[], object], repeats: int) -> float:
@@ -71,15 +74,15 @@ def best_cpu(fn: Callable[[], object], repeats: int) -> float:
 
 @contextlib.contextmanager
 def reference_kernels() -> Iterator[None]:
-    """costsim.simulate.forecast running on the frozen kernels."""
-    saved = {name: getattr(forecast, name) for name in REFERENCE}
-    for name, fn in REFERENCE.items():
-        setattr(forecast, name, fn)
+    """The simulation running on the frozen kernels."""
+    saved = [(module, name, getattr(module, name)) for module, name, _ in REFERENCE]
+    for module, name, fn in REFERENCE:
+        setattr(module, name, fn)
     try:
         yield
     finally:
-        for name, fn in saved.items():
-            setattr(forecast, name, fn)
+        for module, name, fn in saved:
+            setattr(module, name, fn)
 
 
 def shapes(
@@ -105,7 +108,7 @@ def main() -> None:
     base = load_scenario(SCENARIO)
     assert base.model_path is not None
     model = load_model(base.model_path)
-    chunk = min(args.trials, forecast.CHUNK_TRIALS)
+    chunk = min(args.trials, chunks.CHUNK_TRIALS)
     print(f"scenario   {SCENARIO.name} with retries rising with load (bench_forecast.py)")
     print(
         f"timing     CPU seconds, best of {args.repeats} after a warm-up (reference: once); "
@@ -115,18 +118,18 @@ def main() -> None:
         print("NOTE       --quick: fewer trials and repeats; the ratios are indicative")
     print(f"\n   {'shape':<15}{'part':<13}{'new':>10}{'reference':>12}{'new/ref':>9}")
     for label, sc, m in shapes(base, model, args.trials):
-        t_prep = best_cpu(lambda sc=sc, m=m: prepare(sc, m), args.repeats)
+        t_prep = best_cpu(partial(prepare, sc, m), args.repeats)
         with reference_kernels():
-            r_prep = best_cpu(lambda sc=sc, m=m: prepare(sc, m), 1)
+            r_prep = best_cpu(partial(prepare, sc, m), 1)
         prep = prepare(sc, m)
         traffic = chunk_traffic(prep, 0, chunk)
         rows = np.random.default_rng(0).integers(1, 201, (chunk, len(prep.classes)))
         args_mult = (prep.plan, sc.reliability, prep.reliability, traffic, ALL_DRIVERS, rows)
-        t_mult = best_cpu(lambda a=args_mult: multipliers(*a), args.repeats)
-        r_mult = best_cpu(lambda a=args_mult: frozen.ref_multipliers(*a), 1)
-        t_sim = best_cpu(lambda p=prep: simulate(p), args.repeats)
+        t_mult = best_cpu(partial(multipliers, *args_mult), args.repeats)
+        r_mult = best_cpu(partial(frozen.ref_multipliers, *args_mult), 1)
+        t_sim = best_cpu(partial(simulate, prep), args.repeats)
         with reference_kernels():
-            r_sim = best_cpu(lambda p=prep: simulate(p), 1)
+            r_sim = best_cpu(partial(simulate, prep), 1)
         for part, new, ref in (
             ("prepare", t_prep, r_prep),
             ("multipliers", t_mult, r_mult),
