@@ -271,20 +271,24 @@ def fit(
         console.print(f"model written to [bold]{escape(str(outputs[0].target))}[/]", soft_wrap=True)
 
 
-#: a local log at least this large is likely to have the rows (`PROCESSES_EARLY_ROWS`, 512k)
-#: for which the fit starts its worker processes: about 9 MB as Parquet, 50 MB as CSV
+#: a local Parquet log at least this large likely has the rows (`PROCESSES_EARLY_ROWS`, 512k) for
+#: which the fit starts its worker processes (about 9 MB; CSV and exports hold far fewer rows a
+#: byte, and are left to the fit to decide)
 EARLY_BYTES = 8 << 20
 
 
 def _start_workers_early(pilot: str, workers: int | None, scheduler: str | None) -> None:
-    """For a large local log fitted on several local workers, the workers' fork server is
-    started before this process imports what reads and fits the log: both import at once (a
-    second or so each), on two cores. Only the time changes."""
+    """For a large local Parquet log (a file, or a directory of them) fitted on several local
+    workers, the workers' fork server is started before this process imports what reads and
+    fits the log: both import at once (a second or so each), on two cores. Only the time
+    changes."""
     from .inputs import local_bytes
     from .parallel import ENV_SCHEDULER, Parallel, available_cores
 
     n = workers if workers is not None else available_cores()
     if scheduler is not None or os.environ.get(ENV_SCHEDULER) or n < 2:
+        return
+    if not (os.path.isdir(pilot) or pilot.lower().endswith((".parquet", ".pq"))):
         return
     if local_bytes(pilot, EARLY_BYTES) >= EARLY_BYTES:
         Parallel(n).start_processes("costsim.model.fit")

@@ -154,7 +154,12 @@ def test_a_large_local_log_starts_the_fork_server_before_the_fit_imports(
     big, small = tmp_path / "big.parquet", tmp_path / "small.parquet"
     big.write_bytes(b"x" * cli_fit.EARLY_BYTES)
     small.write_bytes(b"x" * (cli_fit.EARLY_BYTES - 1))
+    csv, export = tmp_path / "big.csv", tmp_path / "langfuse.jsonl"
+    csv.write_bytes(b"x" * cli_fit.EARLY_BYTES)
+    export.write_bytes(b"x" * cli_fit.EARLY_BYTES)
     cli_fit._start_workers_early(str(small), 2, None)
+    cli_fit._start_workers_early(str(csv), 2, None)  # far fewer rows a byte than Parquet
+    cli_fit._start_workers_early(str(export), 2, None)
     cli_fit._start_workers_early(str(big), 1, None)
     cli_fit._start_workers_early(str(big), 2, "tcp://somewhere:8786")
     monkeypatch.setenv(parallel.ENV_SCHEDULER, "tcp://somewhere:8786")
@@ -162,7 +167,8 @@ def test_a_large_local_log_starts_the_fork_server_before_the_fit_imports(
     assert started == []
     monkeypatch.delenv(parallel.ENV_SCHEDULER)
     cli_fit._start_workers_early(str(big), 3, None)
-    assert started == [(3, "costsim.model.fit")]
+    cli_fit._start_workers_early(str(tmp_path), 2, None)  # a directory: its files counted
+    assert started == [(3, "costsim.model.fit"), (2, "costsim.model.fit")]
 
 
 def test_the_defaults_help_shows_are_the_libraries_own() -> None:
