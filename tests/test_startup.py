@@ -82,6 +82,14 @@ def test_schema_imports_the_scenario_declaration_only(loaded: dict[str, list[str
     assert not found, f"costsim schema imports {', '.join(found)}"
 
 
+def fresh(probe: str) -> str:
+    """What ``probe`` prints, run in a fresh interpreter (this one has imported everything)."""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    return done.stdout.strip()
+
+
 def test_the_fit_and_its_worker_processes_import_neither_scipy_stats_nor_signal() -> None:
     """`costsim.model.fit` is what `costsim fit` imports and what its worker processes import again
     (their fork server): scipy.stats and scipy.signal were half of its import time."""
@@ -90,10 +98,7 @@ def test_the_fit_and_its_worker_processes_import_neither_scipy_stats_nor_signal(
         "costsim.report.dashboard; "
         "print(sorted({m for m in sys.modules if m in ('scipy.stats', 'scipy.signal')}))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert done.stdout.strip() == "[]", done.stdout
+    assert fresh(probe) == "[]"
 
 
 @pytest.mark.parametrize(
@@ -110,10 +115,7 @@ def test_a_missing_scenario_is_told_before_the_simulation_is_imported(args: list
         "print(r.exit_code, sorted(m for m in ('costsim.simulate.forecast', 'costsim.model.file',"
         " 'costsim.report.forecast') if m in sys.modules))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert done.stdout.strip() == "2 []", done.stdout
+    assert fresh(probe) == "2 []"
 
 
 def test_a_missing_pilot_is_told_before_the_log_readers_are_imported() -> None:
@@ -125,10 +127,7 @@ def test_a_missing_pilot_is_told_before_the_log_readers_are_imported() -> None:
         "print(r.exit_code, r.stderr.strip(), "
         "sorted(m for m in ('pyarrow', 'pandas', 'costsim.logs') if m in sys.modules))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert done.stdout.strip() == "2 error: pilot log not found: missing.parquet []", done.stdout
+    assert fresh(probe) == "2 error: pilot log not found: missing.parquet []"
 
 
 def test_local_bytes_counts_a_file_or_a_directory_up_to_enough(tmp_path: Path) -> None:
