@@ -288,7 +288,5 @@ def _start_workers_early(pilot: str, workers: int | None, scheduler: str | None)
     n = workers if workers is not None else available_cores()
     if scheduler is not None or os.environ.get(ENV_SCHEDULER) or n < 2:
         return
-    if not (os.path.isdir(pilot) or pilot.lower().endswith((".parquet", ".pq"))):
-        return
     if local_bytes(pilot, EARLY_BYTES) >= EARLY_BYTES:
         Parallel(n).start_processes("costsim.model.fit")

@@ -33,19 +33,26 @@ def is_uri(src: str) -> bool:
 
 
 def local_bytes(src: str, enough: int) -> int:
-    """The bytes of a local file, or of the files under a local directory, counted until
-    ``enough`` is reached; 0 for a URI or a path that is not there."""
+    """The bytes of a local Parquet file, or of the Parquet files under a local directory
+    (those a dataset reads: no hidden or ``_``-prefixed names), counted until ``enough`` is
+    reached; 0 for a URI, another kind of file, or a path that is not there."""
     if is_uri(src):
         return 0
     try:
         if not os.path.isdir(src):
-            return os.path.getsize(src)
+            return os.path.getsize(src) if _parquet(os.path.basename(src)) else 0
         total = 0
-        for root, _, files in os.walk(src):
+        for root, dirs, files in os.walk(src):
+            dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
             for name in files:
-                total += os.path.getsize(os.path.join(root, name))
-                if total >= enough:
-                    return total
+                if _parquet(name) and not name.startswith((".", "_")):
+                    total += os.path.getsize(os.path.join(root, name))
+                    if total >= enough:
+                        return total
         return total
     except OSError:
         return 0
+
+
+def _parquet(name: str) -> bool:
+    return name.lower().endswith((".parquet", ".pq"))

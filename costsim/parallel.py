@@ -19,6 +19,7 @@ product is summed.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -140,8 +141,10 @@ class Parallel:
             if wait:
                 _answered(self.workers, module)
             elif workers:
+                with _pool_lock:
+                    since = _generation  # a shutdown after this call cancels the start
                 threading.Thread(
-                    target=_answered, args=(self.workers, module, False), daemon=True,
+                    target=_answered, args=(self.workers, module, since), daemon=True,
                     name="costsim-start-workers",
                 ).start()  # fmt: skip
 
@@ -232,6 +235,7 @@ PROCESSES_FOR_S = 3.0
 
 _pool: tuple[int, ProcessPoolExecutor] | None = None  # this process's workers, kept for reuse
 _up: set[int] = set()  # id() of the kept pool once its workers have answered
+_generation = 0  # shutdowns and dropped pools so far: a start asked for before one is void
 _pool_lock = threading.Lock()
 _maps = count()  # the maps of this process that sent a shared value to its workers
 _worker_shared: tuple[str | bytes, Any] | None = None  # in a worker: the last map's shared
@@ -295,19 +299,25 @@ def _nothing() -> None:
     return None
 
 
-def _answered(n: int, module: str, raising: bool = True) -> None:
-    """This process's ``n`` workers started (`_start_pool`), once each has run an item. On a
-    thread of its own (``raising`` false) a failure is left to the map that uses them."""
+def _answered(n: int, module: str, since: int | None = None) -> None:
+    """This process's ``n`` workers started (`_start_pool`), once each has run an item.
+
+    On a thread of its own (``since``: the `_generation` when the start was asked for) nothing
+    is started if the workers were shut or dropped since, and a failure is left to the map that
+    uses them (it starts its own, or runs its items here)."""
     pool = None
     try:
-        pool = _start_pool(n, module)
+        pool = _start_pool(n, module) if since is None else _start_pool_since(n, module, since)
+        if pool is None:
+            return
         for future in [pool.submit(_nothing) for _ in range(n)]:
             future.result()
     except Exception:
-        if raising:
+        if since is None:
             raise
         if pool is not None:
-            _drop_pool(pool)  # a map starts its own, or runs its items here
+            with contextlib.suppress(Exception):  # shut meanwhile, perhaps
+                _drop_pool(pool)
     else:
         _mark_up(pool)
 
@@ -334,6 +344,8 @@ def _process_map(
 
         def workers_up() -> bool:
             nonlocal probe, done
+            if _live_pool(n) is not None:  # started in the background meanwhile
+                return True
             done += 1
             left = (time.monotonic() - start) / done * (len(work) - done) / lanes
             if probe is None and possible and not _ServerProbe.failed and left > PROCESSES_FOR_S:
@@ -344,7 +356,7 @@ def _process_map(
             yield from _pinned(lambda: _thread_map(fn, rest, shared, n, workers_up))
         else:
             yield from _pinned(lambda: _here(fn, rest, shared, workers_up))
-        if probe is None or not probe.ready():
+        if _live_pool(n) is None and (probe is None or not probe.ready()):
             return  # all done here
     yield from _PoolMap(_start_pool(n, fn.__module__), fn, shared).results(rest, n)
 
@@ -375,41 +387,54 @@ def _mark_up(pool: ProcessPoolExecutor) -> None:
 
 def _start_pool(n: int, module: str) -> ProcessPoolExecutor:
     """This process's ``n`` workers, started now if none are (those of another size shut)."""
+    with _pool_lock:
+        return _kept_pool(n, module)
+
+
+def _start_pool_since(n: int, module: str, since: int) -> ProcessPoolExecutor | None:
+    """`_start_pool`, unless the workers were shut or dropped after `_generation` ``since``."""
+    with _pool_lock:
+        return _kept_pool(n, module) if _generation == since else None
+
+
+def _kept_pool(n: int, module: str) -> ProcessPoolExecutor:
+    """`_start_pool` with ``_pool_lock`` held."""
     global _pool
     from .memory import malloc_tuned
 
-    with _pool_lock:
-        if _pool is not None and _pool[0] == n:
-            return _pool[1]
-        if _pool is not None:
-            _up.discard(id(_pool[1]))
-            _pool[1].shutdown(wait=False, cancel_futures=True)
-        pool = ProcessPoolExecutor(
-            n, mp_context=_fork_server(module), initializer=_start_worker,
-            initargs=(malloc_tuned(),),
-        )  # fmt: skip
-        _pool = (n, pool)
-        return pool
+    if _pool is not None and _pool[0] == n:
+        return _pool[1]
+    if _pool is not None:
+        _up.discard(id(_pool[1]))
+        _pool[1].shutdown(wait=False, cancel_futures=True)
+    pool = ProcessPoolExecutor(
+        n, mp_context=_fork_server(module), initializer=_start_worker,
+        initargs=(malloc_tuned(),),
+    )  # fmt: skip
+    _pool = (n, pool)
+    return pool
 
 
 def shutdown_workers() -> None:
     """Stop the worker processes this process keeps (they also stop when it exits): a program
     that is done with costsim's parallel work may free their memory."""
-    global _pool
+    global _pool, _generation
     with _pool_lock:
         pool, _pool = (_pool[1] if _pool is not None else None), None
         _up.clear()
+        _generation += 1
     if pool is not None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _drop_pool(pool: ProcessPoolExecutor) -> None:
     """Forget a pool whose worker died: the next map starts new workers."""
-    global _pool
+    global _pool, _generation
     with _pool_lock:
         if _pool is not None and _pool[1] is pool:
             _pool = None
         _up.discard(id(pool))
+        _generation += 1
     pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -144,31 +144,63 @@ def test_a_comparison_on_kept_workers_is_the_same_json_as_on_one_core() -> None:
     assert two.stdout == one.stdout
 
 
+def _wait_until_up(n: int) -> None:
+    deadline = time.monotonic() + 60
+    while parallel._live_pool(n) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert parallel._live_pool(n) is not None
+
+
 def test_workers_started_in_the_background_take_a_later_map_from_its_first_item() -> None:
     """`start_processes(..., workers=True)` returns at once; the workers come up on a thread of
     their own, and a map once they have answered runs every item on them (none here)."""
     assert parallel._live_pool(2) is None
     Parallel(2).start_processes(__name__, workers=True)
-    assert parallel._live_pool(2) is None  # not waited for: still starting
-    deadline = time.monotonic() + 60
-    while parallel._live_pool(2) is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert parallel._live_pool(2) is not None
+    _wait_until_up(2)
     where = list(Parallel(2).map(_where, range(6), 7, processes=True))
     assert [w[:2] for w in where] == [(7, x) for x in range(6)]
     assert os.getpid() not in {w[2] for w in where}
 
 
+def test_a_map_running_its_items_here_moves_to_workers_that_came_up_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A map that began before the background start finished (its first look found no live
+    pool) takes the workers after its next item, however short its work looks."""
+    monkeypatch.setattr(parallel, "PROCESSES_FOR_S", 1e9)  # it would never start its own
+    Parallel(2).start_processes(__name__, workers=True)
+    _wait_until_up(2)
+    real, looks = parallel._live_pool, []
+
+    def first_look_finds_none(n: int) -> parallel.ProcessPoolExecutor | None:
+        looks.append(n)
+        return None if len(looks) == 1 else real(n)
+
+    monkeypatch.setattr(parallel, "_live_pool", first_look_finds_none)
+    where = list(Parallel(2).map(_where, range(6), 7, processes=True))
+    assert [w[:2] for w in where] == [(7, x) for x in range(6)]
+    assert where[0][2] == os.getpid()  # the first item here, the rest on the workers
+    assert os.getpid() not in {w[2] for w in where[1:]}
+
+
+def test_a_background_start_asked_before_a_shutdown_starts_nothing() -> None:
+    since = parallel._generation
+    parallel.shutdown_workers()
+    parallel._answered(2, __name__, since)
+    assert parallel._pool is None and parallel._live_pool(2) is None
+
+
 def test_a_failed_background_start_leaves_the_map_to_run_its_items(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def refused(n: int, module: str) -> parallel.ProcessPoolExecutor:
+    def refused(n: int, module: str, since: int | None = None) -> parallel.ProcessPoolExecutor:
         raise OSError("no processes here")
 
     monkeypatch.setattr(parallel, "_start_pool", refused)
+    monkeypatch.setattr(parallel, "_start_pool_since", refused)
     with pytest.raises(OSError):
         parallel._answered(2, __name__)  # waited for: the failure is the caller's
-    parallel._answered(2, __name__, raising=False)  # in the background: left to the map
+    parallel._answered(2, __name__, parallel._generation)  # in the background: the map's
     assert parallel._live_pool(2) is None
 
 

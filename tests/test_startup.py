@@ -130,12 +130,17 @@ def test_a_missing_pilot_is_told_before_the_log_readers_are_imported() -> None:
     assert fresh(probe) == "2 error: pilot log not found: missing.parquet []"
 
 
-def test_local_bytes_counts_a_file_or_a_directory_up_to_enough(tmp_path: Path) -> None:
+def test_local_bytes_counts_a_parquet_file_or_dataset_up_to_enough(tmp_path: Path) -> None:
     (tmp_path / "d" / "part=1").mkdir(parents=True)
+    (tmp_path / "d" / "_temporary").mkdir()
     for i in range(5):
         (tmp_path / "d" / "part=1" / f"{i}.parquet").write_bytes(b"x" * 100)
+    for skipped in ("part=1/_SUCCESS", "part=1/.0.parquet.crc", "_temporary/9.parquet", "a.csv"):
+        (tmp_path / "d" / skipped).write_bytes(b"z" * 1000)  # not read as the dataset's
+    (tmp_path / "f.pq").write_bytes(b"y" * 42)
     (tmp_path / "f.csv").write_bytes(b"y" * 42)
-    assert local_bytes(str(tmp_path / "f.csv"), 10**6) == 42
+    assert local_bytes(str(tmp_path / "f.pq"), 10**6) == 42
+    assert local_bytes(str(tmp_path / "f.csv"), 10**6) == 0  # far fewer rows a byte
     assert local_bytes(str(tmp_path / "d"), 10**6) == 500
     assert local_bytes(str(tmp_path / "d"), 250) == 300  # stops once it has enough
     assert local_bytes(str(tmp_path / "missing"), 1) == 0
@@ -166,7 +171,7 @@ def test_a_large_local_log_starts_the_fork_server_before_the_fit_imports(
     assert started == []
     monkeypatch.delenv(parallel.ENV_SCHEDULER)
     cli_fit._start_workers_early(str(big), 3, None)
-    cli_fit._start_workers_early(str(tmp_path), 2, None)  # a directory: its files counted
+    cli_fit._start_workers_early(str(tmp_path), 2, None)  # a directory: its Parquet counted
     assert started == [(3, "costsim.model.fit"), (2, "costsim.model.fit")]
 
 

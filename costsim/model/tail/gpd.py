@@ -38,8 +38,11 @@ def log1p(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         result -= c
         bad = ~np.isfinite(result)
         if bad.any():  # u = 0 or inf make c / u nan; log(u) itself is right there
-            result[bad] = np.log(u[bad])
-    return result
+            fixed = np.where(bad, np.log(u), result)
+            if out is None:
+                return np.asarray(fixed)
+            out[...] = fixed
+    return np.asarray(result)
 
 
 def gpd_logsf(y: np.ndarray, xi: float | np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
@@ -226,8 +229,8 @@ def _loglik_curvature_rows(
 
         -d2l / d(log sigma)^2 = (1 + xi) / sigma * sum(y / (1 + xi * y / sigma)^2),
 
-    which at xi = 0 is sum(y) / sigma (an empty array when ``curvature`` is false). Both from
-    the one outer product xi * y / sigma."""
+    which at xi = 0 is sum(y) / sigma (an empty array when ``curvature`` is false; NaN outside
+    the support). Both from the one outer product xi * y / sigma."""
     small = np.abs(xis) < _XI_ZERO
     safe = np.where(small, 1.0, xis)
     sigma = np.exp(log_sigma)
@@ -243,4 +246,6 @@ def _loglik_curvature_rows(
         logs = log1p(z, out=z).sum(axis=1)
         ll = -y.size * log_sigma - np.where(small, y.sum() / sigma, (1.0 + 1.0 / safe) * logs)
     outside = ~small & (safe * float(y.max()) / sigma <= -1.0)
+    if curvature:  # none outside the support (where 1 + xi y / sigma <= 0 for some y)
+        bent = np.where(outside, np.nan, bent)
     return np.asarray(np.where(outside | ~np.isfinite(ll), -np.inf, ll), dtype=float), bent
