@@ -250,7 +250,7 @@ class Num(Declared):
     def accepts_all(self, values: list[Any]) -> bool:
         """Whether `parse` returns every one of ``values`` as it is: plain floats within bounds
         (checked at once; False means only: ask `parse`, one by one)."""
-        if self.integer or len(values) < 16 or not all(type(v) is float for v in values):
+        if self.integer or len(values) < 16 or set(map(type, values)) != {float}:
             return False
         import numpy as np  # here: reading a scenario or a schema needs no numpy
 
