@@ -7,6 +7,7 @@ import pytest
 from hypothesis import settings
 
 from costsim import parallel
+from costsim.parallel import processes
 
 settings.register_profile("costsim", derandomize=True, deadline=None, database=None)
 settings.load_profile("costsim")
@@ -19,7 +20,7 @@ def fork_server() -> Callable[[str], None]:
 
     def start(module: str) -> None:
         parallel.Parallel(2).start_processes(module)
-        probe = parallel._ServerProbe(parallel._fork_server(module))
+        probe = processes._ServerProbe(processes._fork_server(module))
         assert probe.done.wait(60) and probe.works
 
     return start
@@ -29,4 +30,4 @@ def fork_server() -> Callable[[str], None]:
 def fresh_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     """No kept workers from an earlier test, and workers started from a map's first item."""
     parallel.shutdown_workers()
-    monkeypatch.setattr(parallel, "PROCESSES_FOR_S", 0.0)
+    monkeypatch.setattr(processes, "PROCESSES_FOR_S", 0.0)

@@ -36,10 +36,10 @@ def scheduler() -> Iterator[str]:
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         yield cluster.scheduler_address
-        from costsim.parallel import _client
+        from costsim.parallel.cluster import client
 
-        _client(cluster.scheduler_address).close()  # before its cluster goes: no reconnecting
-        _client.cache_clear()
+        client(cluster.scheduler_address).close()  # before its cluster goes: no reconnecting
+        client.cache_clear()
 
 
 def _forecast(parallel: Parallel) -> str:
@@ -82,7 +82,7 @@ def test_the_scheduler_comes_from_the_environment(
 def test_a_scheduler_that_does_not_answer_is_one_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("costsim.parallel.CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr("costsim.parallel.cluster.CONNECT_TIMEOUT_S", 0.5)
     with pytest.raises(ParallelError, match=r"--scheduler tcp://127\.0\.0\.1:9: no Dask scheduler"):
         Parallel.from_options(None, "tcp://127.0.0.1:9")
 
@@ -124,7 +124,7 @@ def stranger(reply: bytes | None) -> Iterator[str]:
 def test_an_address_that_is_not_a_dask_scheduler_is_one_clear_error_soon(
     monkeypatch: pytest.MonkeyPatch, reply: bytes | None, reason: str
 ) -> None:
-    monkeypatch.setattr("costsim.parallel.CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr("costsim.parallel.cluster.CONNECT_TIMEOUT_S", 0.5)
     with stranger(reply) as address:
         start = time.monotonic()
         with pytest.raises(ParallelError, match=rf"--scheduler {address}: .*{reason}"):

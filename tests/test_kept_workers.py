@@ -24,7 +24,7 @@ from cli_helpers import run
 from costsim import parallel
 from costsim.memory import malloc_tuned, tune_as_asked
 from costsim.model.file import load_model
-from costsim.parallel import Parallel
+from costsim.parallel import Parallel, processes, threads
 from costsim.report.forecast import forecast_to_json
 from costsim.scenario import parse_scenario
 from costsim.simulate.forecast import run_forecast
@@ -98,7 +98,7 @@ def test_the_shared_value_travels_with_each_item_where_no_file_can_be_written(
         raise OSError(28, "No space left on device")
 
     list(Parallel(2).map(_where, range(4), 0, processes=True))  # workers up
-    monkeypatch.setattr(parallel.tempfile, "mkstemp", refused)
+    monkeypatch.setattr(processes.tempfile, "mkstemp", refused)
     got = list(Parallel(2).map(_where, range(6), 7, processes=True))
     assert [(s, x) for s, x, _ in got] == [(7, x) for x in range(6)]
     assert all(pid != os.getpid() for *_, pid in got)
@@ -108,18 +108,18 @@ def test_where_no_fork_server_can_start_the_items_run_here(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Windows has no fork server: threads, or this process, and the same results
-    monkeypatch.setattr(parallel.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    monkeypatch.setattr(processes.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     Parallel(2).start_processes("costsim.simulate.forecast", wait=True)  # nothing to start
-    assert parallel._live_pool(2) is None
+    assert processes._live_pool(2) is None
     for meanwhile in ("here", "threads"):
         got = list(Parallel(2).map(_where, range(6), 4, processes=True, meanwhile=meanwhile))  # type: ignore[arg-type]
         assert [(s, x, pid) for s, x, pid in got] == [(4, x, os.getpid()) for x in range(6)]
-    assert parallel._live_pool(2) is None
+    assert processes._live_pool(2) is None
 
 
 def test_a_worker_that_dies_is_an_error_and_the_next_map_starts_new_workers() -> None:
     list(Parallel(2).map(_where, range(4), 0, processes=True))  # workers up
-    with pytest.raises(parallel.BrokenProcessPool):
+    with pytest.raises(processes.BrokenProcessPool):
         list(Parallel(2).map(_dies, range(6), 0, processes=True))
     got = list(Parallel(2).map(_where, range(6), 8, processes=True))
     assert [(s, x) for s, x, _ in got] == [(8, x) for x in range(6)]
@@ -146,15 +146,15 @@ def test_a_comparison_on_kept_workers_is_the_same_json_as_on_one_core() -> None:
 
 def _wait_until_up(n: int) -> None:
     deadline = time.monotonic() + 60
-    while parallel._live_pool(n) is None and time.monotonic() < deadline:
+    while processes._live_pool(n) is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert parallel._live_pool(n) is not None
+    assert processes._live_pool(n) is not None
 
 
 def test_workers_started_in_the_background_take_a_later_map_from_its_first_item() -> None:
     """`start_processes(..., workers=True)` returns at once; the workers come up on a thread of
     their own, and a map once they have answered runs every item on them (none here)."""
-    assert parallel._live_pool(2) is None
+    assert processes._live_pool(2) is None
     Parallel(2).start_processes(__name__, workers=True)
     _wait_until_up(2)
     where = list(Parallel(2).map(_where, range(6), 7, processes=True))
@@ -167,16 +167,16 @@ def test_a_map_running_its_items_here_moves_to_workers_that_came_up_meanwhile(
 ) -> None:
     """A map that began before the background start finished (its first look found no live
     pool) takes the workers after its next item, however short its work looks."""
-    monkeypatch.setattr(parallel, "PROCESSES_FOR_S", 1e9)  # it would never start its own
+    monkeypatch.setattr(processes, "PROCESSES_FOR_S", 1e9)  # it would never start its own
     Parallel(2).start_processes(__name__, workers=True)
     _wait_until_up(2)
-    real, looks = parallel._live_pool, []
+    real, looks = processes._live_pool, []
 
-    def first_look_finds_none(n: int) -> parallel.ProcessPoolExecutor | None:
+    def first_look_finds_none(n: int) -> processes.ProcessPoolExecutor | None:
         looks.append(n)
         return None if len(looks) == 1 else real(n)
 
-    monkeypatch.setattr(parallel, "_live_pool", first_look_finds_none)
+    monkeypatch.setattr(processes, "_live_pool", first_look_finds_none)
     where = list(Parallel(2).map(_where, range(6), 7, processes=True))
     assert [w[:2] for w in where] == [(7, x) for x in range(6)]
     assert where[0][2] == os.getpid()  # the first item here, the rest on the workers
@@ -184,24 +184,24 @@ def test_a_map_running_its_items_here_moves_to_workers_that_came_up_meanwhile(
 
 
 def test_a_background_start_asked_before_a_shutdown_starts_nothing() -> None:
-    since = parallel._generation
+    since = processes._generation
     parallel.shutdown_workers()
-    parallel._answered(2, __name__, since)
-    assert parallel._pool is None and parallel._live_pool(2) is None
+    processes._answered(2, __name__, since)
+    assert processes._pool is None and processes._live_pool(2) is None
 
 
 def test_a_failed_background_start_leaves_the_map_to_run_its_items(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def refused(n: int, module: str, since: int | None = None) -> parallel.ProcessPoolExecutor:
+    def refused(n: int, module: str, since: int | None = None) -> processes.ProcessPoolExecutor:
         raise OSError("no processes here")
 
-    monkeypatch.setattr(parallel, "_start_pool", refused)
-    monkeypatch.setattr(parallel, "_start_pool_since", refused)
+    monkeypatch.setattr(processes, "_start_pool", refused)
+    monkeypatch.setattr(processes, "_start_pool_since", refused)
     with pytest.raises(OSError):
-        parallel._answered(2, __name__)  # waited for: the failure is the caller's
-    parallel._answered(2, __name__, parallel._generation)  # in the background: the map's
-    assert parallel._live_pool(2) is None
+        processes._answered(2, __name__)  # waited for: the failure is the caller's
+    processes._answered(2, __name__, processes._generation)  # in the background: the map's
+    assert processes._live_pool(2) is None
 
 
 def test_a_forecast_on_kept_workers_is_the_same_bytes_as_on_one_core() -> None:
@@ -212,7 +212,7 @@ def test_a_forecast_on_kept_workers_is_the_same_bytes_as_on_one_core() -> None:
     model = load_model(SCENARIOS / "pilot.model.json")
     one = forecast_to_json(run_forecast(scenario, model, parallel=Parallel(1)))
     list(Parallel(2).map(_where, range(4), 0, processes=True))  # workers up: chunks go there
-    assert parallel._live_pool(2) is not None
+    assert processes._live_pool(2) is not None
     two = forecast_to_json(run_forecast(scenario, model, parallel=Parallel(2)))
     assert two == one
 
@@ -230,7 +230,7 @@ def test_a_forecast_expected_to_be_long_starts_the_fork_server_before_it_prepare
     doc["trials"] = 2000
     scenario = parse_scenario(doc, path, SCENARIOS)
     model = load_model(SCENARIOS / "pilot.model.json")
-    monkeypatch.setattr(parallel, "PROCESSES_FOR_S", 3.0)  # as outside the tests
+    monkeypatch.setattr(processes, "PROCESSES_FOR_S", 3.0)  # as outside the tests
     events: list[str] = []
     real_prepare = forecast.prepare
     monkeypatch.setattr(
@@ -240,13 +240,13 @@ def test_a_forecast_expected_to_be_long_starts_the_fork_server_before_it_prepare
         forecast, "prepare", lambda *a, **k: events.append("prepare") or real_prepare(*a, **k)
     )
     expected = chunks.expected_seconds(scenario, model)
-    assert 0 < expected < parallel.PROCESSES_FOR_S  # 2,000 trials: well under a second
+    assert 0 < expected < processes.PROCESSES_FOR_S  # 2,000 trials: well under a second
     run_forecast(scenario, model, parallel=Parallel(2), bridge=False)
     assert events == ["prepare"]
     # the same forecast with a pace that makes it long: the server first
-    pace = chunks.STRATA_S_PER_TRIAL_CLASS_HOUR * 2 * parallel.PROCESSES_FOR_S / expected
+    pace = chunks.STRATA_S_PER_TRIAL_CLASS_HOUR * 2 * processes.PROCESSES_FOR_S / expected
     monkeypatch.setattr(chunks, "STRATA_S_PER_TRIAL_CLASS_HOUR", pace)
-    assert chunks.expected_seconds(scenario, model) == pytest.approx(2 * parallel.PROCESSES_FOR_S)
+    assert chunks.expected_seconds(scenario, model) == pytest.approx(2 * processes.PROCESSES_FOR_S)
     events.clear()
     run_forecast(scenario, model, parallel=Parallel(2), bridge=False)
     assert events == ["start costsim.simulate.forecast", "prepare"]
@@ -268,12 +268,12 @@ def test_blas_is_held_to_one_thread_and_its_libraries_found_again_after_imports(
     assert before  # numpy's BLAS at least
     with parallel.one_blas_thread():
         assert blas_threads() == [1] * len(before)
-        first = parallel._blas
+        first = threads._blas
     assert blas_threads() == before  # restored
     with parallel.one_blas_thread():
-        assert parallel._blas is first  # nothing imported since: not searched again
+        assert threads._blas is first  # nothing imported since: not searched again
     monkeypatch.setitem(sys.modules, "costsim_test_new_module", types.ModuleType("m"))
     with parallel.one_blas_thread():
         assert blas_threads() == [1] * len(before)
-        assert parallel._blas is not first  # searched again
+        assert threads._blas is not first  # searched again
     assert blas_threads() == before

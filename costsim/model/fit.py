@@ -218,7 +218,7 @@ def fit_source(
     on worker processes or the cluster (`fit_summary`), so the model is the same, to the byte,
     for any number of workers, any cut of the log into files and row groups, and equal to
     `fit_model` on the log read whole. A script that runs it on several local workers guards
-    its entry point (``if __name__ == "__main__":``, see `costsim.parallel.START_METHOD`).
+    its entry point (``if __name__ == "__main__":``, see `costsim.parallel.processes.START_METHOD`).
     Raises `LogSchemaError` for bad input and `FitError` when a class cannot be fitted.
     """
     options = _checked(options)
