@@ -46,6 +46,7 @@ from costsim.simulate.traffic import (
     _draw_spikes,
     _edge_below,
     _interp_columns,
+    _row_classes,
     bucket_groups,
     build_plan,
     draw_traffic,
@@ -546,6 +547,20 @@ def test_bucket_groups_are_exact_and_blocks_short() -> None:
         lo, hi = g.block_start[:-1], g.block_start[1:]
         sums = g.range_sums(prefix, values, lo, hi)
         np.testing.assert_allclose(sums, np.add.reduceat(values, lo), rtol=1e-13)
+
+
+@pytest.mark.parametrize("columns", [1, 2, 6, 40])
+def test_row_classes_number_the_rows_as_unique_does(columns: int) -> None:
+    """The grouping's classes of rows are `np.unique(axis=0)`'s, numbered alike: rows that
+    differ in one column only, -0.0 beside 0.0, and a matrix of one row or none."""
+    rng = np.random.default_rng(columns)
+    distinct = rng.integers(0, 3, (12, columns)).astype(float) * 2.0**31
+    rows = distinct[rng.integers(0, 12, 5_000)]
+    rows[rng.integers(0, 5_000, 50), rng.integers(0, columns, 50)] += 1.0  # a few strays
+    rows[rows == 0.0] *= np.where(rng.random(int((rows == 0.0).sum())) < 0.5, -1.0, 1.0)
+    for a in (rows, rows[:1], rows[:0]):
+        expected = np.unique(a, axis=0, return_inverse=True)[1].reshape(-1)
+        np.testing.assert_array_equal(_row_classes(a), expected)
 
 
 @pytest.mark.parametrize("spikes_hit", ["all", "some"])

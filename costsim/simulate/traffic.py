@@ -136,8 +136,7 @@ def bucket_groups(base: np.ndarray) -> BucketGroups:
     n_buckets = base.shape[0]
     total = base.sum(axis=1)
     direction = base / np.where(total > 0, total, 1.0)[:, None]
-    _, group = np.unique(np.rint(direction * 2.0**32), axis=0, return_inverse=True)
-    group = group.reshape(-1)
+    group = _row_classes(np.rint(direction * 2.0**32))
     order = np.lexsort((total, group))  # by group, then total: each group's largest last
     rep = order[np.r_[np.flatnonzero(np.diff(group[order])), n_buckets - 1]]
     top = total[rep][group]
@@ -154,6 +153,20 @@ def bucket_groups(base: np.ndarray) -> BucketGroups:
     return BucketGroups(
         group, scale, rows, np.cumsum(starts) - 1, np.r_[np.flatnonzero(starts), n_buckets]
     )
+
+
+def _row_classes(a: np.ndarray) -> np.ndarray:
+    """The class of each row of ``a`` among its distinct rows, numbered in their lexicographic
+    order: ``np.unique(a, axis=0, return_inverse=True)[1]``, 20-30x faster (that sorts the rows
+    as one structured array: 0.07-0.1 s for the 43,200 buckets of 30 days at 1 minute)."""
+    if a.shape[0] == 0:
+        return np.zeros(0, dtype=np.intp)
+    order = np.lexsort(a.T[::-1])  # the first column the primary key
+    ranked = a[order]
+    new = np.r_[True, np.any(ranked[1:] != ranked[:-1], axis=1)]
+    out = np.empty(a.shape[0], dtype=np.intp)
+    out[order] = np.cumsum(new) - 1
+    return out
 
 
 @dataclass(frozen=True)
