@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -38,10 +37,12 @@ if TYPE_CHECKING:
 @column_options
 def backtest(
     log: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="LOG",
-            help="Log with timestamps and costs: Parquet file or dataset directory, or CSV.",
+            help="Log with timestamps and costs: Parquet file or dataset directory, or CSV; "
+            "local, or at a pyarrow filesystem URI such as s3://bucket/log/.",
+            show_default=False,
         ),
     ],
     split: Annotated[
@@ -114,6 +115,7 @@ def backtest(
     Example: costsim backtest scenarios/pilot.parquet --split 0.5 --rolling 3
     """
     from .backtest import parse_split, run_backtest
+    from .inputs import on_this_machine
     from .logs import read_pilot
     from .model.file import dumps
     from .report.backtest import backtest_to_dict, backtest_to_markdown, render_backtest
@@ -128,7 +130,7 @@ def backtest(
                 Output("--json", json_out) if json_out is not None else None,
                 Output("--markdown", markdown) if markdown is not None else None,
             ],
-            [log],
+            on_this_machine(log),
         )
         parallel = parallel_from(workers, scheduler)
         with warnings.catch_warnings(record=True) as caught, progress_bar() as bar:

@@ -156,7 +156,7 @@ def fit(
 
     Example: costsim fit scenarios/pilot.parquet -o pilot.model.json
     """
-    from .inputs import is_uri
+    from .inputs import is_uri, on_this_machine
 
     if not is_uri(pilot) and not Path(pilot).exists():
         _fail(f"pilot log not found: {pilot}")  # as reading it says, without its imports first
@@ -186,7 +186,7 @@ def fit(
                 Output("--json", json_out) if json_out is not None else None,
                 Output("--html", html, (".html", ".htm"), text=False) if html is not None else None,
             ],
-            [*([] if is_uri(pilot) else [pilot]), *([class_map] if class_map is not None else [])],
+            [*on_this_machine(pilot), *([class_map] if class_map is not None else [])],
         )
         if html is not None:
             from .report.forecast import require_matplotlib

@@ -32,6 +32,18 @@ def is_uri(src: str) -> bool:
     return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", src) is not None
 
 
+def on_this_machine(src: str) -> list[str]:
+    """The local path an input names, for the check that no output overwrites it: the path
+    itself, that of a ``file://`` URI, or none for a remote URI (``s3://`` ...)."""
+    if not is_uri(src):
+        return [src]
+    if src.lower().startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return [unquote(urlparse(src).path)]
+    return []
+
+
 def local_bytes(src: str, enough: int) -> int:
     """The bytes of a local Parquet file, or of the Parquet files under a local directory
     (those a dataset reads: no hidden or ``_``-prefixed names), counted until ``enough`` is

@@ -268,6 +268,18 @@ def test_output_onto_the_input_log_is_refused(tmp_path: Path) -> None:
     assert log.read_bytes() == before
 
 
+def test_a_log_at_a_uri_is_the_same_log(tmp_path: Path) -> None:
+    """`backtest file:///...` reads the log there (the URI was folded into a path that did
+    not exist), gives the same backtest, and refuses an output onto the log it names."""
+    log = _two_days(tmp_path)
+    here, there = _json(str(log)), _json(log.as_uri())
+    assert there.pop("source") == log.as_uri() and here.pop("source") == str(log)
+    assert there == here
+    before = log.read_bytes()
+    _assert_refused(_run(log.as_uri(), "--json", str(log)), "is an input of this command")
+    assert log.read_bytes() == before
+
+
 def test_split_parsing() -> None:
     assert parse_split(" 0.25 ") == 0.25
     assert parse_split("2026-10-12") == datetime(2026, 10, 12, tzinfo=UTC)

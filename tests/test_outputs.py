@@ -60,6 +60,11 @@ def test_fit_output_onto_the_pilot_is_refused(small_pilot: Path) -> None:
     before = _sha(small_pilot)
     one_error(run("fit", small_pilot, "-o", small_pilot), "is an input of this command")
     assert _sha(small_pilot) == before
+    # the same file named by a file:// URI is the same input
+    one_error(
+        run("fit", small_pilot.as_uri(), "--json", small_pilot), "is an input of this command"
+    )
+    assert _sha(small_pilot) == before
 
 
 def test_fit_writes_nothing_when_one_output_cannot_be_written(

@@ -404,6 +404,26 @@ def test_mixed_directory(tmp_path: Path) -> None:
         read_source(tmp_path, pricer=pricer)
 
 
+
+def test_a_file_beside_costsim_s_table_is_left_to_its_reader(tmp_path: Path) -> None:
+    """A README beside the Parquet parts of costsim's table: the table's reader reads the
+    .parquet, .pq and .csv files alone, so the directory is the table (it was an unknown
+    export format)."""
+    pq.write_table(pa.table({"query_class": ["a"], "cost_usd": [1.0]}), tmp_path / "p.parquet")
+    (tmp_path / "README.txt").write_text("hello\n")
+    assert read_source(tmp_path) is None
+
+
+def test_a_stray_file_beside_an_export_is_named_as_not_that_export(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes((FIX / "bedrock/invocations.jsonl").read_bytes())
+    (tmp_path / "README.txt").write_text("hello\n")
+    with pytest.raises(LogSchemaError) as info:
+        read_source(tmp_path, pricer=pricer)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'README.txt'}: not ")
+    assert "found fields: hello" in message
+    assert "move it out of the directory" in message and "langfuse" not in message
+
 def test_plain_table_is_left_to_read_pilot(tmp_path: Path) -> None:
     path = tmp_path / "pilot.parquet"
     pq.write_table(pa.table({"query_class": ["a"], "cost_usd": [1.0]}), path)

@@ -175,8 +175,16 @@ def _detect_files(files: list[DataFile], src: str, requested: str) -> tuple[str,
         return requested, want.title
     if unknown:
         f, keys = unknown[0]
-        if f.kind in ("csv", "parquet") and not seen:
+        if set(seen) == {"table"} or (f.kind in ("csv", "parquet") and not seen):
+            # costsim's table: its reader takes the .parquet, .pq and .csv files of a directory
+            # alone (a README beside them is not read), and checks each one's columns
             return "table", "costsim's plain table"
+        if seen:
+            title, _ = next(iter(seen.values()))
+            raise error(
+                f"{f.label}: not {title} as the other files of {src} are (found fields: "
+                f"{_shown(keys)}); move it out of the directory, or read it alone"
+            )
         raise error(
             f"{f.label}: unknown log format: expected one of {_expected()}, "
             f"or costsim's plain table (query_class, cost_usd, ...); found fields: {_shown(keys)}"
