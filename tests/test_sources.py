@@ -404,7 +404,6 @@ def test_mixed_directory(tmp_path: Path) -> None:
         read_source(tmp_path, pricer=pricer)
 
 
-
 def test_a_file_beside_costsim_s_table_is_left_to_its_reader(tmp_path: Path) -> None:
     """A README beside the Parquet parts of costsim's table: the table's reader reads the
     .parquet, .pq and .csv files alone, so the directory is the table (it was an unknown
@@ -423,6 +422,7 @@ def test_a_stray_file_beside_an_export_is_named_as_not_that_export(tmp_path: Pat
     assert message.startswith(f"{tmp_path / 'README.txt'}: not ")
     assert "found fields: hello" in message
     assert "move it out of the directory" in message and "langfuse" not in message
+
 
 def test_plain_table_is_left_to_read_pilot(tmp_path: Path) -> None:
     path = tmp_path / "pilot.parquet"
