@@ -313,8 +313,13 @@ def _shared_file(blob: bytes) -> str | bytes:
 
 
 def _start_worker(tune_malloc: bool) -> None:
+    import signal
+
     from threadpoolctl import threadpool_limits
 
+    # Ctrl-C reaches the whole process group: this process's parent stops the run and then its
+    # workers, rather than each worker printing a KeyboardInterrupt traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if tune_malloc:
         from ..memory import tune_as_asked
 
