@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from costsim.errors import CostsimError, LogSchemaError
 from costsim.logs import ColumnMap, DroppedRows, PilotLog, read_pilot
+from costsim.logs.locate import GCS_FIRST_RETRY_S, _bounded
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 
@@ -240,6 +241,17 @@ def test_a_directory_at_a_uri_is_read_as_the_same_directory_here(tmp_path: Path)
     missing = (tmp_path / "nowhere").resolve().as_uri()
     with pytest.raises(LogSchemaError, match="pilot log not found"):
         read_pilot(missing)
+
+
+def test_the_first_request_to_cloud_storage_retries_for_seconds_not_minutes() -> None:
+    """Without credentials or a network, Google Cloud Storage's client retried for many minutes
+    in silence: the first request bounds its retries (pyarrow's ``retry_limit_seconds``), unless
+    the URI sets them; other URIs are left as they are."""
+    limit = f"retry_limit_seconds={GCS_FIRST_RETRY_S}"
+    assert _bounded("gs://bucket/pilot/") == f"gs://bucket/pilot/?{limit}"
+    assert _bounded("gcs://b/p?endpoint_override=x:1") == f"gcs://b/p?endpoint_override=x:1&{limit}"
+    for kept in ("gs://b/p?retry_limit_seconds=300", "s3://b/p", "file:///tmp/p"):
+        assert _bounded(kept) == kept
 
 
 def test_directory_row_numbers_continue_across_files(tmp_path: Path) -> None:

@@ -143,7 +143,8 @@ def list_uri(src: str) -> UriListing:
     the filesystem's own errors are one line."""
     try:
         fs, root = pa_fs.FileSystem.from_uri(src)
-        info = fs.get_file_info(root)
+        probe = _bounded(src)  # the first request: a missing credential said within seconds
+        info = (fs if probe == src else pa_fs.FileSystem.from_uri(probe)[0]).get_file_info(root)
     except _ARROW_ERRORS as exc:
         raise _error(f"cannot open {src}: {_first_line(exc)}") from None
     if info.type == pa_fs.FileType.NotFound:
@@ -161,6 +162,26 @@ def list_uri(src: str) -> UriListing:
         if entry.type == pa_fs.FileType.File and not any(p.startswith((".", "_")) for p in parts):
             files.append((parts, entry.path))
     return UriListing(fs, root, info, sorted(files))
+
+
+#: how long the first request to Google Cloud Storage may retry: without credentials or a
+#: network, its client retries for many minutes by default, printing nothing (S3's gives up
+#: within seconds). Reading goes on with the URI's own retry policy.
+GCS_FIRST_RETRY_S = 10
+
+
+def _bounded(src: str) -> str:
+    """A ``gs://`` URI with its retries bounded by `GCS_FIRST_RETRY_S` (pyarrow's
+    ``retry_limit_seconds``) unless it sets them, the rest of its query as it was written; any
+    other URI as it is."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    parts = urlsplit(src)
+    keys = {k for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    if parts.scheme not in ("gs", "gcs") or "retry_limit_seconds" in keys:
+        return src
+    limit = f"retry_limit_seconds={GCS_FIRST_RETRY_S}"
+    return urlunsplit(parts._replace(query=f"{parts.query}&{limit}" if parts.query else limit))
 
 
 def _locate_uri(src: str) -> _Source:
