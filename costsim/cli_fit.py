@@ -286,7 +286,8 @@ def _start_workers_early(pilot: str, workers: int | None, scheduler: str | None)
     from .parallel import ENV_SCHEDULER, Parallel, available_cores
 
     n = workers if workers is not None else available_cores()
-    if scheduler is not None or os.environ.get(ENV_SCHEDULER) or n < 2:
+    on_cluster = scheduler.strip() if scheduler is not None else os.environ.get(ENV_SCHEDULER)
+    if on_cluster or n < 2:
         return
     if local_bytes(pilot, EARLY_BYTES) >= EARLY_BYTES:
         Parallel(n).start_processes("costsim.model.fit")

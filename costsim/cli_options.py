@@ -27,7 +27,7 @@ WorkersOption = Annotated[
         "--workers",
         metavar="N",
         help="Local workers (threads, or processes for long work) to run on; results are "
-        "identical for any N [default: all cores].",
+        "identical for any N [default: all cores]. On a cluster, its workers run the work.",
     ),
 ]
 SchedulerOption = Annotated[
@@ -35,7 +35,7 @@ SchedulerOption = Annotated[
     typer.Option(
         "--scheduler",
         metavar="ADDRESS",
-        envvar="COSTSIM_DASK_SCHEDULER",
-        help="Dask scheduler address (needs the `dask` extra); results identical to a local run.",
+        help="Dask scheduler address (needs the `dask` extra); results identical to a local run "
+        "[default: $COSTSIM_DASK_SCHEDULER if set; '' runs here].",
     ),
 ]

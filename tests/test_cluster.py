@@ -87,6 +87,22 @@ def test_a_scheduler_that_does_not_answer_is_one_clear_error(
         Parallel.from_options(None, "tcp://127.0.0.1:9")
 
 
+def test_a_scheduler_from_the_environment_is_named_so_and_can_be_left_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The error names the environment variable the address came from (the user typed no
+    --scheduler), and --scheduler '' runs here whatever it says."""
+    monkeypatch.setattr("costsim.parallel.cluster.CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setenv("COSTSIM_DASK_SCHEDULER", "tcp://127.0.0.1:9")
+    said = r"^COSTSIM_DASK_SCHEDULER=tcp://127\.0\.0\.1:9: no Dask scheduler answered"
+    with pytest.raises(ParallelError, match=said):
+        Parallel.from_options(None, None)
+    assert Parallel.from_options(2, "") == Parallel(2, None)
+    result = run("forecast", str(ROOT / "scenarios" / "launch_month.yaml"), "-q", "--trials",
+                 "2000", "--json", "-", "--scheduler", "", "--workers", "1")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+
+
 @contextmanager
 def stranger(reply: bytes | None) -> Iterator[str]:
     """A TCP server that is not Dask: it accepts, then sends ``reply`` (None: nothing) and

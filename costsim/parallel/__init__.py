@@ -65,15 +65,22 @@ class Parallel:
     @classmethod
     def from_options(cls, workers: int | None, scheduler: str | None) -> Parallel:
         """The user's `--workers` (None: every core) and `--scheduler` (None: the
-        ``COSTSIM_DASK_SCHEDULER`` environment variable, if set). A scheduler is reached now,
-        so that an address that does not answer is said before any work starts."""
+        ``COSTSIM_DASK_SCHEDULER`` environment variable, if set; ``""``: none, whatever the
+        environment says). A scheduler is reached now, so that an address that does not answer
+        is said before any work starts, named as the user gave it."""
         if workers is not None and workers < 1:
             raise ParallelError(f"--workers: expected 1 or more, got {workers}")
-        address = scheduler if scheduler is not None else os.environ.get(ENV_SCHEDULER) or None
+        if scheduler is not None:
+            address, named = scheduler.strip() or None, "--scheduler "
+        else:
+            address, named = os.environ.get(ENV_SCHEDULER, "").strip() or None, f"{ENV_SCHEDULER}="
         if address is not None:
             from .cluster import client
 
-            client(address)
+            try:
+                client(address)
+            except ParallelError as exc:
+                raise ParallelError(f"{named}{exc}") from None
         return cls(workers if workers is not None else available_cores(), address)
 
     def map(

@@ -32,7 +32,7 @@ def client(address: str) -> Any:
         from distributed import Client
     except ImportError:
         raise ParallelError(
-            f"--scheduler {address}: running on a Dask cluster needs the dask extra ({DASK_EXTRA})"
+            f"{address}: running on a Dask cluster needs the dask extra ({DASK_EXTRA})"
         ) from None
     ask_scheduler(address)
     try:
@@ -64,7 +64,7 @@ def ask_scheduler(address: str) -> None:
     except ValueError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ParallelError(
-            f"--scheduler {address}: not a scheduler's address ({reason}); expected one like "
+            f"{address}: not a scheduler's address ({reason}); expected one like "
             "tcp://HOST:8786, as `dask scheduler` prints it"
         ) from None
 
@@ -103,7 +103,7 @@ def ask_scheduler(address: str) -> None:
     if not (isinstance(got, dict) and got.get("type") == "Scheduler"):
         kind = got.get("type") if isinstance(got, dict) else None
         raise ParallelError(
-            f"--scheduler {address}: "
+            f"{address}: "
             + (f"a Dask {kind}, not the scheduler, answered" if kind else "not a Dask scheduler")
             + "; give the scheduler's address (`dask scheduler` prints it)"
         )
@@ -118,7 +118,7 @@ def _no_scheduler(address: str, exc: BaseException) -> ParallelError:
     if isinstance(exc, TimeoutError):  # asyncio's too, from Python 3.11
         reason = f"no answer in {CONNECT_TIMEOUT_S:g} s"
     return ParallelError(
-        f"--scheduler {address}: no Dask scheduler answered ({reason}); start one with "
+        f"{address}: no Dask scheduler answered ({reason}); start one with "
         "`dask scheduler` and workers with `dask worker ADDRESS`"
     )
 
