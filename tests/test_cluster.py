@@ -150,7 +150,11 @@ def test_an_address_that_is_not_a_dask_scheduler_is_one_clear_error_soon(
 
 @pytest.mark.parametrize(
     ("address", "reason"),
-    [("nonsense", "missing port number"), ("foo://x:1", "unknown address scheme 'foo'")],
+    [
+        ("nonsense", "missing port number"),
+        ("foo://x:1", "unknown address scheme 'foo'"),
+        ("tcp://127.0.0.1:99999", "port 99999 is not between 1 and 65535"),
+    ],
 )
 def test_what_is_no_address_is_said_before_connecting(address: str, reason: str) -> None:
     said = rf"--scheduler {address}: not a scheduler's address \(.*{reason}"

@@ -60,7 +60,9 @@ def ask_scheduler(address: str) -> None:
         scheme, where = parse_address(address)
         get_backend(scheme)
         if scheme in ("tcp", "tls"):
-            parse_host_port(where)
+            port = parse_host_port(where)[1]
+            if not 0 < port < 65536:  # the system would say so only when connecting, later
+                raise ValueError(f"port {port} is not between 1 and 65535")
     except ValueError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ParallelError(
