@@ -424,6 +424,15 @@ def test_a_stray_file_beside_an_export_is_named_as_not_that_export(tmp_path: Pat
     assert "move it out of the directory" in message and "langfuse" not in message
 
 
+def test_an_empty_file_or_directory_says_so_as_the_table_reader_does(tmp_path: Path) -> None:
+    (tmp_path / "zero.parquet").write_bytes(b"")
+    with pytest.raises(LogSchemaError, match=r"zero\.parquet has no rows$"):
+        read_source(tmp_path / "zero.parquet")
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(LogSchemaError, match=r"no data files in directory \(expected .*\.parquet"):
+        read_source(tmp_path / "nothing")
+
+
 def test_plain_table_is_left_to_read_pilot(tmp_path: Path) -> None:
     path = tmp_path / "pilot.parquet"
     pq.write_table(pa.table({"query_class": ["a"], "cost_usd": [1.0]}), path)

@@ -70,7 +70,7 @@ def locate(src: str) -> list[DataFile]:
     if not path.exists():
         raise error(f"pilot log not found: {src}")
     if path.is_file():
-        return [_classify(str(path), src)]
+        return [_one_file(_classify(str(path), src))]
     if not path.is_dir():
         raise error(f"{src}: not a file or a directory")
     found: list[str] = []
@@ -84,10 +84,21 @@ def locate(src: str) -> list[DataFile]:
     return _data_files(files, src)
 
 
+def _one_file(file: DataFile) -> DataFile:
+    """A log that is one file, refused when it holds nothing (as costsim's table reader says
+    of it; in a directory, such a file is passed over)."""
+    if file.kind == "empty":
+        raise error(f"pilot log {file.label} has no rows")
+    return file
+
+
 def _data_files(files: list[DataFile], src: str) -> list[DataFile]:
     files = [f for f in files if f.kind != "empty"]
     if not files:
-        raise error(f"{src}: no data files in directory")
+        raise error(
+            f"{src}: no data files in directory (expected costsim's table as .parquet, .pq or "
+            ".csv files, or a tool's export)"
+        )
     return files
 
 
@@ -98,7 +109,7 @@ def _locate_uri(src: str) -> list[DataFile]:
     base = src.rstrip("/")
     try:
         if at.is_file:
-            return [_classify(at.root, src, at.fs)]
+            return [_one_file(_classify(at.root, src, at.fs))]
         files = [
             _classify(path, "/".join([base, *parts]), at.fs)
             for parts, path in at.files
