@@ -182,7 +182,12 @@ def fit(
     with user_errors():
         outputs = check_outputs(
             [
-                Output("--output", output or f"{_stem(Path(pilot))}.model.json", (".json",)),
+                Output(
+                    "--output",
+                    output or f"{_stem(Path(pilot))}.model.json",
+                    (".json",),
+                    implied=output is None,
+                ),
                 Output("--json", json_out) if json_out is not None else None,
                 Output("--html", html, (".html", ".htm"), text=False) if html is not None else None,
             ],

@@ -33,13 +33,15 @@ class Output:
     """One output of a command: the option that names it and the path it was given.
 
     ``suffixes`` lists the suffixes the output can be written as (lower case, with the dot);
-    empty accepts any. ``text`` outputs may go to standard output with ``-``.
+    empty accepts any. ``text`` outputs may go to standard output with ``-``. An ``implied``
+    target is the command's default, and is named as such in a refusal.
     """
 
     option: str
     target: str | Path
     suffixes: tuple[str, ...] = ()
     text: bool = True
+    implied: bool = False  # the target is the command's default, not one the user gave
 
     @property
     def to_stdout(self) -> bool:
@@ -102,7 +104,10 @@ def check_outputs(outputs: Iterable[Output | None], inputs: Iterable[str | Path]
 
 
 def _problems(out: Output, inputs: Sequence[Path], earlier: Sequence[Output]) -> list[str]:
-    path, name = out.path, f"{out.option} {out.target}"
+    path = out.path
+    name = (
+        f"{out.target} (the default {out.option})" if out.implied else f"{out.option} {out.target}"
+    )
     for source in inputs:
         if _same_file(path, source):
             return [f"{name}: is an input of this command ({source}); refusing to overwrite it"]

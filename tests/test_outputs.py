@@ -86,6 +86,18 @@ def test_fit_refuses_to_write_inside_a_dataset_directory(tmp_path: Path) -> None
     assert sorted(p.name for p in dataset.iterdir()) == ["part-0.parquet"]
 
 
+def test_a_default_output_is_named_as_the_default_not_as_an_option_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`costsim fit .` in a dataset directory: its model file would land inside it. The refusal
+    names the default, not a --output the user never typed."""
+    shutil.copy(PILOT, tmp_path / "part-0.parquet")
+    monkeypatch.chdir(tmp_path)
+    result = run("fit", ".")
+    one_error(result, "pilot.model.json (the default --output): is inside the input directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["part-0.parquet"]
+
+
 @pytest.mark.parametrize("option", ["--json", "--markdown", "--samples", "--plot"])
 def test_forecast_outputs_onto_the_scenario_or_model_are_refused(
     scenario: Path, option: str
