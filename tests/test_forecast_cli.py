@@ -240,6 +240,14 @@ BAD_SCENARIOS = {
         lambda t: _with(mix={"lookup": 0.5, "nonexistent": 0.5}),
         r"mix\.nonexistent: class not in the model.*model classes: .*lookup",
     ),
+    # a relative mix reads the `like` class's share: it was read before the class was checked
+    # (the memory estimate), a KeyError and exit 70
+    "new_class_like_a_class_not_in_model": (
+        lambda t: _with(
+            mix_relative=True, mix={"agent_x": 1}, new_classes={"agent_x": {"like": "nope"}}
+        ),
+        r"new_classes\.agent_x\.like: class 'nope' not in the model",
+    ),
     "missing_model": (
         lambda t: _with(model=str(t / "gone.model.json")),
         r"model file not found: .*gone\.model\.json",

@@ -65,7 +65,6 @@ def prepare(
     streams). A unit keeps its rows' bodies (most of its bytes) where they are used after the
     moments: with ``bodies`` (the reference engine draws every request from them), or where
     some exact draw can fall in a body or its tail's cap moves its mean (`cap_sensitive`)."""
-    validate_against_model(scenario, tuple(model.classes))
     notes: list[str] = []
     sources, mix = production_mix(scenario, model)
     names = list(sources)
@@ -129,7 +128,11 @@ def production_mix(
     scenario: Scenario, model: FittedModel
 ) -> tuple[dict[str, tuple[ClassFit, float, str | None]], np.ndarray]:
     """The production classes, each with the pilot class it is fitted on, its cost scale and
-    the class it borrows from (a new class), and their shares of the scenario's requests."""
+    the class it borrows from (a new class), and their shares of the scenario's requests. The
+    scenario's class names are checked against the model's first (`validate_against_model`):
+    everything that reads the mix (the memory estimate before a forecast, too) goes through
+    here."""
+    validate_against_model(scenario, tuple(model.classes))
     sources: dict[str, tuple[ClassFit, float, str | None]] = {
         n: (cf, 1.0, None) for n, cf in model.classes.items()
     }
