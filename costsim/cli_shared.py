@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import math
 import os
 import time
@@ -280,8 +281,11 @@ def _scenario_inputs(sc: Scenario) -> list[Path]:
 
 
 def _scenario_model(sc: Scenario) -> tuple[Any, str]:
-    """The scenario's model (loaded, or fitted from `pilot:`) and its text, for its hash."""
-    from .model.file import load_model, model_to_json
+    """The scenario's model (loaded, or fitted from `pilot:`) and its text, for its hash. A
+    model fitted on the fly is read back from its text, as from the file `costsim fit` writes
+    (numbers rounded to 10 digits): the hash names the numbers the forecast uses, and `pilot:`
+    gives the same forecast as `model:` on that file."""
+    from .model.file import load_model, model_from_dict, model_to_json
     from .model.fit import fit_source
 
     if sc.model_path is not None:
@@ -289,8 +293,8 @@ def _scenario_model(sc: Scenario) -> tuple[Any, str]:
     assert sc.pilot_path is not None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CostsimWarning)
-        model = fit_source(sc.pilot_path).model
-    return model, model_to_json(model)
+        text = model_to_json(fit_source(sc.pilot_path).model)
+    return model_from_dict(json.loads(text), str(sc.pilot_path)), text
 
 
 def _announce_reference(sc: Scenario) -> None:

@@ -133,6 +133,21 @@ def test_same_scenario_and_seed_give_byte_identical_json(tmp_path: Path) -> None
     assert json.loads(c)["quantiles"] != json.loads(a)["quantiles"]
 
 
+def test_a_pilot_fitted_on_the_fly_forecasts_as_its_model_file_does(tmp_path: Path) -> None:
+    """`pilot:` fits the log and reads the model back from its text, as `model:` reads the file
+    `costsim fit` writes (the bundled one): the same hash, and the same numbers (it simulated
+    the fit's unrounded numbers under the file's hash)."""
+    doc = yaml.safe_load((SCENARIOS / "launch_month.yaml").read_text())
+    doc["model"] = str(MODEL)
+    by_file = _forecast_json(_write_scenario(tmp_path / "file.yaml", doc), "--trials", "500")
+    del doc["model"]
+    doc["pilot"] = str(PILOT)
+    on_the_fly = _forecast_json(_write_scenario(tmp_path / "fly.yaml", doc), "--trials", "500")
+    assert on_the_fly["model_hash"] == by_file["model_hash"]
+    assert on_the_fly.pop("scenario") != by_file.pop("scenario")  # `model:` or `pilot:`
+    assert on_the_fly == by_file
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. Common random numbers: prices times k give costs times k, trial by trial
 # ---------------------------------------------------------------------------------------------
