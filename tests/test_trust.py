@@ -86,6 +86,15 @@ def test_check_never_passes_a_broken_forecast(
     assert not (tmp_path / "f.json").exists()
 
 
+def test_a_forecast_priced_at_zero_points_at_the_prices(tmp_path: Path) -> None:
+    """Every price 0: the $0 is refused as any $0 forecast is, and the line names the scenario
+    and its prices as the cause (it said to check the volume)."""
+    free = {"input_per_mtok": 0, "output_per_mtok": 0, "cached_per_mtok": 0}
+    scenario = _scenario(tmp_path, "free.yaml", pricing={"default": free})
+    result = run("check", scenario, "--max", "p95=100")
+    one_error(result, "free.yaml: the forecast is $0", "check the scenario's prices (pricing:")
+
+
 def test_a_forecast_of_few_requests_may_be_zero_at_p50(tmp_path: Path) -> None:
     # 2 requests a week: P(no request at all) is at least e^-2 = 14% (more with an uncertain
     # volume), so P5 = $0 is an honest answer (at 3 a week, e^-3 = 5.0% sat on P5's edge)

@@ -437,10 +437,18 @@ def ensure_trustworthy(fc: Forecast) -> Forecast:
         fc.quantiles["mean"] <= 0
         or (fc.quantiles["p50"] <= 0 and fc.projected_requests >= ZERO_CHECK_REQUESTS)
     ):
+        doc = fc.scenario_document
+        repriced = bool(doc.get("pricing") or doc.get("deployments"))
         raise ForecastError(
-            f"the forecast is $0 (P50 ${fc.quantiles['p50']:g}, mean ${fc.quantiles['mean']:g}) "
-            f"for {fc.projected_requests:,.0f} projected requests at ${fc.pilot_mean_cost:.4g} "
-            "each: check the scenario's volume and its uncertainty"
+            f"{fc.scenario_name}: the forecast is $0 (P50 ${fc.quantiles['p50']:g}, mean "
+            f"${fc.quantiles['mean']:g}) for {fc.projected_requests:,.0f} projected requests, "
+            f"which cost ${fc.pilot_mean_cost:.4g} each in the pilot: "
+            + (
+                "check the scenario's prices (pricing: or its deployments; a price of 0 makes "
+                "every request free), its volume and its uncertainty"
+                if repriced
+                else "check the scenario's volume and its uncertainty"
+            )
         )
     return fc
 
