@@ -298,7 +298,8 @@ def _refuse_unresolved(fc: Forecast, stats: list[str] | tuple[str, ...]) -> None
         need = max(trials_to_resolve(QUANTILES[s]) for s in unresolved)
         raise CostsimError(
             f"{fc.scenario_name}: {', '.join(unresolved)} cannot be judged with {fc.trials:,} "
-            f"trials (its Monte Carlo interval runs past the sample); use --trials {need:,} or "
+            f"trials ({'their' if len(unresolved) > 1 else 'its'} Monte Carlo interval runs past "
+            f"the sample); use --trials {need:,} or "
             "more, or --trials auto"
         )
 

@@ -125,7 +125,8 @@ def _service_cells(o: OptionResult) -> list[str]:
 
 def _context(cmp: Comparison) -> str:
     return (
-        f"{cmp.scenario_name}: {len(cmp.options)} ways to serve {format_duration(cmp.horizon_s)}"
+        f"{cmp.scenario_name}: {len(cmp.options)} way{'s' if len(cmp.options) != 1 else ''} to "
+        f"serve {format_duration(cmp.horizon_s)}"
         f" of traffic at {format_duration(cmp.resolution_s)} resolution ({cmp.trials:,} trials, "
         f"seed {cmp.seed}; every option on the same random numbers)"
     )
