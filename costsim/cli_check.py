@@ -27,6 +27,7 @@ from .cli_shared import (
     _stdout,
     _trials_option,
     parallel_from,
+    stderr,
     user_errors,
 )
 from .errors import CostsimError
@@ -371,6 +372,9 @@ def check(
         )
         if trials is None and cfg is not None and cfg.trials is not None:
             trials = str(cfg.trials)
+        # an option that changes nothing is said, not ignored in silence
+        if tolerance is not None and not any(sp.baseline for sp in specs):
+            _unused("--tolerance", "it applies to a comparison with a baseline (--baseline)")
         prec_value = cfg.precision if cfg is not None and cfg.precision else 0.01
         if precision is not None:
             prec = parse_tolerance(precision)
@@ -380,6 +384,8 @@ def check(
                     f"{precision!r}"
                 )
             prec_value = prec.value
+            if trials != "auto":
+                _unused("--precision", "it sets how many trials --trials auto runs")
         loaded = [load_scenario(sp.scenario) for sp in specs]  # told before the imports
         from .model.file import dumps
         from .report.check import check_to_dict, check_to_junit, check_to_markdown, render_check
@@ -438,6 +444,10 @@ def check(
             for line in check_lines(results):
                 sys.stdout.write(line + "\n")
     raise typer.Exit(exit_code(results))
+
+
+def _unused(option: str, why: str) -> None:
+    stderr.print(f"[yellow]warning:[/] {option} changes nothing here: {why}", soft_wrap=True)
 
 
 def _append(path: str, text: str) -> None:

@@ -182,6 +182,26 @@ def test_bad_options_exit_2(baseline, args: list[str], pattern: str) -> None:
     assert pattern in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--tolerance", "5%"], "--tolerance changes nothing here: it applies to a comparison"),
+        (["--precision", "2%"], "--precision changes nothing here: it sets how many trials"),
+    ],
+)
+def test_an_option_that_changes_nothing_is_said(baseline, args: list[str], said: str) -> None:
+    """Without a baseline, or without --trials auto: the check runs, and says so (the option
+    was ignored without a word)."""
+    scenario, _, _ = baseline
+    result = _run("check", scenario, "--max", "p95=1e12", "--trials", "500", *args)
+    assert result.exit_code == 0, result.stderr
+    assert f"warning: {said}" in result.stderr
+    assert (
+        "changes nothing"
+        not in _run("check", scenario, "--max", "p95=1e12", "--trials", "500").stderr
+    )
+
+
 def test_bad_scenario_exits_2(tmp_path: Path) -> None:
     s = _write(tmp_path / "s.yaml", _scenario_dict(volume={"requests": -5}))
     result = _run("check", s)
