@@ -68,7 +68,8 @@ def _interrupt_ignored(shared: None, x: int) -> tuple[bool, int]:
 
 
 def _shared_files() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("costsim-shared-*")}
+    """This process's shared-value files (other test processes write theirs meanwhile)."""
+    return {p.name for p in Path(tempfile.gettempdir()).glob(f"costsim-shared-{os.getpid()}-*")}
 
 
 def test_workers_are_kept_and_each_map_s_items_see_its_own_shared_value() -> None:
@@ -148,6 +149,51 @@ def test_workers_leave_ctrl_c_to_this_process() -> None:
     assert {pid for _, pid in seen} - {os.getpid()}  # on the workers
     assert all(ignored for ignored, pid in seen if pid != os.getpid())
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # not here
+
+
+ORPHANED = """
+import os, sys, time
+from costsim.parallel import Parallel
+
+def pid(shared, x):
+    time.sleep(0.2)
+    return os.getpid()
+
+if __name__ == "__main__":
+    Parallel(2).start_processes(__name__, wait=True)
+    pids = set(Parallel(2).map(pid, range(8), None, processes=True)) - {os.getpid()}
+    print(" ".join(map(str, sorted(pids))), flush=True)
+    os._exit(0)  # as a SIGKILL would end it: no pool shut, nothing cleaned up
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"  # not a zombie
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_workers_end_when_the_process_they_work_for_is_gone(tmp_path: Path) -> None:
+    """A parent killed without shutting its pool (SIGTERM, SIGKILL, the OOM killer) left its
+    workers and their fork server running for good; each worker now ends within a few of its
+    checks (`PARENT_CHECK_S`) once the parent is gone."""
+    script = tmp_path / "orphaned.py"
+    script.write_text(ORPHANED)
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    workers = [int(p) for p in done.stdout.split()]
+    assert workers  # the items ran on worker processes
+    deadline = time.monotonic() + 10 * processes.PARENT_CHECK_S + 5.0
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(_running, workers))
 
 
 def test_a_comparison_on_kept_workers_is_the_same_json_as_on_one_core() -> None:

@@ -239,7 +239,7 @@ def _kept_pool(n: int, module: str) -> ProcessPoolExecutor:
         _pool[1].shutdown(wait=False, cancel_futures=True)
     pool = ProcessPoolExecutor(
         n, mp_context=_fork_server(module), initializer=_start_worker,
-        initargs=(malloc_tuned(),),
+        initargs=(malloc_tuned(), os.getpid()),
     )  # fmt: skip
     _pool = (n, pool)
     return pool
@@ -312,7 +312,11 @@ def _shared_file(blob: bytes) -> str | bytes:
     return name
 
 
-def _start_worker(tune_malloc: bool) -> None:
+#: how often a worker looks whether the process it works for is still there
+PARENT_CHECK_S = 1.0
+
+
+def _start_worker(tune_malloc: bool, parent: int) -> None:
     import signal
 
     from threadpoolctl import threadpool_limits
@@ -320,11 +324,42 @@ def _start_worker(tune_malloc: bool) -> None:
     # Ctrl-C reaches the whole process group: this process's parent stops the run and then its
     # workers, rather than each worker printing a KeyboardInterrupt traceback of its own
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(
+        target=_exit_with, args=(parent,), daemon=True, name="costsim-parent-watch"
+    ).start()
     if tune_malloc:
         from ..memory import tune_as_asked
 
         tune_as_asked()
     threadpool_limits(limits=1, user_api="blas")  # for the life of the worker (found once)
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once the process it works for is gone, however it ended: a parent killed
+    by SIGTERM or SIGKILL (a supervisor, the OOM killer) never shuts its pool, and its workers,
+    waiting for work that will never come, kept themselves and the fork server alive for good."""
+    while not _gone(parent):
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended: no such process, or (where /proc tells) a zombie, dead
+    but not yet reaped. Its own parent may wait for the workers' end of its output pipe before
+    reaping it: a zombie must count as gone, or the two wait for each other."""
+    if os.path.isdir("/proc/self"):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                return f.read().rsplit(b") ", 1)[-1][:1] in (b"Z", b"X")
+        except FileNotFoundError:
+            return True
+        except OSError:
+            pass
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):  # PermissionError: another's process now
+        return True
+    return False
 
 
 def _run_in_worker(
