@@ -11,7 +11,6 @@ error and the next map starts new workers, and that a forecast on them is the sa
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -60,11 +59,6 @@ def _dies(shared: int, x: int) -> int:
 def _tuned(shared: None, x: int) -> bool:
     time.sleep(PAUSE_S)
     return malloc_tuned()
-
-
-def _interrupt_ignored(shared: None, x: int) -> tuple[bool, int]:
-    time.sleep(PAUSE_S)
-    return signal.getsignal(signal.SIGINT) is signal.SIG_IGN, os.getpid()
 
 
 def _shared_files() -> set[str]:
@@ -139,16 +133,6 @@ def test_workers_tune_malloc_as_this_process_did() -> None:
         pytest.skip("no glibc mallopt here")
     list(Parallel(2).map(_where, range(4), 0, processes=True))  # workers up
     assert list(Parallel(2).map(_tuned, range(4), None, processes=True)) == [True] * 4
-
-
-def test_workers_leave_ctrl_c_to_this_process() -> None:
-    """Ctrl-C reaches the whole process group: the workers ignore it, and this process stops
-    the run and them, rather than each worker printing a KeyboardInterrupt traceback."""
-    list(Parallel(2).map(_where, range(4), 0, processes=True))  # workers up
-    seen = list(Parallel(2).map(_interrupt_ignored, range(4), None, processes=True))
-    assert {pid for _, pid in seen} - {os.getpid()}  # on the workers
-    assert all(ignored for ignored, pid in seen if pid != os.getpid())
-    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # not here
 
 
 ORPHANED = """

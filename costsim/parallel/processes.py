@@ -317,13 +317,10 @@ PARENT_CHECK_S = 1.0
 
 
 def _start_worker(tune_malloc: bool, parent: int) -> None:
-    import signal
-
     from threadpoolctl import threadpool_limits
 
-    # Ctrl-C reaches the whole process group: this process's parent stops the run and then its
-    # workers, rather than each worker printing a KeyboardInterrupt traceback of its own
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C is left to end a worker: ignoring it, a worker could keep its parent waiting at
+    # exit (an interrupted pool's shutdown waits for its workers, which no message may reach)
     threading.Thread(
         target=_exit_with, args=(parent,), daemon=True, name="costsim-parent-watch"
     ).start()
